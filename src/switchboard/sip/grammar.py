@@ -1,0 +1,149 @@
+"""Lexical helpers shared by the header parsers (RFC 3261 §25.1).
+
+Rules enforced here:
+- LWS (``[*WSP CRLF] 1*WSP``) around separators is insignificant; folding has already been
+  undone by the message parser, so only spaces and tabs remain.
+- Separators inside a quoted-string (``"..."`` with ``\\``-quoted pairs) or inside ``<...>``
+  never split a value.
+- Parameter names are case-insensitive (§7.3.1); their values are kept as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from switchboard.sip.errors import ParseError
+
+WSP = " \t"
+# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+_TOKEN_EXTRA = frozenset("-.!%*_+`'~")
+
+
+def is_token(text: str) -> bool:
+    return bool(text) and all(c.isascii() and (c.isalnum() or c in _TOKEN_EXTRA) for c in text)
+
+
+def split_top_level(text: str, separator: str) -> list[str]:
+    """Split ``text`` on ``separator`` where it is outside quotes and angle brackets."""
+    parts: list[str] = []
+    start = 0
+    in_quotes = False
+    in_angle = False
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_quotes:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_quotes = False
+        elif c == '"':
+            in_quotes = True
+        elif c == "<":
+            in_angle = True
+        elif c == ">":
+            in_angle = False
+        elif c == separator and not in_angle:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if in_quotes:
+        raise ParseError("Unterminated quoted string")
+    parts.append(text[start:])
+    return parts
+
+
+def read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read a quoted-string beginning at ``text[start] == '"'``.
+
+    Returns the unescaped content and the index just past the closing quote.
+    """
+    out: list[str] = []
+    i = start + 1
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= n:
+                break
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise ParseError("Unterminated quoted string")
+
+
+def quote(text: str) -> str:
+    """Render ``text`` as a quoted-string, escaping ``"`` and ``\\`` (§25.1 quoted-pair)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """An ordered list of ``;name[=value]`` parameters with case-insensitive names."""
+
+    items: tuple[tuple[str, str | None], ...] = ()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.lower()
+        for k, v in self.items:
+            if k.lower() == key:
+                return v
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(k.lower() == key for k, _ in self.items)
+
+    def __iter__(self) -> Iterator[tuple[str, str | None]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def with_param(self, name: str, value: str | None = None) -> Params:
+        key = name.lower()
+        kept = tuple((k, v) for k, v in self.items if k.lower() != key)
+        return Params((*kept, (name, value)))
+
+    def without(self, name: str) -> Params:
+        key = name.lower()
+        return Params(tuple((k, v) for k, v in self.items if k.lower() != key))
+
+    def render(self) -> str:
+        return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.items)
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``;a=b ; c ;d="q v"`` (the text may begin with the first ``;`` or not).
+
+    Quoted values keep their quotes, so that rendering gives back what was received.
+    """
+    items: list[tuple[str, str | None]] = []
+    for raw in split_top_level(text, ";"):
+        part = raw.strip(WSP)
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        name = name.strip(WSP)
+        if not is_token(name):
+            raise ParseError(f"Bad parameter name {name!r}")
+        if eq:
+            value = value.strip(WSP)
+            if value.startswith('"'):
+                _, end = read_quoted(value, 0)
+                if value[end:].strip(WSP):
+                    raise ParseError(f"Bad parameter value for {name}")
+            elif not value:
+                raise ParseError(f"Empty value for parameter {name}")
+            items.append((name, value))
+        else:
+            items.append((name, None))
+    return Params(tuple(items))

@@ -1,0 +1,71 @@
+"""The Via header field (RFC 3261 §20.42, §18.2.1, RFC 3581 rport).
+
+``SIP / 2.0 / UDP host:port ;params`` with LWS allowed around the slashes (§25.1,
+RFC 4475 "wsinv"). The branch of an RFC 3261 element starts with the magic cookie
+``z9hG4bK`` (§8.1.1.7); only such branches identify transactions (§17.2.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from switchboard.sip.errors import ParseError
+from switchboard.sip.grammar import WSP, Params, is_token, parse_params, split_top_level
+from switchboard.sip.uri import _parse_hostport, format_host
+
+MAGIC_COOKIE = "z9hG4bK"
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = field(default_factory=Params)
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    @property
+    def is_rfc3261(self) -> bool:
+        branch = self.branch
+        return branch is not None and branch.startswith(MAGIC_COOKIE)
+
+    @property
+    def sent_by(self) -> tuple[str, int]:
+        default = 5061 if self.transport == "TLS" else 5060
+        return self.host.lower(), self.port or default
+
+    def with_params(self, params: Params) -> Via:
+        return replace(self, params=params)
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"SIP/2.0/{self.transport} {format_host(self.host)}{port}{self.params.render()}"
+
+
+def parse_via(text: str) -> Via:
+    protocol, sep, rest = text.strip(WSP).partition("/")
+    version, sep2, rest = rest.partition("/")
+    if not sep or not sep2 or protocol.strip(WSP).upper() != "SIP":
+        raise ParseError("Malformed Via")
+    if version.strip(WSP) != "2.0":
+        raise ParseError("Unsupported SIP version in Via")
+    rest = rest.lstrip(WSP)
+    i = 0
+    while i < len(rest) and rest[i] not in WSP:
+        i += 1
+    transport = rest[:i].upper()
+    if not is_token(transport):
+        raise ParseError("Malformed Via transport")
+    sent_by, _, params_text = rest[i:].strip(WSP).partition(";")
+    sent_by = sent_by.strip(WSP)
+    if not sent_by:
+        raise ParseError("Via without sent-by")
+    host, port = _parse_hostport(sent_by.replace(" ", "").replace("\t", ""))
+    return Via(transport, host, port, parse_params(params_text))
+
+
+def parse_via_list(values: list[str]) -> list[Via]:
+    return [parse_via(v) for value in values for v in split_top_level(value, ",") if v.strip(WSP)]
