@@ -1,0 +1,98 @@
+"""INVITE client transaction (RFC 3261 §17.1.1, with RFC 6026 §7.2's Accepted state).
+
+- Timer A retransmits the INVITE over UDP, starting at T1 and doubling (§17.1.1.2).
+- Timer B (64·T1) gives up in Calling: the TU sees ``TimedOut`` (a 408).
+- A 1xx stops retransmission; the TU owns ring time from then on.
+- A 300-699 is ACKed by the transaction itself (§17.1.1.3); Timer D (32 s over UDP, 0
+  over TCP) absorbs retransmitted finals with another ACK.
+- A 2xx moves to Accepted (RFC 6026): further 2xx (retransmissions, or forks) still go to
+  the TU, which ACKs them; Timer M (64·T1) ends the transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from switchboard.sip.builders import make_non_2xx_ack
+from switchboard.sip.message import Request, Response
+from switchboard.sip.transaction.base import (
+    Effect,
+    Input,
+    Peer,
+    Row,
+    TimerConfig,
+    Transaction,
+    response_input,
+)
+
+
+class State(enum.Enum):
+    CALLING = "Calling"
+    PROCEEDING = "Proceeding"
+    ACCEPTED = "Accepted"
+    COMPLETED = "Completed"
+    TERMINATED = "Terminated"
+
+
+S = State
+_TO_COMPLETED: Row = (("stop_retransmit", "send_ack", "deliver", "start_d"), S.COMPLETED)
+_TO_ACCEPTED: Row = (("stop_retransmit", "deliver", "start_m"), S.ACCEPTED)
+
+TABLE: dict[tuple[enum.Enum, Input], Row] = {
+    (S.CALLING, Input.TIMER_A): (("retransmit",), S.CALLING),
+    (S.CALLING, Input.TIMER_B): (("timeout",), S.TERMINATED),
+    (S.CALLING, Input.PROVISIONAL): (("stop_retransmit", "deliver"), S.PROCEEDING),
+    (S.CALLING, Input.SUCCESS): _TO_ACCEPTED,
+    (S.CALLING, Input.FAILURE): _TO_COMPLETED,
+    (S.CALLING, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
+    (S.PROCEEDING, Input.PROVISIONAL): (("deliver",), S.PROCEEDING),
+    (S.PROCEEDING, Input.SUCCESS): _TO_ACCEPTED,
+    (S.PROCEEDING, Input.FAILURE): _TO_COMPLETED,
+    (S.PROCEEDING, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
+    (S.ACCEPTED, Input.SUCCESS): (("deliver",), S.ACCEPTED),
+    (S.ACCEPTED, Input.TIMER_M): ((), S.TERMINATED),
+    (S.COMPLETED, Input.FAILURE): (("send_ack",), S.COMPLETED),
+    (S.COMPLETED, Input.TIMER_D): ((), S.TERMINATED),
+    (S.COMPLETED, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
+}
+
+
+class ClientInviteTransaction(Transaction):
+    TABLE = TABLE
+
+    def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
+        super().__init__(request, peer, State.CALLING, config)
+        self._ack: Request | None = None
+
+    def start(self, now: float) -> list[Effect]:
+        self._now = now
+        self._effects = []
+        self._send(self.request)
+        if not self.peer.reliable:
+            self._start("A", self.config.t1)
+        self._start("B", 64 * self.config.t1)
+        effects, self._effects = self._effects, []
+        return effects
+
+    def on_response(self, response: Response, now: float) -> list[Effect]:
+        return self.fire(response_input(response.status, outgoing=False), now, response)
+
+    def _do_retransmit(self) -> None:
+        self._send(self.request)
+        self._start("A", self.intervals["A"] * 2)
+
+    def _do_stop_retransmit(self) -> None:
+        self._stop("A")
+        self._stop("B")
+
+    def _do_send_ack(self) -> None:
+        if self._ack is None:
+            assert isinstance(self._message, Response)
+            self._ack = make_non_2xx_ack(self.request, self._message)
+        self._send(self._ack)
+
+    def _do_start_d(self) -> None:
+        self._start("D", self._unreliable(32.0))
+
+    def _do_start_m(self) -> None:
+        self._start("M", 64 * self.config.t1)

@@ -1,0 +1,83 @@
+"""Non-INVITE client transaction (RFC 3261 §17.1.2).
+
+- Timer E retransmits over UDP: T1, doubling up to T2; once a 1xx arrived, every T2.
+- Timer F (64·T1) gives up: ``TimedOut``.
+- Timer K (T4 over UDP, 0 over TCP) absorbs retransmitted finals after Completed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from switchboard.sip.message import Request, Response
+from switchboard.sip.transaction.base import (
+    Effect,
+    Input,
+    Peer,
+    Row,
+    TimerConfig,
+    Transaction,
+    response_input,
+)
+
+
+class State(enum.Enum):
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    TERMINATED = "Terminated"
+
+
+S = State
+_FINAL: Row = (("stop_retransmit", "deliver", "start_k"), S.COMPLETED)
+
+TABLE: dict[tuple[enum.Enum, Input], Row] = {
+    (S.TRYING, Input.TIMER_E): (("retransmit",), S.TRYING),
+    (S.TRYING, Input.TIMER_F): (("timeout",), S.TERMINATED),
+    (S.TRYING, Input.PROVISIONAL): (("deliver",), S.PROCEEDING),
+    (S.TRYING, Input.SUCCESS): _FINAL,
+    (S.TRYING, Input.FAILURE): _FINAL,
+    (S.TRYING, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
+    (S.PROCEEDING, Input.TIMER_E): (("retransmit_t2",), S.PROCEEDING),
+    (S.PROCEEDING, Input.TIMER_F): (("timeout",), S.TERMINATED),
+    (S.PROCEEDING, Input.PROVISIONAL): (("deliver",), S.PROCEEDING),
+    (S.PROCEEDING, Input.SUCCESS): _FINAL,
+    (S.PROCEEDING, Input.FAILURE): _FINAL,
+    (S.PROCEEDING, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
+    (S.COMPLETED, Input.TIMER_K): ((), S.TERMINATED),
+}
+
+
+class ClientNonInviteTransaction(Transaction):
+    TABLE = TABLE
+
+    def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
+        super().__init__(request, peer, State.TRYING, config)
+
+    def start(self, now: float) -> list[Effect]:
+        self._now = now
+        self._effects = []
+        self._send(self.request)
+        if not self.peer.reliable:
+            self._start("E", self.config.t1)
+        self._start("F", 64 * self.config.t1)
+        effects, self._effects = self._effects, []
+        return effects
+
+    def on_response(self, response: Response, now: float) -> list[Effect]:
+        return self.fire(response_input(response.status, outgoing=False), now, response)
+
+    def _do_retransmit(self) -> None:
+        self._send(self.request)
+        self._start("E", min(self.intervals["E"] * 2, self.config.t2))
+
+    def _do_retransmit_t2(self) -> None:
+        self._send(self.request)
+        self._start("E", self.config.t2)
+
+    def _do_stop_retransmit(self) -> None:
+        self._stop("E")
+        self._stop("F")
+
+    def _do_start_k(self) -> None:
+        self._start("K", self._unreliable(self.config.t4))
