@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): Basix-compatible methods under ``/basix/api/``, health, admin."""

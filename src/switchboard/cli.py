@@ -1,0 +1,70 @@
+"""The ``switchboard`` command (DESIGN §3)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from switchboard import __version__
+from switchboard.config import ConfigError, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard",
+        description="Switchboard: a self-hosted PBX with a Basix-compatible call control API.",
+    )
+    parser.add_argument("--version", action="version", version=f"switchboard {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity on stderr (default: INFO; INFO logs one line per SIP message)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the PBX")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default: the bundled examples/switchboard.toml)",
+    )
+    check = commands.add_parser("check-config", help="validate a config file and summarise it")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config if args.command == "serve" else args.file)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        server = config.server
+        print(f"sip_listen  {server.sip_listen} (udp, tcp)")
+        print(f"http_listen {server.http_listen}")
+        print(f"database    {server.database}")
+        print(f"domains     {len(config.domains)} (directory validation: not yet implemented)")
+        return 0
+    from switchboard.app import Server
+
+    _install_fast_loop()
+    asyncio.run(Server(config).run())
+    return 0
+
+
+def _install_fast_loop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

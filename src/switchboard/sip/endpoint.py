@@ -1,0 +1,294 @@
+"""The SIP endpoint: the thin asyncio edge that drives the pure core.
+
+It owns the sockets (UDP and TCP on one address), one timer for every transaction and
+2xx retransmission, and the log line per SIP message. Everything it decides is decided by
+the transaction layer; everything above it (UAS, UAC, the PBX) is a ``TransactionUser``.
+
+Rules:
+- A message that does not parse is dropped and logged, except a request that was readable
+  enough to answer: it gets ``400`` with the reason in the Reason-Phrase (§21.4.1).
+- Client transactions report to a callback with a response. A timeout is reported as a
+  synthesised 408 and a transport failure as 503, as §8.1.3.1 tells the TU to treat them.
+- An exception in a TU callback is logged and never stops the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from switchboard.sip.builders import make_response
+from switchboard.sip.dialog import SuccessRetransmitter
+from switchboard.sip.errors import ParseError
+from switchboard.sip.ids import IdGenerator
+from switchboard.sip.message import Message, Request, Response, parse_message
+from switchboard.sip.transaction.base import (
+    Deliver,
+    Effect,
+    Peer,
+    Send,
+    Terminated,
+    TimedOut,
+    TimerConfig,
+    Transaction,
+    TransportFailed,
+)
+from switchboard.sip.transaction.layer import (
+    ClientTransaction,
+    LayerEvent,
+    NewRequest,
+    ServerTransaction,
+    StrayResponse,
+    TransactionLayer,
+)
+from switchboard.sip.transport import TcpTransport, UdpTransport
+from switchboard.sip.uri import format_host
+
+log = logging.getLogger("switchboard.sip")
+ResponseCallback = Callable[[Response], None]
+
+
+class TransactionUser(Protocol):
+    def on_request(
+        self, endpoint: SipEndpoint, tx: ServerTransaction | None, request: Request, peer: Peer
+    ) -> None: ...
+
+    def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None:
+        ...
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        listen_host: str,
+        listen_port: int,
+        *,
+        advertised_host: str | None = None,
+        ids: IdGenerator | None = None,
+        timers: TimerConfig | None = None,
+    ) -> None:
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.advertised_host = advertised_host or listen_host
+        self.ids = ids or IdGenerator()
+        self.layer = TransactionLayer(timers)
+        self.user: TransactionUser | None = None
+        self._udp = UdpTransport(self._on_bytes)
+        self._tcp = TcpTransport(self._on_bytes, self._on_transport_error)
+        self._callbacks: dict[Transaction, ResponseCallback] = {}
+        self._retransmitters: dict[object, tuple[SuccessRetransmitter, Callable[[], None]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.counters = {"in": 0, "out": 0, "dropped": 0, "bad_request": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._loop.create_datagram_endpoint(
+            lambda: self._udp, local_addr=(self.listen_host, self.listen_port)
+        )
+        if self.listen_port == 0:
+            self.listen_port = self._udp.local_address[1]
+        await self._tcp.listen(self.listen_host, self.listen_port)
+        log.info("sip listening on %s:%d (udp, tcp)", self.listen_host, self.listen_port)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._udp.close()
+        await self._tcp.close()
+
+    def now(self) -> float:
+        assert self._loop is not None, "endpoint not started"
+        return self._loop.time()
+
+    # -- helpers for TUs ------------------------------------------------------------------
+
+    def via(self, transport: str = "UDP") -> str:
+        host = format_host(self.advertised_host)
+        return f"SIP/2.0/{transport} {host}:{self.listen_port};branch={self.ids.branch()};rport"
+
+    def contact(self, user: str | None = None, transport: str = "UDP") -> str:
+        userpart = f"{user}@" if user else ""
+        param = "" if transport == "UDP" else f";transport={transport.lower()}"
+        host = format_host(self.advertised_host)
+        return f"<sip:{userpart}{host}:{self.listen_port}{param}>"
+
+    def send_request(
+        self, request: Request, peer: Peer, callback: ResponseCallback
+    ) -> ClientTransaction:
+        tx, effects = self.layer.send_request(request, peer, self.now())
+        self._callbacks[tx] = callback
+        self._apply(effects)
+        self._rearm()
+        return tx
+
+    def respond(self, tx: ServerTransaction, response: Response) -> None:
+        self._apply(self.layer.respond(tx, response, self.now()))
+        self._rearm()
+
+    def send_stateless(self, message: Message, peer: Peer) -> None:
+        """Send outside any transaction: the ACK for a 2xx, for instance (§13.2.2.4)."""
+        self._send(message, peer)
+
+    def retransmit_success(
+        self, key: object, response: Response, peer: Peer, on_give_up: Callable[[], None]
+    ) -> None:
+        """Keep sending this 2xx until ``ack_received(key)`` (§13.3.1.4)."""
+        retransmitter = SuccessRetransmitter(response, peer, self.now(), self.layer.config)
+        self._retransmitters[key] = (retransmitter, on_give_up)
+        self._rearm()
+
+    def ack_received(self, key: object) -> bool:
+        entry = self._retransmitters.pop(key, None)
+        return entry is not None
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            **self.counters,
+            **self.layer.statistics(),
+            "awaiting_ack": len(self._retransmitters),
+            "tcp_connections": len(self._tcp.connections),
+        }
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def _on_bytes(self, data: bytes, peer: Peer) -> None:
+        if not data.strip(b"\r\n"):
+            return  # keep-alive (RFC 5626 §4.4.1)
+        self.counters["in"] += 1
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self._reject(exc, peer, data)
+            return
+        if log.isEnabledFor(logging.INFO):
+            log.info("in  %s %s %s", peer, message.get("Call-ID"), message.first_line)
+        try:
+            events = self.layer.receive(message, peer, self.now())
+            self._dispatch(events)
+        except Exception:
+            log.exception("error handling message from %s", peer)
+        self._rearm()
+
+    def _reject(self, exc: ParseError, peer: Peer, data: bytes) -> None:
+        partial = exc.partial
+        if isinstance(partial, Request) and partial.method != "ACK":
+            self.counters["bad_request"] += 1
+            log.warning("400 to %s: %s", peer, exc.reason)
+            try:
+                self._send(make_response(partial, 400, exc.reason), peer)
+            except ParseError:
+                pass
+            return
+        self.counters["dropped"] += 1
+        log.warning("dropped from %s (%s): %r", peer, exc.reason, data[:80])
+
+    def _dispatch(self, events: list[LayerEvent]) -> None:
+        for event in events:
+            if isinstance(event, NewRequest):
+                if self.user is not None:
+                    self.user.on_request(self, event.transaction, event.request, event.peer)
+                elif event.transaction is not None:
+                    self.respond(event.transaction, make_response(event.request, 501))
+            elif isinstance(event, StrayResponse):
+                if self.user is not None:
+                    self.user.on_stray_response(self, event.response, event.peer)
+            else:
+                self._apply([event])
+
+    def _on_transport_error(self, peer: Peer) -> None:
+        now = self.now()
+        for tx in list(self._callbacks):
+            if tx.peer == peer and not tx.terminated:
+                self._apply(self.layer.transport_error(tx, now))
+        self._rearm()
+
+    # -- effects and timers ---------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect.message, effect.peer)
+            elif isinstance(effect, Deliver):
+                self._deliver(effect)
+            elif isinstance(effect, TimedOut | TransportFailed):
+                status = 408 if isinstance(effect, TimedOut) else 503
+                callback = self._callbacks.get(effect.transaction)
+                if callback is not None:
+                    self._call(callback, make_response(effect.transaction.request, status))
+                else:
+                    log.info("server transaction %s: %s", effect.transaction.key, status)
+            elif isinstance(effect, Terminated):
+                self._callbacks.pop(effect.transaction, None)
+
+    def _deliver(self, effect: Deliver) -> None:
+        message = effect.message
+        if isinstance(message, Response):
+            callback = self._callbacks.get(effect.transaction)
+            if callback is not None:
+                self._call(callback, message)
+        elif self.user is not None:
+            self.user.on_request(self, None, message, effect.transaction.peer)
+
+    def _call(self, callback: ResponseCallback, response: Response) -> None:
+        try:
+            callback(response)
+        except Exception:
+            log.exception("response callback failed")
+
+    def _send(self, message: Message, peer: Peer) -> None:
+        self.counters["out"] += 1
+        if log.isEnabledFor(logging.INFO):
+            log.info("out %s %s %s", peer, message.get("Call-ID"), message.first_line)
+        data = bytes(message)
+        if peer.transport == "UDP":
+            self._udp.send(data, peer)
+        else:
+            self._tcp.send(data, peer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_at = None
+        now = self.now()
+        try:
+            self._apply(self.layer.on_timer(now))
+            self._run_retransmitters(now)
+        except Exception:
+            log.exception("timer processing failed")
+        self._rearm()
+
+    def _run_retransmitters(self, now: float) -> None:
+        for key, (retransmitter, on_give_up) in list(self._retransmitters.items()):
+            deadline = retransmitter.deadline()
+            if deadline is None or deadline > now:
+                continue
+            resend, give_up = retransmitter.on_timer(now)
+            if resend:
+                self._send(retransmitter.response, retransmitter.peer)
+            if give_up:
+                del self._retransmitters[key]
+                on_give_up()
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [r.deadline() for r, _ in self._retransmitters.values()]
+        deadlines.append(self.layer.next_deadline())
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def _rearm(self) -> None:
+        if self._loop is None:
+            return
+        deadline = self._next_deadline()
+        if deadline == self._armed_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)

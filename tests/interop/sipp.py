@@ -1,0 +1,80 @@
+"""Running SIPp (Debian ``sip-tester``) as a real peer on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def sipp_binary() -> str:
+    path = shutil.which("sipp")
+    if path is None:
+        raise RuntimeError("sipp is not installed: apt-get install sip-tester (see .ci/run)")
+    return path
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, other) as second:
+                try:
+                    second.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    successful: int
+    failed: int
+
+
+_COUNTER = re.compile(r"(Successful call|Failed call)\s*\|\s*(\d+)\s*\|\s*(\d+)")
+
+
+async def run_sipp(args: list[str], timeout: float) -> SippResult:
+    process = await asyncio.create_subprocess_exec(
+        sipp_binary(),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        raise AssertionError("sipp did not finish:\n" + out.decode(errors="replace")[-3000:]) from None
+    text = out.decode(errors="replace")
+    counts = {"Successful call": 0, "Failed call": 0}
+    for name, _periodic, cumulative in _COUNTER.findall(text):
+        counts[name] = int(cumulative)
+    assert process.returncode is not None
+    return SippResult(process.returncode, text, counts["Successful call"], counts["Failed call"])
+
+
+def start_sipp(args: list[str]) -> asyncio.Future[asyncio.subprocess.Process]:
+    return asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            sipp_binary(),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    )
