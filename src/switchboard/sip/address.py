@@ -65,7 +65,9 @@ def parse_address(text: str) -> Address:
         gt = rest.find(">")
         if gt < 0:
             raise ParseError("Unterminated <URI>")
-        uri_text = rest[1:gt].strip(WSP)
+        uri_text = rest[1:gt]
+        if uri_text != uri_text.strip(WSP):
+            raise ParseError("Whitespace inside <URI>")  # RFC 4475 "badaspec"
         tail = rest[gt + 1 :].strip(WSP)
         if tail and not tail.startswith(";"):
             raise ParseError("Junk after <URI>")

@@ -127,10 +127,13 @@ def parse_params(text: str) -> Params:
     Quoted values keep their quotes, so that rendering gives back what was received.
     """
     items: list[tuple[str, str | None]] = []
-    for raw in split_top_level(text, ";"):
+    parts = split_top_level(text, ";")
+    if parts and not parts[0].strip(WSP):
+        parts = parts[1:]  # the text began with the first ";"
+    for raw in parts:
         part = raw.strip(WSP)
         if not part:
-            continue
+            raise ParseError("Empty parameter")
         name, eq, value = part.partition("=")
         name = name.strip(WSP)
         if not is_token(name):

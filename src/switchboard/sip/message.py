@@ -32,6 +32,11 @@ MAX_MESSAGE_SIZE = 65535
 _STATUS_LINE = re.compile(r"SIP/(\d+)\.(\d+) ([1-6]\d\d)(?: (.*))?\Z", re.S)
 _VERSION = re.compile(r"SIP/(\d+)\.(\d+)\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
+# SIP-date is RFC 1123 with the zone always "GMT" (§25.1, RFC 4475 "baddate").
+_SIP_DATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" \d{4} \d{2}:\d{2}:\d{2} GMT\Z"
+)
 
 REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -177,9 +182,17 @@ Message = Request | Response
 
 
 def _serialise(start_line: str, headers: tuple[Header, ...], body: bytes) -> bytes:
+    """Content-Length stays where it was (so a round trip keeps header order), or goes last."""
     lines = [start_line]
-    lines.extend(f"{h.name}: {h.value}" for h in headers if h.key != "content-length")
-    lines.append(f"Content-Length: {len(body)}")
+    length_written = False
+    for h in headers:
+        if h.key != "content-length":
+            lines.append(f"{h.name}: {h.value}")
+        elif not length_written:
+            lines.append(f"Content-Length: {len(body)}")
+            length_written = True
+    if not length_written:
+        lines.append(f"Content-Length: {len(body)}")
     head = "\r\n".join(lines) + "\r\n\r\n"
     return head.encode("utf-8", "surrogateescape") + body
 
@@ -266,6 +279,9 @@ def _parse_request_line(line: str, header_list: tuple[Header, ...]) -> Request:
         uri = parse_uri(uri_text)
     except ParseError as exc:
         raise ParseError(f"Bad Request-URI: {exc.reason}") from None
+    if isinstance(uri, SipUri) and uri.headers is not None:
+        # §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 "escruri").
+        raise _fail("Headers in Request-URI", Request(method, uri, header_list))
     return Request(method, uri, header_list)
 
 
@@ -313,7 +329,7 @@ def _validate(message: Message) -> None:
             raise _fail(f"Duplicate {canonical_name(key)}", message)
     try:
         cseq = message.cseq
-        message.top_via  # noqa: B018 - parse to validate
+        message.vias  # noqa: B018 - parse every Via to validate it
         from_, to = message.from_, message.to
         if from_.is_wildcard or to.is_wildcard:
             raise ParseError("Wildcard in From or To")
@@ -333,6 +349,9 @@ def _validate_scalars(message: Message) -> None:
         not _DIGITS.match(max_forwards) or int(max_forwards) > 255
     ):
         raise ParseError("Malformed Max-Forwards")
+    date = message.get("Date")
+    if date is not None and not _SIP_DATE.match(date):
+        raise ParseError("Malformed Date")
     expires = message.get("Expires")
     if expires is not None and (not _DIGITS.match(expires) or int(expires) >= 2**32):
         raise ParseError("Malformed Expires")
