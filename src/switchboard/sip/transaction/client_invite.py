@@ -79,7 +79,7 @@ class ClientInviteTransaction(Transaction):
 
     def _do_retransmit(self) -> None:
         self._send(self.request)
-        self._start("A", self.intervals["A"] * 2)
+        self._start("A", self.intervals.get("A", self.config.t1) * 2)
 
     def _do_stop_retransmit(self) -> None:
         self._stop("A")

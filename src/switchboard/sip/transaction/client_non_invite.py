@@ -69,7 +69,7 @@ class ClientNonInviteTransaction(Transaction):
 
     def _do_retransmit(self) -> None:
         self._send(self.request)
-        self._start("E", min(self.intervals["E"] * 2, self.config.t2))
+        self._start("E", min(self.intervals.get("E", self.config.t1) * 2, self.config.t2))
 
     def _do_retransmit_t2(self) -> None:
         self._send(self.request)

@@ -91,7 +91,7 @@ class ServerInviteTransaction(Transaction):
 
     def _do_retransmit_final(self) -> None:
         self._do_resend_last()
-        self._start("G", min(self.intervals["G"] * 2, self.config.t2))
+        self._start("G", min(self.intervals.get("G", self.config.t1) * 2, self.config.t2))
 
     def _do_stop_g_h(self) -> None:
         self._stop("G")
