@@ -1,0 +1,88 @@
+"""Digest authentication (RFC 7616, RFC 8760) with the RFC 7616 §3.9.1 example."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.sip.digest import (
+    DigestServer,
+    answer_challenge,
+    compute_response,
+    parse_auth_params,
+    pick_challenge,
+)
+
+RFC7616_EXAMPLE = {
+    "username": "Mufasa",
+    "realm": "http-auth@example.org",
+    "password": "Circle of Life",
+    "method": "GET",
+    "uri": "/dir/index.html",
+    "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+    "qop": "auth",
+    "nc": "00000001",
+    "cnonce": "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
+def test_rfc7616_example_responses(algorithm: str, expected: str) -> None:
+    assert compute_response(algorithm=algorithm, **RFC7616_EXAMPLE) == expected
+
+
+def test_challenges_offer_sha256_first_then_md5() -> None:
+    server = DigestServer("example.com", b"k")
+    values = server.challenges(100.0)
+    algorithms = [parse_auth_params(v)[1]["algorithm"] for v in values]
+    assert algorithms == ["SHA-256", "MD5"]
+    assert pick_challenge(values) == values[0]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["sha256", "md5"])
+def test_client_answer_verifies_on_the_server(index: int) -> None:
+    server = DigestServer("example.com", b"secret-key")
+    challenge = server.challenges(1000.0)[index]
+    credentials = answer_challenge(
+        challenge, method="REGISTER", uri="sip:example.com", username="alice",
+        password="pw", cnonce="abc",
+    )  # fmt: skip
+    verdict = server.verify(credentials, "REGISTER", "pw", 1001.0)
+    assert verdict.ok and verdict.username == "alice"
+
+
+def test_wrong_password_unknown_user_and_replay_fail() -> None:
+    server = DigestServer("example.com", b"secret-key")
+    challenge = server.challenges(0.0)[0]
+    good = answer_challenge(challenge, method="INVITE", uri="sip:b@example.com",
+                            username="alice", password="pw", cnonce="c1")  # fmt: skip
+    assert not server.verify(good, "INVITE", "other", 1.0).ok
+    assert not server.verify(good, "INVITE", None, 1.0).ok
+    assert server.verify(good, "INVITE", "pw", 1.0).ok
+    replay = server.verify(good, "INVITE", "pw", 2.0)
+    assert not replay.ok and replay.reason == "replayed nonce count"
+
+
+def test_expired_nonce_with_right_password_is_stale() -> None:
+    server = DigestServer("example.com", b"secret-key", nonce_ttl=30)
+    challenge = server.challenges(0.0)[0]
+    credentials = answer_challenge(challenge, method="REGISTER", uri="sip:example.com",
+                                   username="alice", password="pw", cnonce="c")  # fmt: skip
+    verdict = server.verify(credentials, "REGISTER", "pw", 31.0)
+    assert not verdict.ok and verdict.stale
+    assert "stale=true" in server.challenges(31.0, stale=True)[0]
+
+
+def test_forged_nonce_and_garbage_are_refused_without_exceptions() -> None:
+    server = DigestServer("example.com", b"secret-key")
+    other = DigestServer("example.com", b"another-key")
+    forged = answer_challenge(other.challenges(0.0)[0], method="REGISTER",
+                              uri="sip:example.com", username="a", password="pw", cnonce="c")  # fmt: skip
+    assert server.verify(forged, "REGISTER", "pw", 1.0).reason == "forged nonce"
+    for garbage in ["", "Digest", 'Digest username="a', "Basic abc", "Digest nonce=@@@"]:
+        assert not server.verify(garbage, "REGISTER", "pw", 1.0).ok
