@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from contextlib import suppress
 
 import uvicorn
@@ -17,6 +19,14 @@ from switchboard.sip.useragent import UserAgent
 log = logging.getLogger("switchboard")
 
 
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the composition root owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -24,7 +34,7 @@ class Server:
         self.endpoint = SipEndpoint(host, port, advertised_host=config.server.sip_advertised_host)
         self.user_agent = UserAgent(self.endpoint)
         http_host, http_port = config.server.http_address
-        self.http = uvicorn.Server(
+        self.http = _HttpServer(
             uvicorn.Config(
                 create_app(self.endpoint),
                 host=http_host,
@@ -41,7 +51,6 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        self.http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         http_task = asyncio.create_task(self.http.serve())
         log.info("http listening on %s", self.config.server.http_listen)
         stopper = asyncio.create_task(stop.wait())

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database    {server.database}")
         print(f"domains     {len(config.domains)} (directory validation: not yet implemented)")
         return 0
-    from switchboard.app import Server
+    from switchboard.app import Server  # noqa: PLC0415 - check-config needs no HTTP stack
 
     _install_fast_loop()
     asyncio.run(Server(config).run())
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _install_fast_loop() -> None:
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional dependency
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -41,9 +41,9 @@ class ServerConfig(BaseModel):
     http_listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///switchboard.db"
     rtp_ports: tuple[int, int] = (20000, 29999)
-    rtp_timeout: int = Field(60, gt=0)
+    rtp_timeout: int = Field(default=60, gt=0)
     ringback_tone: Literal["jp", "us", "eu"] = "jp"
-    max_call_seconds: int = Field(21600, gt=0)
+    max_call_seconds: int = Field(default=21600, gt=0)
     callback_allow_private: bool = False
 
     @field_validator("sip_listen", "http_listen")
@@ -72,7 +72,7 @@ class ServerConfig(BaseModel):
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    server: ServerConfig = ServerConfig()
+    server: ServerConfig = Field(default_factory=ServerConfig)
     domains: list[dict[str, Any]] = []
 
 

@@ -16,7 +16,7 @@ def answering_phone(ua: UserAgent, *, ring_seconds: float = 0.0) -> None:
         try:
             offer = parse_sdp(call.request.body)
             answer, _ = offer_answer.answer(offer, "127.0.0.1", 40000, call.to_tag)
-        except (SdpError, offer_answer.NotAcceptable):
+        except (SdpError, offer_answer.NotAcceptableError):
             call.reject(488)
             return
         call.ring()

@@ -59,7 +59,9 @@ async def run_sipp(args: list[str], timeout: float) -> SippResult:
     except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
-        raise AssertionError("sipp did not finish:\n" + out.decode(errors="replace")[-3000:]) from None
+        raise AssertionError(
+            "sipp did not finish:\n" + out.decode(errors="replace")[-3000:]
+        ) from None
     text = out.decode(errors="replace")
     counts = {"Successful call": 0, "Failed call": 0}
     for name, _periodic, cumulative in _COUNTER.findall(text):

@@ -37,9 +37,20 @@ async def test_uac_calls_sipp_uas_and_hangs_up(transport: str) -> None:
     calls = 50
     mode = "u1" if transport == "UDP" else "t1"
     process = await start_sipp(
-        ["-sn", "uas", "-i", "127.0.0.1", "-p", str(sipp_port), "-t", mode,
-         "-m", str(calls), "-nostdin"]
-    )  # fmt: skip
+        [
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(sipp_port),
+            "-t",
+            mode,
+            "-m",
+            str(calls),
+            "-nostdin",
+        ]
+    )
     await asyncio.sleep(0.3)  # let SIPp bind its socket
     endpoint = SipEndpoint("127.0.0.1", free_port())
     await endpoint.start()
@@ -52,7 +63,9 @@ async def test_uac_calls_sipp_uas_and_hangs_up(transport: str) -> None:
         for n, call in enumerate(placed):
             assert call.final is not None
             # SIPp's answer is a valid RFC 3264 answer to our offer
-            negotiated = offer_answer.accept_answer(parse_sdp(_offer(n)), parse_sdp(call.final.body))
+            negotiated = offer_answer.accept_answer(
+                parse_sdp(_offer(n)), parse_sdp(call.final.body)
+            )
             assert negotiated.codec.name == "PCMU"
             call.bye()
         output = await _finish(process)
@@ -66,9 +79,18 @@ async def test_uac_cancels_calls_while_sipp_rings() -> None:
     sipp_port = free_port()
     calls = 20
     process = await start_sipp(
-        ["-sf", str(SCENARIOS / "uas_ring_until_cancel.xml"), "-i", "127.0.0.1",
-         "-p", str(sipp_port), "-m", str(calls), "-nostdin"]
-    )  # fmt: skip
+        [
+            "-sf",
+            str(SCENARIOS / "uas_ring_until_cancel.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(sipp_port),
+            "-m",
+            str(calls),
+            "-nostdin",
+        ]
+    )
     await asyncio.sleep(0.3)
     endpoint = SipEndpoint("127.0.0.1", free_port())
     await endpoint.start()

@@ -24,11 +24,29 @@ async def test_sipp_uac_completes_1000_calls(transport: str) -> None:
     endpoint = await _answering_endpoint()
     try:
         result = await run_sipp(
-            ["-sn", "uac", f"127.0.0.1:{endpoint.listen_port}", "-t", transport,
-             "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1000", "-r", "200",
-             "-l", "100", "-timeout", "60", "-timeout_error", "-nostdin"],
+            [
+                "-sn",
+                "uac",
+                f"127.0.0.1:{endpoint.listen_port}",
+                "-t",
+                transport,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+                "-m",
+                "1000",
+                "-r",
+                "200",
+                "-l",
+                "100",
+                "-timeout",
+                "60",
+                "-timeout_error",
+                "-nostdin",
+            ],
             timeout=90,
-        )  # fmt: skip
+        )
     finally:
         await endpoint.close()
     assert result.returncode == 0, result.output[-3000:]
@@ -41,12 +59,32 @@ async def test_sipp_uac_completes_calls_despite_10_percent_packet_loss() -> None
     endpoint = await _answering_endpoint()
     try:
         result = await run_sipp(
-            ["-sn", "uac", f"127.0.0.1:{endpoint.listen_port}", "-t", "u1",
-             "-i", "127.0.0.1", "-p", str(free_port()), "-m", "100", "-r", "50",
-             "-l", "100", "-lost", "10", "-timeout", "120", "-nostdin",
-             "-recv_timeout", "60000"],
+            [
+                "-sn",
+                "uac",
+                f"127.0.0.1:{endpoint.listen_port}",
+                "-t",
+                "u1",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+                "-m",
+                "100",
+                "-r",
+                "50",
+                "-l",
+                "100",
+                "-lost",
+                "10",
+                "-timeout",
+                "120",
+                "-nostdin",
+                "-recv_timeout",
+                "60000",
+            ],
             timeout=150,
-        )  # fmt: skip
+        )
     finally:
         await endpoint.close()
     assert result.failed == 0, result.output[-3000:]

@@ -49,9 +49,13 @@ def test_client_answer_verifies_on_the_server(index: int) -> None:
     server = DigestServer("example.com", b"secret-key")
     challenge = server.challenges(1000.0)[index]
     credentials = answer_challenge(
-        challenge, method="REGISTER", uri="sip:example.com", username="alice",
-        password="pw", cnonce="abc",
-    )  # fmt: skip
+        challenge,
+        method="REGISTER",
+        uri="sip:example.com",
+        username="alice",
+        password="pw",
+        cnonce="abc",
+    )
     verdict = server.verify(credentials, "REGISTER", "pw", 1001.0)
     assert verdict.ok and verdict.username == "alice"
 
@@ -59,8 +63,14 @@ def test_client_answer_verifies_on_the_server(index: int) -> None:
 def test_wrong_password_unknown_user_and_replay_fail() -> None:
     server = DigestServer("example.com", b"secret-key")
     challenge = server.challenges(0.0)[0]
-    good = answer_challenge(challenge, method="INVITE", uri="sip:b@example.com",
-                            username="alice", password="pw", cnonce="c1")  # fmt: skip
+    good = answer_challenge(
+        challenge,
+        method="INVITE",
+        uri="sip:b@example.com",
+        username="alice",
+        password="pw",
+        cnonce="c1",
+    )
     assert not server.verify(good, "INVITE", "other", 1.0).ok
     assert not server.verify(good, "INVITE", None, 1.0).ok
     assert server.verify(good, "INVITE", "pw", 1.0).ok
@@ -71,8 +81,14 @@ def test_wrong_password_unknown_user_and_replay_fail() -> None:
 def test_expired_nonce_with_right_password_is_stale() -> None:
     server = DigestServer("example.com", b"secret-key", nonce_ttl=30)
     challenge = server.challenges(0.0)[0]
-    credentials = answer_challenge(challenge, method="REGISTER", uri="sip:example.com",
-                                   username="alice", password="pw", cnonce="c")  # fmt: skip
+    credentials = answer_challenge(
+        challenge,
+        method="REGISTER",
+        uri="sip:example.com",
+        username="alice",
+        password="pw",
+        cnonce="c",
+    )
     verdict = server.verify(credentials, "REGISTER", "pw", 31.0)
     assert not verdict.ok and verdict.stale
     assert "stale=true" in server.challenges(31.0, stale=True)[0]
@@ -81,8 +97,14 @@ def test_expired_nonce_with_right_password_is_stale() -> None:
 def test_forged_nonce_and_garbage_are_refused_without_exceptions() -> None:
     server = DigestServer("example.com", b"secret-key")
     other = DigestServer("example.com", b"another-key")
-    forged = answer_challenge(other.challenges(0.0)[0], method="REGISTER",
-                              uri="sip:example.com", username="a", password="pw", cnonce="c")  # fmt: skip
+    forged = answer_challenge(
+        other.challenges(0.0)[0],
+        method="REGISTER",
+        uri="sip:example.com",
+        username="a",
+        password="pw",
+        cnonce="c",
+    )
     assert server.verify(forged, "REGISTER", "pw", 1.0).reason == "forged nonce"
     for garbage in ["", "Digest", 'Digest username="a', "Basic abc", "Digest nonce=@@@"]:
         assert not server.verify(garbage, "REGISTER", "pw", 1.0).ok

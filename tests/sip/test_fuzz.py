@@ -31,8 +31,26 @@ def mutated(draw: st.DrawFn) -> bytes:
         if kind == "flip" and data:
             data[position] = draw(st.integers(0, 255))
         elif kind == "insert":
-            token = draw(st.sampled_from([b"\r\n", b":", b";", b",", b'"', b"<", b">", b" ",
-                                          b"\x00", b"%", b"\r\n ", b"=", b"@", b"\xff"]))  # fmt: skip
+            token = draw(
+                st.sampled_from(
+                    [
+                        b"\r\n",
+                        b":",
+                        b";",
+                        b",",
+                        b'"',
+                        b"<",
+                        b">",
+                        b" ",
+                        b"\x00",
+                        b"%",
+                        b"\r\n ",
+                        b"=",
+                        b"@",
+                        b"\xff",
+                    ]
+                )
+            )
             data[position:position] = token
         elif kind == "delete":
             del data[position : position + draw(st.integers(1, 20))]

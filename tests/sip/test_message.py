@@ -33,9 +33,18 @@ def test_tel_uri_and_display_names() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["sip:", "sip:@host", "sip:user@", "sip:host:99999", "sip:ho st", "<sip:a@b>",
-     "sip:[::1", "1sip:a@b", "sip:a@b;=x"],
-)  # fmt: skip
+    [
+        "sip:",
+        "sip:@host",
+        "sip:user@",
+        "sip:host:99999",
+        "sip:ho st",
+        "<sip:a@b>",
+        "sip:[::1",
+        "1sip:a@b",
+        "sip:a@b;=x",
+    ],
+)
 def test_malformed_uris_raise_parse_error(bad: str) -> None:
     with pytest.raises(ParseError):
         parse_uri(bad)
@@ -48,8 +57,14 @@ def test_compact_forms_and_case_are_canonicalised_and_unknown_headers_kept() -> 
     )
     message = parse_message(raw)
     assert [h.name for h in message.headers] == [
-        "Via", "From", "To", "Call-ID", "CSeq", "X-Custom-Thing", "Content-Length",
-    ]  # fmt: skip
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "X-Custom-Thing",
+        "Content-Length",
+    ]
     assert message.get("x-custom-thing") == "Keep  This"
 
 

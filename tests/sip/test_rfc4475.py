@@ -17,20 +17,61 @@ from tests.sip.torture import load, names
 
 VALID = [
     # §3.1.1
-    "wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp", "longreq", "dblreq",
-    "semiuri", "transports", "mpart01", "unreason", "noreason",
+    "wsinv",
+    "intmeth",
+    "esc01",
+    "escnull",
+    "esc02",
+    "lwsdisp",
+    "longreq",
+    "dblreq",
+    "semiuri",
+    "transports",
+    "mpart01",
+    "unreason",
+    "noreason",
     # §3.2, §3.3 (syntactically valid), §3.4
-    "badbranch", "unkscm", "novelsc", "unksm2", "bext01", "invut", "regaut01", "bcast",
-    "zeromf", "cparam01", "cparam02", "regescrt", "sdp01", "inv2543",
-]  # fmt: skip
+    "badbranch",
+    "unkscm",
+    "novelsc",
+    "unksm2",
+    "bext01",
+    "invut",
+    "regaut01",
+    "bcast",
+    "zeromf",
+    "cparam01",
+    "cparam02",
+    "regescrt",
+    "sdp01",
+    "inv2543",
+]
 INVALID = [
     # §3.1.2
-    "badinv01", "clerr", "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri",
-    "lwsstart", "trws", "escruri", "baddate", "regbadct", "badaspec", "baddn", "badvers",
-    "mismatch01", "mismatch02", "bigcode",
+    "badinv01",
+    "clerr",
+    "ncl",
+    "scalar02",
+    "scalarlg",
+    "quotbal",
+    "ltgtruri",
+    "lwsruri",
+    "lwsstart",
+    "trws",
+    "escruri",
+    "baddate",
+    "regbadct",
+    "badaspec",
+    "baddn",
+    "badvers",
+    "mismatch01",
+    "mismatch02",
+    "bigcode",
     # §3.3 messages a parser must refuse
-    "insuf", "multi01", "mcl01",
-]  # fmt: skip
+    "insuf",
+    "multi01",
+    "mcl01",
+]
 
 
 def _without_length(message: Request | Response) -> Request | Response:

@@ -6,7 +6,7 @@ import pytest
 
 from switchboard.sip import offer_answer
 from switchboard.sip.errors import SipError
-from switchboard.sip.offer_answer import NotAcceptable, OfferAnswer, accept_answer, answer
+from switchboard.sip.offer_answer import NotAcceptableError, OfferAnswer, accept_answer, answer
 from switchboard.sip.sdp import SdpError, parse_sdp
 
 PHONE_OFFER = (
@@ -65,7 +65,7 @@ def test_no_common_codec_is_not_acceptable() -> None:
         b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
         b"m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\nm=video 4002 RTP/AVP 31\r\n"
     )
-    with pytest.raises(NotAcceptable):
+    with pytest.raises(NotAcceptableError):
         answer(parse_sdp(offer), "198.51.100.1", 30000, "s1")
 
 
@@ -77,10 +77,16 @@ def test_non_audio_streams_are_rejected_with_port_zero() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [b"", b"x=1\r\n", b"v=0\r\ns=-\r\n", b"v=0\r\no=bad\r\ns=-\r\n",
-     b"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\n",
-     b"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nm=audio notaport RTP/AVP 0\r\n", b"\xff\xfe"],
-)  # fmt: skip
+    [
+        b"",
+        b"x=1\r\n",
+        b"v=0\r\ns=-\r\n",
+        b"v=0\r\no=bad\r\ns=-\r\n",
+        b"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\n",
+        b"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nm=audio notaport RTP/AVP 0\r\n",
+        b"\xff\xfe",
+    ],
+)
 def test_bad_sdp_is_a_clear_error(bad: bytes) -> None:
     with pytest.raises(SdpError):
         parse_sdp(bad)

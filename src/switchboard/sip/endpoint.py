@@ -15,6 +15,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -55,8 +56,7 @@ class TransactionUser(Protocol):
         self, endpoint: SipEndpoint, tx: ServerTransaction | None, request: Request, peer: Peer
     ) -> None: ...
 
-    def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None:
-        ...
+    def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None: ...
 
 
 class SipEndpoint:
@@ -180,10 +180,8 @@ class SipEndpoint:
         if isinstance(partial, Request) and partial.method != "ACK":
             self.counters["bad_request"] += 1
             log.warning("400 to %s: %s", peer, exc.reason)
-            try:
+            with contextlib.suppress(ParseError):  # e.g. an unparseable Via: nowhere to answer
                 self._send(make_response(partial, 400, exc.reason), peer)
-            except ParseError:
-                pass
             return
         self.counters["dropped"] += 1
         log.warning("dropped from %s (%s): %r", peer, exc.reason, data[:80])

@@ -46,7 +46,7 @@ class StreamFramer:
             return KeepAlivePing()
         while buf.startswith(b"\r\n") and len(buf) >= 4:
             del buf[:2]  # a pong or stray CRLF between messages (§7.5)
-        if buf in (b"\r\n", b"\r\n\r"):
+        if bytes(buf) in (b"\r\n", b"\r\n\r"):
             return None
         end = buf.find(b"\r\n\r\n")
         if end < 0:

@@ -258,8 +258,8 @@ def _parse_header_lines(lines: list[str]) -> tuple[Header, ...]:
         canonical = canonical_name(name)
         value = value.strip(WSP)
         if canonical.lower() in LIST_HEADERS and "," in value:
-            for element in split_top_level(value, ","):
-                element = element.strip(WSP)
+            for raw_element in split_top_level(value, ","):
+                element = raw_element.strip(WSP)
                 if element:
                     out.append(Header(canonical, element))
         else:
@@ -345,9 +345,7 @@ def _validate(message: Message) -> None:
 
 def _validate_scalars(message: Message) -> None:
     max_forwards = message.get("Max-Forwards")
-    if max_forwards is not None and (
-        not _DIGITS.match(max_forwards) or int(max_forwards) > 255
-    ):
+    if max_forwards is not None and (not _DIGITS.match(max_forwards) or int(max_forwards) > 255):
         raise ParseError("Malformed Max-Forwards")
     date = message.get("Date")
     if date is not None and not _SIP_DATE.match(date):

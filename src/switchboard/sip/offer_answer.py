@@ -3,7 +3,7 @@
 Rules:
 - The answer has exactly as many m= lines as the offer, in the same order (§6).
 - A stream we cannot use (not audio, not RTP/AVP, no common codec) is rejected with port 0
-  (§6); an offer with no usable audio stream at all is refused (488, ``NotAcceptable``).
+  (§6); an offer with no usable audio stream at all is refused (488, ``NotAcceptableError``).
 - The answer uses the offer's payload type numbers (§6.1), keeps the offerer's codec
   order among those we support, and includes telephone-event (RFC 4733) only if offered.
 - Directions mirror (§6.1): sendonly ↔ recvonly, inactive stays inactive (hold, §8.4).
@@ -25,7 +25,7 @@ _MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly
            "inactive": "inactive"}  # fmt: skip
 
 
-class NotAcceptable(SipError):
+class NotAcceptableError(SipError):
     """No stream of the offer can be accepted: answer 488 (§6)."""
 
 
@@ -109,7 +109,7 @@ def answer(
     supported: tuple[str, ...] = (PCMU, PCMA),
     ptime: int = 20,
 ) -> tuple[SessionDescription, NegotiatedAudio]:
-    """Answer ``offer`` with one audio stream on ``address:port``; raise ``NotAcceptable``."""
+    """Answer ``offer`` with one audio stream on ``address:port``; raise ``NotAcceptableError``."""
     answered: list[Media] = []
     chosen: NegotiatedAudio | None = None
     for media in offer.media:
@@ -128,7 +128,7 @@ def answer(
                   attributes=tuple(attributes))
         )  # fmt: skip
     if chosen is None:
-        raise NotAcceptable("No common audio codec")
+        raise NotAcceptableError("No common audio codec")
     addrtype = "IP6" if ":" in address else "IP4"
     description = SessionDescription(
         origin=Origin("switchboard", session_id, 1, address, addrtype=addrtype),
@@ -169,7 +169,7 @@ def _accept_stream(
 def accept_answer(offer: SessionDescription, answer_sdp: SessionDescription) -> NegotiatedAudio:
     """Check an answer against our offer (§6, §7) and say what was agreed."""
     if len(answer_sdp.media) != len(offer.media):
-        raise NotAcceptable("Answer has a different number of m= lines than the offer")
+        raise NotAcceptableError("Answer has a different number of m= lines than the offer")
     for ours, theirs in zip(offer.media, answer_sdp.media, strict=True):
         if theirs.port == 0 or ours.media != theirs.media:
             continue
@@ -178,7 +178,7 @@ def accept_answer(offer: SessionDescription, answer_sdp: SessionDescription) -> 
         audio = [c for c in codecs if c.name.lower() != TELEPHONE_EVENT]
         address = answer_sdp.connection_address(theirs)
         if not audio or address is None:
-            raise NotAcceptable("Answer chose no codec we offered")
+            raise NotAcceptableError("Answer chose no codec we offered")
         events = [c for c in codecs if c.name.lower() == TELEPHONE_EVENT]
         return NegotiatedAudio(
             remote_address=address,
@@ -188,7 +188,7 @@ def accept_answer(offer: SessionDescription, answer_sdp: SessionDescription) -> 
             direction=_MIRROR.get(theirs.direction, "sendrecv"),
             ptime=theirs.ptime or ours.ptime or 20,
         )
-    raise NotAcceptable("Answer accepted no stream")
+    raise NotAcceptableError("Answer accepted no stream")
 
 
 class OfferAnswer:

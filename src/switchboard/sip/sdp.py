@@ -129,6 +129,43 @@ def _attr(key: str, value: str | None) -> str:
     return f"a={key}" if value is None else f"a={key}:{value}"
 
 
+@dataclass(slots=True)
+class _MediaDraft:
+    """A media section while its lines are being read."""
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...]
+    port_count: int | None
+    connection: str | None = None
+    attributes: list[tuple[str, str | None]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def build(self) -> Media:
+        return Media(
+            self.media,
+            self.port,
+            self.proto,
+            self.formats,
+            self.connection,
+            tuple(self.attributes),
+            tuple(self.other),
+            self.port_count,
+        )
+
+
+@dataclass(slots=True)
+class _SessionDraft:
+    origin: Origin | None = None
+    session_name: str | None = None
+    connection: str | None = None
+    timing: str = "0 0"
+    attributes: list[tuple[str, str | None]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    media: list[_MediaDraft] = field(default_factory=list)
+
+
 def parse_sdp(data: bytes) -> SessionDescription:
     try:
         text = data.decode("utf-8")
@@ -137,57 +174,56 @@ def parse_sdp(data: bytes) -> SessionDescription:
     lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
     if not lines or lines[0] != "v=0":
         raise SdpError("SDP must start with v=0")
-    origin: Origin | None = None
-    session: dict[str, object] = {"s": None, "c": None, "t": "0 0"}
-    session_attrs: list[tuple[str, str | None]] = []
-    session_other: list[str] = []
-    media: list[dict[str, object]] = []
+    draft = _SessionDraft()
     for line in lines[1:]:
-        if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
-            raise SdpError(f"Malformed SDP line {line[:30]!r}")
-        kind, value = line[0], line[2:]
-        if kind == "m":
-            media.append(_media_header(value))
-            continue
-        target = media[-1] if media else None
-        if kind == "a":
-            name, colon, attr_value = value.partition(":")
-            pair = (name, attr_value if colon else None)
-            if target is None:
-                session_attrs.append(pair)
-            else:
-                target["attributes"].append(pair)  # type: ignore[attr-defined]
-        elif kind == "c":
-            _check_connection(value)
-            if target is None:
-                session["c"] = value
-            else:
-                target["connection"] = value
-        elif kind == "o" and target is None:
-            if origin is not None:
-                raise SdpError("Duplicate o= line")
-            origin = _origin(value)
-        elif kind in ("s", "t") and target is None:
-            session[kind] = value
-        elif target is None:
-            session_other.append(line)
-        else:
-            target["other"].append(line)  # type: ignore[attr-defined]
-    if origin is None or session["s"] is None:
+        _read_line(draft, line)
+    if draft.origin is None or draft.session_name is None:
         raise SdpError("SDP without o= or s= line")
-    parsed = tuple(_media(m) for m in media)
-    for m in parsed:
-        if m.port != 0 and m.connection is None and session["c"] is None:
+    media = tuple(m.build() for m in draft.media)
+    for m in media:
+        if m.port != 0 and m.connection is None and draft.connection is None:
             raise SdpError("Active media stream without a c= line")
     return SessionDescription(
-        origin=origin,
-        session_name=str(session["s"]),
-        connection=session["c"] if isinstance(session["c"], str) else None,
-        timing=str(session["t"]),
-        attributes=tuple(session_attrs),
-        media=parsed,
-        other=tuple(session_other),
+        origin=draft.origin,
+        session_name=draft.session_name,
+        connection=draft.connection,
+        timing=draft.timing,
+        attributes=tuple(draft.attributes),
+        media=media,
+        other=tuple(draft.other),
     )
+
+
+def _read_line(draft: _SessionDraft, line: str) -> None:
+    if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
+        raise SdpError(f"Malformed SDP line {line[:30]!r}")
+    kind, value = line[0], line[2:]
+    if kind == "m":
+        draft.media.append(_media_header(value))
+        return
+    section = draft.media[-1] if draft.media else None
+    if kind == "a":
+        name, colon, attr_value = value.partition(":")
+        pair = (name, attr_value if colon else None)
+        (section.attributes if section else draft.attributes).append(pair)
+    elif kind == "c":
+        _check_connection(value)
+        if section is None:
+            draft.connection = value
+        else:
+            section.connection = value
+    elif section is not None:
+        section.other.append(line)
+    elif kind == "o":
+        if draft.origin is not None:
+            raise SdpError("Duplicate o= line")
+        draft.origin = _origin(value)
+    elif kind == "s":
+        draft.session_name = value
+    elif kind == "t":
+        draft.timing = value
+    else:
+        draft.other.append(line)
 
 
 def _origin(value: str) -> Origin:
@@ -203,33 +239,13 @@ def _check_connection(value: str) -> None:
         raise SdpError("Malformed c= line")
 
 
-def _media_header(value: str) -> dict[str, object]:
+def _media_header(value: str) -> _MediaDraft:
     parts = value.split()
     if len(parts) < 4:
         raise SdpError("Malformed m= line")
     port_text, _, count = parts[1].partition("/")
     if not port_text.isdigit() or int(port_text) > 65535 or (count and not count.isdigit()):
         raise SdpError("Malformed m= port")
-    return {
-        "media": parts[0],
-        "port": int(port_text),
-        "port_count": int(count) if count else None,
-        "proto": parts[2],
-        "formats": tuple(parts[3:]),
-        "connection": None,
-        "attributes": [],
-        "other": [],
-    }
-
-
-def _media(m: dict[str, object]) -> Media:
-    return Media(
-        media=str(m["media"]),
-        port=int(str(m["port"])),
-        proto=str(m["proto"]),
-        formats=m["formats"],  # type: ignore[arg-type]
-        connection=m["connection"] if isinstance(m["connection"], str) else None,
-        attributes=tuple(m["attributes"]),  # type: ignore[call-overload]
-        other=tuple(m["other"]),  # type: ignore[call-overload]
-        port_count=m["port_count"] if isinstance(m["port_count"], int) else None,
+    return _MediaDraft(
+        parts[0], int(port_text), parts[2], tuple(parts[3:]), int(count) if count else None
     )

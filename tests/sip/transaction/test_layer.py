@@ -17,9 +17,7 @@ def test_responses_match_client_transactions_by_branch_and_method() -> None:
     events = layer.receive(response(invite, 180), UDP_PEER, 0.1)
     assert [type(e) for e in events] == [Deliver]
     other = request(branch="z9hG4bK-b")
-    assert [type(e) for e in layer.receive(response(other, 180), UDP_PEER, 0.1)] == [
-        StrayResponse
-    ]
+    assert [type(e) for e in layer.receive(response(other, 180), UDP_PEER, 0.1)] == [StrayResponse]
 
 
 def test_retransmitted_request_matches_its_server_transaction() -> None:
@@ -63,9 +61,7 @@ def test_rfc2543_requests_without_magic_cookie_still_match() -> None:
     assert [type(e) for e in layer.receive(invite, UDP_PEER, 0.4)] == [Send]
 
 
-def test_timers_of_all_transactions_share_one_deadline_and_terminated_ones_are_forgotten() -> (
-    None
-):
+def test_timers_of_all_transactions_share_one_deadline_and_terminated_ones_are_forgotten() -> None:
     layer = TransactionLayer()
     layer.send_request(request("OPTIONS", branch="z9hG4bK-1"), UDP_PEER, 0.0)
     layer.send_request(request("OPTIONS", branch="z9hG4bK-2"), UDP_PEER, 0.2)
