@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from switchboard.sip.autoanswer import auto_answer
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
-from tests.interop.phones import answering_phone
 from tests.interop.sipp import free_port, run_sipp
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.slow]
 async def _answering_endpoint() -> SipEndpoint:
     endpoint = SipEndpoint("127.0.0.1", free_port())
     await endpoint.start()
-    answering_phone(UserAgent(endpoint))
+    auto_answer(UserAgent(endpoint))
     return endpoint
 
 

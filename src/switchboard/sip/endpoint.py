@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -79,6 +81,9 @@ class SipEndpoint:
         self._tcp = TcpTransport(self._on_bytes, self._on_transport_error)
         self._callbacks: dict[Transaction, ResponseCallback] = {}
         self._retransmitters: dict[object, tuple[SuccessRetransmitter, Callable[[], None]]] = {}
+        # (deadline, sequence, key): stale entries are skipped when they surface
+        self._retransmit_heap: list[tuple[float, int, object]] = []
+        self._sequence = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,6 +146,7 @@ class SipEndpoint:
         """Keep sending this 2xx until ``ack_received(key)`` (§13.3.1.4)."""
         retransmitter = SuccessRetransmitter(response, peer, self.now(), self.layer.config)
         self._retransmitters[key] = (retransmitter, on_give_up)
+        self._schedule_retransmitter(key, retransmitter)
         self._rearm()
 
     def ack_received(self, key: object) -> bool:
@@ -260,23 +266,42 @@ class SipEndpoint:
             log.exception("timer processing failed")
         self._rearm()
 
+    def _schedule_retransmitter(self, key: object, retransmitter: SuccessRetransmitter) -> None:
+        deadline = retransmitter.deadline()
+        if deadline is not None:
+            heapq.heappush(self._retransmit_heap, (deadline, next(self._sequence), key))
+
+    def _live_retransmit_entry(self) -> tuple[float, object] | None:
+        """The earliest heap entry that still matches a waiting retransmitter."""
+        heap = self._retransmit_heap
+        while heap:
+            deadline, _, key = heap[0]
+            entry = self._retransmitters.get(key)
+            if entry is not None and entry[0].deadline() == deadline:
+                return deadline, key
+            heapq.heappop(heap)
+        return None
+
     def _run_retransmitters(self, now: float) -> None:
-        for key, (retransmitter, on_give_up) in list(self._retransmitters.items()):
-            deadline = retransmitter.deadline()
-            if deadline is None or deadline > now:
-                continue
+        while (live := self._live_retransmit_entry()) is not None and live[0] <= now:
+            heapq.heappop(self._retransmit_heap)
+            key = live[1]
+            retransmitter, on_give_up = self._retransmitters[key]
             resend, give_up = retransmitter.on_timer(now)
             if resend:
                 self._send(retransmitter.response, retransmitter.peer)
             if give_up:
                 del self._retransmitters[key]
                 on_give_up()
+            else:
+                self._schedule_retransmitter(key, retransmitter)
 
     def _next_deadline(self) -> float | None:
-        deadlines = [r.deadline() for r, _ in self._retransmitters.values()]
-        deadlines.append(self.layer.next_deadline())
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        live = self._live_retransmit_entry()
+        transactions = self.layer.next_deadline()
+        if live is None:
+            return transactions
+        return live[0] if transactions is None else min(live[0], transactions)
 
     def _rearm(self) -> None:
         if self._loop is None:

@@ -10,6 +10,7 @@ Rules enforced here:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,15 +18,17 @@ from switchboard.sip.errors import ParseError
 
 WSP = " \t"
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-_TOKEN_EXTRA = frozenset("-.!%*_+`'~")
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(c.isascii() and (c.isalnum() or c in _TOKEN_EXTRA) for c in text)
+    return _TOKEN.match(text) is not None
 
 
 def split_top_level(text: str, separator: str) -> list[str]:
     """Split ``text`` on ``separator`` where it is outside quotes and angle brackets."""
+    if '"' not in text and "<" not in text:
+        return text.split(separator)  # the common case, nothing to protect
     parts: list[str] = []
     start = 0
     in_quotes = False

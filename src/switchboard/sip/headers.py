@@ -6,7 +6,7 @@ names are kept exactly as received, so that they are relayed verbatim.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 COMPACT_FORMS = {
     "a": "Accept-Contact",
@@ -69,7 +69,8 @@ def canonical_name(name: str) -> str:
 class Header:
     name: str
     value: str
+    # The lower-cased name, computed once: every header lookup compares it.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.lower())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
@@ -75,11 +75,16 @@ def parse_cseq(text: str) -> CSeq:
 
 
 class _MessageMixin:
-    """Header access shared by requests and responses."""
+    """Header access shared by requests and responses.
+
+    Typed views (CSeq, Via, From, To) are parsed once and memoised in ``_parsed``: messages
+    are immutable, and the layers above ask for the same fields many times per message.
+    """
 
     __slots__ = ()
     headers: tuple[Header, ...]
     body: bytes
+    _parsed: dict[str, object]
 
     def get(self, name: str) -> str | None:
         key = canonical_name(name).lower()
@@ -101,10 +106,14 @@ class _MessageMixin:
 
     @property
     def cseq(self) -> CSeq:
+        cached = self._parsed.get("cseq")
+        if isinstance(cached, CSeq):
+            return cached
         value = self.get("CSeq")
         if value is None:
             raise ParseError("Missing CSeq")
-        return parse_cseq(value)
+        self._parsed["cseq"] = parsed = parse_cseq(value)
+        return parsed
 
     @property
     def vias(self) -> list[Via]:
@@ -112,10 +121,14 @@ class _MessageMixin:
 
     @property
     def top_via(self) -> Via:
+        cached = self._parsed.get("via")
+        if isinstance(cached, Via):
+            return cached
         value = self.get("Via")
         if value is None:
             raise ParseError("Missing Via")
-        return parse_via(value)
+        self._parsed["via"] = parsed = parse_via(value)
+        return parsed
 
     @property
     def from_(self) -> Address:
@@ -136,10 +149,14 @@ class _MessageMixin:
 
 
 def _required_address(message: _MessageMixin, name: str) -> Address:
+    cached = message._parsed.get(name)
+    if isinstance(cached, Address):
+        return cached
     value = message.get(name)
     if value is None:
         raise ParseError(f"Missing {name}")
-    return parse_address(value)
+    message._parsed[name] = parsed = parse_address(value)
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +165,7 @@ class Request(_MessageMixin):
     uri: Uri
     headers: tuple[Header, ...]
     body: bytes = b""
+    _parsed: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __bytes__(self) -> bytes:
         return _serialise(f"{self.method} {self.uri} {SIP_VERSION}", self.headers, self.body)
@@ -166,6 +184,7 @@ class Response(_MessageMixin):
     reason: str
     headers: tuple[Header, ...]
     body: bytes = b""
+    _parsed: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __bytes__(self) -> bytes:
         return _serialise(f"{SIP_VERSION} {self.status} {self.reason}", self.headers, self.body)

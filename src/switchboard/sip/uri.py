@@ -21,7 +21,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-._]*[A-Za-z0-9_])?\.?\Z|[A-Za-z0-9]\Z")
 _IPV6_REF = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 _PORT = re.compile(r"[0-9]{1,5}\Z")
-_FORBIDDEN_IN_URI = frozenset(' \t\r\n<>"')
+_FORBIDDEN_IN_URI = re.compile(r'[ \t\r\n<>"]')
 
 
 def unescape(text: str) -> str:
@@ -114,7 +114,7 @@ Uri = SipUri | TelUri | AbsoluteUri
 
 def parse_uri(text: str) -> Uri:
     """Parse an absolute URI; raise ``ParseError`` for anything that is not one."""
-    if not text or any(c in _FORBIDDEN_IN_URI for c in text):
+    if not text or _FORBIDDEN_IN_URI.search(text):
         raise ParseError(f"Malformed URI {text[:60]!r}")
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.match(scheme):
