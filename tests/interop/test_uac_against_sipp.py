@@ -11,7 +11,7 @@ from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.sdp import parse_sdp
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import parse_uri
-from switchboard.sip.useragent import CallState, OutgoingCall, UserAgent
+from switchboard.sip.useragent import CallState, Credentials, OutgoingCall, UserAgent
 from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -111,4 +111,39 @@ async def test_uac_cancels_calls_while_sipp_rings() -> None:
     finally:
         await endpoint.close()
     assert [f.status for f in finals] == [487] * calls
+    assert process.returncode == 0, output[-3000:]
+
+
+async def test_uac_answers_a_trunk_digest_challenge_and_a_wrong_password_fails() -> None:
+    sipp_port = free_port()
+    process = await start_sipp(
+        ["-sf", str(SCENARIOS / "uas_digest.xml"), "-inf",
+         str(SCENARIOS / "trunk_credentials.csv"), "-i", "127.0.0.1", "-p", str(sipp_port),
+         "-m", "2", "-nostdin"]
+    )  # fmt: skip
+    await asyncio.sleep(0.3)
+    endpoint = SipEndpoint("127.0.0.1", free_port())
+    await endpoint.start()
+    ua = UserAgent(endpoint)
+    peer = Peer("UDP", "127.0.0.1", sipp_port)
+    target = parse_uri(f"sip:0312341234@127.0.0.1:{sipp_port}")
+    try:
+        good = ua.call(
+            target, peer, from_uri="sip:pbx@127.0.0.1", body=_offer(1),
+            credentials=Credentials("trunkuser", "trunk-secret"),
+        )  # fmt: skip
+        answered = await asyncio.wait_for(good.answered, 10)
+        assert answered.status == 200
+        assert good.invite.get("Authorization") is not None
+        assert good.invite.cseq.number == 2  # a new request in the same call (§22.2)
+        good.bye()
+        wrong = ua.call(
+            target, peer, from_uri="sip:pbx@127.0.0.1", body=_offer(2),
+            credentials=Credentials("trunkuser", "not-the-password"),
+        )  # fmt: skip
+        refused = await asyncio.wait_for(wrong.answered, 10)
+        output = await _finish(process)
+    finally:
+        await endpoint.close()
+    assert refused.status == 403
     assert process.returncode == 0, output[-3000:]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from switchboard.sip.dialog import Dialog, SuccessRetransmitter
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Response
@@ -69,3 +72,18 @@ def test_2xx_over_tcp_is_not_retransmitted_but_the_ack_is_still_awaited() -> Non
     retransmitter = SuccessRetransmitter(response(request(), 200), tcp, 0.0, config)
     assert retransmitter.deadline() == 32.0
     assert retransmitter.on_timer(32.0) == (False, True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BYE", "INFO", "ACK", "INVITE"]), st.integers(1, 20))))
+def test_remote_cseq_never_goes_backwards(requests: list[tuple[str, int]]) -> None:
+    dialog = Dialog.from_uas(request(cseq=1), "local-tag")
+    highest = 1
+    for method, cseq in requests:
+        accepted = dialog.accept_remote_request(request(method, cseq=cseq, to_tag="local-tag"))
+        if method == "ACK":
+            assert accepted  # ACK reuses the INVITE's number
+        else:
+            assert accepted == (cseq >= highest)
+            highest = max(highest, cseq) if accepted else highest
+        assert dialog.remote_seq == highest

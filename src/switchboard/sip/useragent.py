@@ -20,9 +20,11 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from switchboard.sip.builders import make_cancel, make_response
 from switchboard.sip.dialog import Dialog, DialogId
+from switchboard.sip.digest import answer_challenge, parse_auth_params, pick_challenge
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, headers
@@ -72,16 +74,28 @@ class _Session:
         self._end("recv_bye")
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str
+
+
 class OutgoingCall(_Session):
-    def __init__(self, ua: UserAgent, invite: Request, peer: Peer) -> None:
+    def __init__(
+        self, ua: UserAgent, invite: Request, peer: Peer, credentials: Credentials | None = None
+    ) -> None:
         super().__init__(ua, invite.call_id)
         self.invite = invite
         self.peer = peer
+        self.credentials = credentials
         self.final: Response | None = None
         self.provisional_seen = False
         self.cancel_requested = False
+        self.auth_attempts = 0
 
     def on_response(self, response: Response) -> None:
+        if response.status in (401, 407) and self._retry_with_credentials(response):
+            return
         if response.status < 200:
             if response.status > 100:
                 self.state = CallState.RINGING
@@ -110,6 +124,48 @@ class OutgoingCall(_Session):
                 self.answered.set_result(response)
             if self.cancel_requested:
                 self.bye()  # the 2xx crossed our CANCEL: end the call (§9.1)
+
+    def _retry_with_credentials(self, challenge: Response) -> bool:
+        """Answer a 401/407 once per call with a new INVITE (§22.2, RFC 8760).
+
+        A second challenge after our answer means the password is wrong: it is then passed up
+        as the final response. A ``stale=true`` challenge earns one more try.
+        """
+        if self.credentials is None or self.cancel_requested:
+            return False
+        field = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+        chosen = pick_challenge(challenge.get_all(field))
+        if chosen is None:
+            return False
+        stale = parse_auth_params(chosen)[1].get("stale", "").lower() == "true"
+        if self.auth_attempts >= (2 if stale else 1):
+            return False
+        self.auth_attempts += 1
+        answer_field = "Authorization" if challenge.status == 401 else "Proxy-Authorization"
+        value = answer_challenge(
+            chosen,
+            method="INVITE",
+            uri=str(self.invite.uri),
+            username=self.credentials.username,
+            password=self.credentials.password,
+            cnonce=self.ua.endpoint.ids.tag(),
+        )
+        cseq = self.invite.cseq.number + 1
+        kept = [
+            h
+            for h in self.invite.headers
+            if h.key not in ("via", "cseq", "authorization", "proxy-authorization")
+        ]
+        hdrs = (
+            Header("Via", self.ua.endpoint.via(self.peer.transport)),
+            *kept,
+            Header("CSeq", f"{cseq} INVITE"),
+            Header(answer_field, value),
+        )
+        self.invite = replace(self.invite, headers=hdrs)
+        self.provisional_seen = False
+        self.ua.endpoint.send_request(self.invite, self.peer, self.on_response)
+        return True
 
     def send_ack(self) -> None:
         assert self.dialog is not None
@@ -222,6 +278,7 @@ class UserAgent:
         body: bytes = b"",
         display_name: str | None = None,
         extra: tuple[Header, ...] = (),
+        credentials: Credentials | None = None,
     ) -> OutgoingCall:
         ids = self.endpoint.ids
         name = f'"{display_name}" ' if display_name else ""
@@ -236,7 +293,7 @@ class UserAgent:
             ("Allow", ALLOW),
         )
         invite = Request("INVITE", target, hdrs + extra + _content_type(body), body)
-        call = OutgoingCall(self, invite, peer)
+        call = OutgoingCall(self, invite, peer, credentials)
         self.endpoint.send_request(invite, peer, call.on_response)
         return call
 
