@@ -220,3 +220,42 @@ class Transaction:
     def _unreliable(self, interval: float) -> float:
         """Timers that only absorb retransmissions are zero over reliable transports."""
         return 0.0 if self.peer.reliable else interval
+
+
+class ClientTransactionBase(Transaction):
+    """What both client machines share: sending the request and reading responses."""
+
+    RETRANSMIT_TIMER: ClassVar[str]  # A or E: only over unreliable transports
+    TIMEOUT_TIMER: ClassVar[str]  # B or F: 64·T1 (§17.1.1.2, §17.1.2.2)
+
+    def start(self, now: float) -> list[Effect]:
+        self._now, self._effects = now, []
+        self._send(self.request)
+        if not self.peer.reliable:
+            self._start(self.RETRANSMIT_TIMER, self.config.t1)
+        self._start(self.TIMEOUT_TIMER, 64 * self.config.t1)
+        effects, self._effects = self._effects, []
+        return effects
+
+    def on_response(self, response: Response, now: float) -> list[Effect]:
+        return self.fire(response_input(response.status, outgoing=False), now, response)
+
+    def _do_stop_retransmit(self) -> None:
+        self._stop(self.RETRANSMIT_TIMER)
+        self._stop(self.TIMEOUT_TIMER)
+
+
+class ServerTransactionBase(Transaction):
+    """What both server machines share: sending responses and repeating the last one."""
+
+    def respond(self, response: Response, now: float) -> list[Effect]:
+        return self.fire(response_input(response.status, outgoing=True), now, response)
+
+    def _do_send_response(self) -> None:
+        assert isinstance(self._message, Response)
+        self.last_response = self._message
+        self._send(self._message)
+
+    def _do_resend_last(self) -> None:
+        if self.last_response is not None:
+            self._send(self.last_response)

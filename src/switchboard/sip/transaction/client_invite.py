@@ -16,13 +16,11 @@ import enum
 from switchboard.sip.builders import make_non_2xx_ack
 from switchboard.sip.message import Request, Response
 from switchboard.sip.transaction.base import (
-    Effect,
+    ClientTransactionBase,
     Input,
     Peer,
     Row,
     TimerConfig,
-    Transaction,
-    response_input,
 )
 
 
@@ -57,33 +55,18 @@ TABLE: dict[tuple[enum.Enum, Input], Row] = {
 }
 
 
-class ClientInviteTransaction(Transaction):
+class ClientInviteTransaction(ClientTransactionBase):
     TABLE = TABLE
+    RETRANSMIT_TIMER = "A"
+    TIMEOUT_TIMER = "B"
 
     def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
         super().__init__(request, peer, State.CALLING, config)
         self._ack: Request | None = None
 
-    def start(self, now: float) -> list[Effect]:
-        self._now = now
-        self._effects = []
-        self._send(self.request)
-        if not self.peer.reliable:
-            self._start("A", self.config.t1)
-        self._start("B", 64 * self.config.t1)
-        effects, self._effects = self._effects, []
-        return effects
-
-    def on_response(self, response: Response, now: float) -> list[Effect]:
-        return self.fire(response_input(response.status, outgoing=False), now, response)
-
     def _do_retransmit(self) -> None:
         self._send(self.request)
         self._start("A", self.intervals.get("A", self.config.t1) * 2)
-
-    def _do_stop_retransmit(self) -> None:
-        self._stop("A")
-        self._stop("B")
 
     def _do_send_ack(self) -> None:
         if self._ack is None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import enum
 
-from switchboard.sip.message import Request, Response
+from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import (
-    Effect,
+    ClientTransactionBase,
     Input,
     Peer,
     Row,
     TimerConfig,
-    Transaction,
-    response_input,
 )
 
 
@@ -48,24 +46,13 @@ TABLE: dict[tuple[enum.Enum, Input], Row] = {
 }
 
 
-class ClientNonInviteTransaction(Transaction):
+class ClientNonInviteTransaction(ClientTransactionBase):
     TABLE = TABLE
+    RETRANSMIT_TIMER = "E"
+    TIMEOUT_TIMER = "F"
 
     def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
         super().__init__(request, peer, State.TRYING, config)
-
-    def start(self, now: float) -> list[Effect]:
-        self._now = now
-        self._effects = []
-        self._send(self.request)
-        if not self.peer.reliable:
-            self._start("E", self.config.t1)
-        self._start("F", 64 * self.config.t1)
-        effects, self._effects = self._effects, []
-        return effects
-
-    def on_response(self, response: Response, now: float) -> list[Effect]:
-        return self.fire(response_input(response.status, outgoing=False), now, response)
 
     def _do_retransmit(self) -> None:
         self._send(self.request)
@@ -74,10 +61,6 @@ class ClientNonInviteTransaction(Transaction):
     def _do_retransmit_t2(self) -> None:
         self._send(self.request)
         self._start("E", self.config.t2)
-
-    def _do_stop_retransmit(self) -> None:
-        self._stop("E")
-        self._stop("F")
 
     def _do_start_k(self) -> None:
         self._start("K", self._unreliable(self.config.t4))

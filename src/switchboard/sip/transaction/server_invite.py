@@ -14,15 +14,14 @@ from __future__ import annotations
 import enum
 
 from switchboard.sip.builders import make_response
-from switchboard.sip.message import Request, Response
+from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import (
     Effect,
     Input,
     Peer,
     Row,
+    ServerTransactionBase,
     TimerConfig,
-    Transaction,
-    response_input,
 )
 
 
@@ -56,7 +55,7 @@ TABLE: dict[tuple[enum.Enum, Input], Row] = {
 }
 
 
-class ServerInviteTransaction(Transaction):
+class ServerInviteTransaction(ServerTransactionBase):
     TABLE = TABLE
 
     def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
@@ -65,21 +64,9 @@ class ServerInviteTransaction(Transaction):
     def start(self, now: float) -> list[Effect]:
         return self.respond(make_response(self.request, 100), now)
 
-    def respond(self, response: Response, now: float) -> list[Effect]:
-        return self.fire(response_input(response.status, outgoing=True), now, response)
-
     def on_request(self, request: Request, now: float) -> list[Effect]:
         event = Input.ACK if request.method == "ACK" else Input.REQUEST
         return self.fire(event, now, request)
-
-    def _do_send_response(self) -> None:
-        assert isinstance(self._message, Response)
-        self.last_response = self._message
-        self._send(self._message)
-
-    def _do_resend_last(self) -> None:
-        if self.last_response is not None:
-            self._send(self.last_response)
 
     def _do_start_l(self) -> None:
         self._start("L", 64 * self.config.t1)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import enum
 
-from switchboard.sip.message import Request, Response
+from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import (
     Effect,
     Input,
     Peer,
     Row,
+    ServerTransactionBase,
     TimerConfig,
-    Transaction,
-    response_input,
 )
 
 
@@ -46,26 +45,14 @@ TABLE: dict[tuple[enum.Enum, Input], Row] = {
 }
 
 
-class ServerNonInviteTransaction(Transaction):
+class ServerNonInviteTransaction(ServerTransactionBase):
     TABLE = TABLE
 
     def __init__(self, request: Request, peer: Peer, config: TimerConfig) -> None:
         super().__init__(request, peer, State.TRYING, config)
 
-    def respond(self, response: Response, now: float) -> list[Effect]:
-        return self.fire(response_input(response.status, outgoing=True), now, response)
-
     def on_request(self, request: Request, now: float) -> list[Effect]:
         return self.fire(Input.REQUEST, now, request)
-
-    def _do_send_response(self) -> None:
-        assert isinstance(self._message, Response)
-        self.last_response = self._message
-        self._send(self._message)
-
-    def _do_resend_last(self) -> None:
-        if self.last_response is not None:
-            self._send(self.last_response)
 
     def _do_start_j(self) -> None:
         self._start("J", self._unreliable(64 * self.config.t1))
