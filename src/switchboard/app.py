@@ -1,10 +1,12 @@
-"""The composition root: builds the SIP endpoint, the user agent and the HTTP server."""
+"""The composition root: builds storage, the directory, the SIP endpoint, the registrar and
+the HTTP server, and runs them until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Iterator
 from contextlib import suppress
@@ -13,8 +15,15 @@ import uvicorn
 
 from switchboard.api.app import create_app
 from switchboard.config import Config
+from switchboard.directory import Directory
+from switchboard.registrar.location import LocationService
+from switchboard.registrar.registrar import Registrar
+from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
+from switchboard.store.database import create_engine, migrate
+from switchboard.store.directory import apply_config
+from switchboard.store.registrations import RegistrationStore
 
 log = logging.getLogger("switchboard")
 
@@ -30,34 +39,63 @@ class _HttpServer(uvicorn.Server):
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
-        host, port = config.server.sip_address
-        self.endpoint = SipEndpoint(host, port, advertised_host=config.server.sip_advertised_host)
+        server = config.server
+        self.engine = create_engine(server.database)
+        self.directory = Directory(config)
+        host, port = server.sip_address
+        self.endpoint = SipEndpoint(host, port, advertised_host=server.sip_advertised_host)
         self.user_agent = UserAgent(self.endpoint)
-        http_host, http_port = config.server.http_address
+        self.registrar = RegistrarService(
+            Registrar(
+                self.directory,
+                LocationService(),
+                digest_key=secrets.token_bytes(32),
+                new_tag=self.endpoint.ids.tag,
+            ),
+            RegistrationStore(self.engine),
+            self.directory,
+        )
+        self.user_agent.request_handlers["REGISTER"] = self.registrar.on_register
+        http_host, http_port = server.http_address
         self.http = _HttpServer(
             uvicorn.Config(
-                create_app(self.endpoint),
+                create_app(self),
                 host=http_host,
                 port=http_port,
                 log_level="warning",
                 lifespan="off",
             )
         )
+        self.stopping = asyncio.Event()
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.endpoint.statistics(), **self.registrar.statistics()}
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        await apply_config(self.engine, self.config)
+        await self.registrar.start()
+        await self.endpoint.start()
+
+    async def stop(self) -> None:
+        await self.endpoint.close()
+        await self.registrar.close()
+        await self.engine.dispose()
 
     async def run(self) -> None:
-        await self.endpoint.start()
-        stop = asyncio.Event()
+        """Serve until SIGTERM/SIGINT or ``stopping`` is set, then shut down in order."""
+        await self.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+            with suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
         http_task = asyncio.create_task(self.http.serve())
-        log.info("http listening on %s", self.config.server.http_listen)
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({http_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
         self.http.should_exit = True
         with suppress(asyncio.CancelledError):
             await http_task
         stopper.cancel()
-        await self.endpoint.close()
+        await self.stop()
+        log.info("stopped")

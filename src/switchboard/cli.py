@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from switchboard import __version__
-from switchboard.config import ConfigError, load_config
+from switchboard.config import ConfigError, load_config, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        server = config.server
-        print(f"sip_listen  {server.sip_listen} (udp, tcp)")
-        print(f"http_listen {server.http_listen}")
-        print(f"database    {server.database}")
-        print(f"domains     {len(config.domains)} (directory validation: not yet implemented)")
+        print("\n".join(summary(config)))
         return 0
     from switchboard.app import Server  # noqa: PLC0415 - check-config needs no HTTP stack
 

@@ -1,26 +1,51 @@
-"""The TOML config file (DESIGN §4).
+"""The TOML config file (DESIGN §4): the declarative source of the directory.
 
-The ``[server]`` table is validated here, every key with its type and range; unknown keys
-are errors that name their path. The directory tables (``[[domains]]`` with users, groups
-and trunks) are read as they are for now: the registrar work validates them fully.
+Every key of DESIGN §4 is validated here with its type and range; unknown keys are errors.
+Errors name the key path and the offending value (``domains[0].users[1].extension: duplicate
+extension '1001' (also users[0])``), so an operator can fix the file without guessing.
+
+Rules checked across entries of one domain:
+- user and group names, extensions, DIDs and ids are unique (a destination string must
+  resolve to one thing, DESIGN §5);
+- group members are user names of the same domain, each listed once;
+- trunk names are unique; addresses are ``HOST:PORT`` with an IP address or a host name;
+- static contacts are SIP URIs.
+Domain names are unique in the file.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from switchboard.sip.errors import ParseError
+from switchboard.sip.uri import SipUri, parse_uri
 
 
 class ConfigError(Exception):
     """The config file is missing, not TOML, or breaks a rule; the message says where."""
 
 
-def _split_hostport(value: str) -> tuple[str, int]:
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+\Z")
+Digits = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{1,20}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")]
+
+
+def split_hostport(value: str, *, require_ip: bool = False) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
@@ -28,14 +53,18 @@ def _split_hostport(value: str) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if host != "localhost":
+        if require_ip and host != "localhost":
             raise ValueError(f"expected an IP address or localhost, got {host!r}") from None
+        if not _HOSTNAME.match(host):
+            raise ValueError(f"malformed host {host!r}") from None
     return host, int(port)
 
 
-class ServerConfig(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class ServerConfig(_Strict):
     sip_listen: str = "127.0.0.1:5060"
     sip_advertised_host: str = "127.0.0.1"
     http_listen: str = "127.0.0.1:8080"
@@ -48,8 +77,15 @@ class ServerConfig(BaseModel):
 
     @field_validator("sip_listen", "http_listen")
     @classmethod
-    def _hostport(cls, value: str) -> str:
-        _split_hostport(value)
+    def _listen_address(cls, value: str) -> str:
+        split_hostport(value, require_ip=True)
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("expected sqlite:///PATH or postgresql+asyncpg://…")
         return value
 
     @field_validator("rtp_ports")
@@ -62,18 +98,144 @@ class ServerConfig(BaseModel):
 
     @property
     def sip_address(self) -> tuple[str, int]:
-        return _split_hostport(self.sip_listen)
+        return split_hostport(self.sip_listen)
 
     @property
     def http_address(self) -> tuple[str, int]:
-        return _split_hostport(self.http_listen)
+        return split_hostport(self.http_listen)
 
 
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class UserConfig(_Strict):
+    id: int = Field(gt=0)
+    name: Name
+    label: str = ""
+    extension: Digits | None = None
+    did: Digits | None = None
+    email: str | None = None
+    sip_password: str | None = Field(default=None, min_length=1)
+    contacts: list[str] = []
 
+    @field_validator("contacts")
+    @classmethod
+    def _sip_uris(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                uri = parse_uri(value)
+            except ParseError as exc:
+                raise ValueError(f"malformed contact {value!r}: {exc.reason}") from None
+            if not isinstance(uri, SipUri):
+                raise ValueError(f"contact {value!r} is not a sip: or sips: URI")
+        return values
+
+
+class GroupConfig(_Strict):
+    id: int = Field(gt=0)
+    name: Name
+    label: str = ""
+    extension: Digits | None = None
+    did: Digits | None = None
+    strategy: Literal["hunt", "ring"] = "hunt"
+    answer_timeout: int = Field(default=60, gt=0, le=3600)
+    member_answer_timeout: int = Field(default=15, gt=0, le=3600)
+    members: list[Name] = []
+
+
+class TrunkConfig(_Strict):
+    name: Name
+    address: str
+    transport: Literal["udp", "tcp"] = "udp"
+    username: str = ""
+    password: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+
+class DomainConfig(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    api_token: str = Field(min_length=8)
+    channel_limit: int = Field(default=50, gt=0)
+    calling_number: Digits | None = None
+    callback_secret: str | None = Field(default=None, min_length=16)
+    pstn_prefixes: list[Digits] = ["0"]
+    users: list[UserConfig] = []
+    groups: list[GroupConfig] = []
+    trunks: list[TrunkConfig] = []
+
+    @field_validator("name")
+    @classmethod
+    def _domain_name(cls, value: str) -> str:
+        if not _HOSTNAME.match(value):
+            raise ValueError(f"malformed domain name {value!r}")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _unique_within_domain(self) -> DomainConfig:
+        problems: list[str] = []
+        entries: list[tuple[str, int, UserConfig | GroupConfig]] = [
+            ("users", i, u) for i, u in enumerate(self.users)
+        ]
+        entries += [("groups", i, g) for i, g in enumerate(self.groups)]
+        for key in ("name", "extension", "did"):
+            seen: dict[str, str] = {}
+            for table, index, entry in entries:
+                value = getattr(entry, key)
+                if value is None:
+                    continue
+                here = f"{table}[{index}]"
+                if value in seen:
+                    problems.append(f"{here}.{key}: duplicate {key} {value!r} (also {seen[value]})")
+                seen.setdefault(value, here)
+        for table in ("users", "groups"):
+            ids: dict[int, int] = {}
+            for t, index, row in entries:
+                if t != table:
+                    continue
+                if row.id in ids:
+                    problems.append(
+                        f"{table}[{index}].id: duplicate id {row.id} (also {table}[{ids[row.id]}])"
+                    )
+                ids.setdefault(row.id, index)
+        user_names = {u.name for u in self.users}
+        for index, group in enumerate(self.groups):
+            for position, member in enumerate(group.members):
+                where = f"groups[{index}].members[{position}]"
+                if member not in user_names:
+                    problems.append(f"{where}: {member!r} is not a user of this domain")
+                elif group.members.index(member) != position:
+                    problems.append(f"{where}: {member!r} is listed twice")
+        trunks: dict[str, int] = {}
+        for index, trunk in enumerate(self.trunks):
+            if trunk.name in trunks:
+                problems.append(f"trunks[{index}].name: duplicate trunk {trunk.name!r}")
+            trunks.setdefault(trunk.name, index)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
-    domains: list[dict[str, Any]] = []
+    domains: list[DomainConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> Config:
+        seen: dict[str, int] = {}
+        for index, domain in enumerate(self.domains):
+            if domain.name in seen:
+                raise ValueError(
+                    f"domains[{index}].name: duplicate domain {domain.name!r} "
+                    f"(also domains[{seen[domain.name]}])"
+                )
+            seen[domain.name] = index
+        return self
+
+    def domain(self, name: str) -> DomainConfig | None:
+        name = name.lower()
+        return next((d for d in self.domains if d.name == name), None)
 
 
 def bundled_example() -> Path:
@@ -83,9 +245,17 @@ def bundled_example() -> Path:
 def load_config(path: Path | None) -> Config:
     source = path or bundled_example()
     try:
-        data = tomllib.loads(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: {exc.strerror}") from None
+    return parse_config(text, str(source))
+
+
+def parse_config(text: str, source: str = "config") -> Config:
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     try:
@@ -97,8 +267,51 @@ def load_config(path: Path | None) -> Config:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
+        path = _path(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
-        shown = f" (got {value!r})" if not isinstance(value, dict) else ""
-        problems.append(f"{path}: {error['msg']}{shown}")
+        if error["type"] == "value_error":
+            if "[" in message.split(":")[0]:
+                # a cross-entry check: its messages already name entries relative to ``path``
+                problems += [f"{path}.{m}" if path else m for m in message.split("; ")]
+            else:
+                problems.append(f"{path}: {message}")  # our checks quote the value themselves
+            continue
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        problems.append(f"{path}: {message}{shown}")
     return "; ".join(problems)
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def summary(config: Config) -> list[str]:
+    """What ``check-config`` prints: listeners and the directory, one line per entry."""
+    server = config.server
+    lines = [
+        f"sip_listen  {server.sip_listen} (udp, tcp), advertised as {server.sip_advertised_host}",
+        f"http_listen {server.http_listen}",
+        f"database    {server.database}",
+    ]
+    for domain in config.domains:
+        lines.append(
+            f"domain {domain.name}: {len(domain.users)} users, {len(domain.groups)} groups, "
+            f"{len(domain.trunks)} trunks, channel_limit {domain.channel_limit}"
+        )
+        for user in domain.users:
+            lines.append(f"  user  {user.name} (id {user.id}, ext {user.extension or '-'})")
+        for group in domain.groups:
+            members = ", ".join(group.members) or "no members"
+            lines.append(
+                f"  group {group.name} (id {group.id}, ext {group.extension or '-'}, "
+                f"{group.strategy}): {members}"
+            )
+        for trunk in domain.trunks:
+            lines.append(f"  trunk {trunk.name} → {trunk.address}/{trunk.transport}")
+    return lines

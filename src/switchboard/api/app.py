@@ -18,7 +18,7 @@ def create_app(sip: HealthSource) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        """Liveness and a snapshot of the SIP endpoint's counters."""
-        return {"status": "ok", "version": __version__, "sip": sip.statistics()}
+        """Liveness and a snapshot of the SIP and registrar counters."""
+        return {"status": "ok", "version": __version__, "counters": sip.statistics()}
 
     return app

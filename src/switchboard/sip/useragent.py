@@ -34,6 +34,7 @@ from switchboard.sip.transaction.server_invite import ServerInviteTransaction
 from switchboard.sip.uri import SipUri, Uri
 
 log = logging.getLogger("switchboard.sip.ua")
+RequestHandler = Callable[[SipEndpoint, ServerTransaction, Request, Peer], None]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 
 
@@ -260,7 +261,13 @@ class UserAgent:
         self.transport = transport
         self.server_name = server_name
         self.dialogs: dict[DialogId, _Session] = {}
+        # Out-of-dialog requests other than INVITE, OPTIONS and CANCEL (e.g. REGISTER).
+        self.request_handlers: dict[str, RequestHandler] = {}
         endpoint.user = self
+
+    @property
+    def allow(self) -> str:
+        return ", ".join([*ALLOW.split(", "), *sorted(self.request_handlers)])
 
     def default_peer(self, session: _Session) -> Peer:
         if isinstance(session, OutgoingCall | IncomingCall):
@@ -322,10 +329,12 @@ class UserAgent:
                 call.reject(480)
             else:
                 self.on_invite(call)
+        elif method in self.request_handlers:
+            self.request_handlers[method](endpoint, tx, request, peer)
         elif method == "BYE":
             self._reply(tx, request, 481)
         else:
-            self._reply(tx, request, 405, extra=headers(("Allow", ALLOW)))
+            self._reply(tx, request, 405, extra=headers(("Allow", self.allow)))
 
     def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None:
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":
@@ -336,9 +345,14 @@ class UserAgent:
                 session.send_ack()  # the 2xx was retransmitted: our ACK was lost
 
     def _capabilities(self) -> tuple[Header, ...]:
+        # §11.2: Allow, Accept, Accept-Encoding, Accept-Language and Supported; we support
+        # no option tag, which an empty Supported says.
         return headers(
-            ("Allow", ALLOW),
+            ("Allow", self.allow),
             ("Accept", "application/sdp"),
+            ("Accept-Encoding", "identity"),
+            ("Accept-Language", "en"),
+            ("Supported", ""),
             ("Server", self.server_name),
         )
 

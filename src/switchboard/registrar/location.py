@@ -1,0 +1,110 @@
+"""Bindings of addresses-of-record to contacts: the location service (RFC 3261 §10).
+
+Pure: times are absolute (seconds since the epoch), because bindings outlive the process
+and must expire at the same instant after a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from switchboard.sip.uri import unescape
+
+Aor = tuple[str, str]  # (domain, user)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    domain: str
+    user: str
+    contact: str  # the Contact URI as the phone sent it
+    expires_at: float
+    call_id: str
+    cseq: int
+    q: str | None = None
+    received: str = ""  # transport:host:port the REGISTER came from (for NATed phones)
+    user_agent: str = ""
+
+    @property
+    def aor(self) -> Aor:
+        return (self.domain, self.user)
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.contact)
+
+    def expires_in(self, now: float) -> int:
+        return max(0, round(self.expires_at - now))
+
+
+def contact_key(uri: str) -> str:
+    """Bindings are compared with URI equivalence (§10.3 step 7, §19.1.4), roughly."""
+    scheme, _, rest = uri.partition(":")
+    userinfo, at, hostpart = rest.rpartition("@")
+    return f"{scheme.lower()}:{unescape(userinfo)}{at}{hostpart.lower()}"
+
+
+class LocationService:
+    def __init__(self) -> None:
+        self._bindings: dict[Aor, dict[str, Binding]] = {}
+        self._expiry_heap: list[tuple[float, int, Aor, str]] = []
+        self._sequence = itertools.count()
+
+    def bindings(self, aor: Aor, now: float) -> list[Binding]:
+        """Live bindings, highest q first (§10.2.1.2: q orders a user's terminals)."""
+        live = [b for b in self._bindings.get(aor, {}).values() if b.expires_at > now]
+        return sorted(live, key=lambda b: -float(b.q or "1"))
+
+    def get(self, aor: Aor, contact: str) -> Binding | None:
+        return self._bindings.get(aor, {}).get(contact_key(contact))
+
+    def put(self, binding: Binding) -> None:
+        self._bindings.setdefault(binding.aor, {})[binding.key] = binding
+        heapq.heappush(
+            self._expiry_heap,
+            (binding.expires_at, next(self._sequence), binding.aor, binding.key),
+        )
+
+    def remove(self, aor: Aor, contact: str) -> Binding | None:
+        table = self._bindings.get(aor)
+        if table is None:
+            return None
+        removed = table.pop(contact_key(contact), None)
+        if not table:
+            del self._bindings[aor]
+        return removed
+
+    def load(self, bindings: Iterable[Binding], now: float) -> int:
+        """Take bindings from storage; the expired ones are left out. Returns how many."""
+        count = 0
+        for binding in bindings:
+            if binding.expires_at > now:
+                self.put(binding)
+                count += 1
+        return count
+
+    def next_expiry(self) -> float | None:
+        heap = self._expiry_heap
+        while heap:
+            expires_at, _, aor, key = heap[0]
+            current = self._bindings.get(aor, {}).get(key)
+            if current is not None and current.expires_at == expires_at:
+                return expires_at
+            heapq.heappop(heap)  # refreshed or removed since
+        return None
+
+    def expire(self, now: float) -> list[Binding]:
+        """Remove and return every binding whose time has come."""
+        expired = []
+        while (deadline := self.next_expiry()) is not None and deadline <= now:
+            _, _, aor, key = heapq.heappop(self._expiry_heap)
+            binding = self._bindings[aor][key]
+            self.remove(aor, binding.contact)
+            expired.append(binding)
+        return expired
+
+    def count(self) -> int:
+        return sum(len(table) for table in self._bindings.values())

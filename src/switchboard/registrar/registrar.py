@@ -1,0 +1,255 @@
+"""REGISTER processing (RFC 3261 §10.3), pure: a request and ``now`` in, a decision out.
+
+The steps, in the RFC's order where it matters:
+1. The address-of-record is the To URI; its host must be a domain we serve (else 404).
+2. ``Require`` with anything is refused with 420 (§10.3 step 2: we support no extension).
+3. Authentication (§22): the realm is the domain. No credentials → 401 with SHA-256 and MD5
+   challenges. A stale or unknown nonce (e.g. after a restart) → 401 again, not a failure.
+   A wrong password or unknown user → 403, counted against the source; a source over its
+   limit gets 403 at once, without a challenge.
+4. The authenticated user must be the AOR's user (§10.3 step 4), else 403.
+5. Contacts (§10.3 steps 6–7): ``*`` removes every binding and needs ``Expires: 0`` and no
+   other contact. Each contact's expiry comes from its ``expires`` parameter, else the
+   Expires header, else the default; below ``min_expires`` (but not 0) the request fails
+   with 423 and Min-Expires; above ``max_expires`` it is shortened. For an existing binding
+   with the same Call-ID, a CSeq not above the stored one is out of order: 500.
+6. The 200 lists every binding of the AOR with its remaining ``expires`` (§10.3 step 8).
+
+Nothing is stored here: ``RegisterDecision`` says what to upsert and remove, and the service
+answers only once that is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from switchboard.directory import Directory
+from switchboard.registrar.location import Binding, LocationService
+from switchboard.registrar.throttle import FailureThrottle
+from switchboard.sip.address import Address
+from switchboard.sip.builders import make_response
+from switchboard.sip.digest import DigestServer, parse_auth_params
+from switchboard.sip.errors import ParseError
+from switchboard.sip.headers import Header
+from switchboard.sip.message import Request, Response, headers
+from switchboard.sip.transaction.base import Peer
+from switchboard.sip.uri import SipUri
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarSettings:
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterDecision:
+    response: Response
+    upserts: tuple[Binding, ...] = ()
+    removals: tuple[Binding, ...] = ()
+    log: str = ""
+    warning: bool = False  # an authentication failure or a block: worth a warning line
+
+
+class RefusalError(Exception):
+    """A REGISTER that ends in an error response (internal control flow)."""
+
+    def __init__(self, status: int, reason: str | None = None, extra: tuple[Header, ...] = ()):
+        super().__init__(reason)
+        self.status, self.reason, self.extra = status, reason, extra
+
+
+class Registrar:
+    def __init__(
+        self,
+        directory: Directory,
+        location: LocationService,
+        *,
+        digest_key: bytes,
+        new_tag: Callable[[], str],
+        throttle: FailureThrottle | None = None,
+        settings: RegistrarSettings | None = None,
+    ) -> None:
+        self.directory = directory
+        self.location = location
+        self.throttle = throttle or FailureThrottle()
+        self.settings = settings or RegistrarSettings()
+        self._digest_key = digest_key
+        self._digest: dict[str, DigestServer] = {}
+        self._new_tag = new_tag
+
+    def handle(self, request: Request, source: Peer, now: float) -> RegisterDecision:
+        try:
+            return self._handle(request, source, now)
+        except RefusalError as refusal:
+            response = self._response(request, refusal.status, refusal.reason, refusal.extra)
+            return RegisterDecision(response, log=f"{refusal.status} {refusal.reason or ''}")
+        except ParseError as exc:
+            return RegisterDecision(self._response(request, 400, exc.reason), log=exc.reason)
+
+    def _handle(self, request: Request, source: Peer, now: float) -> RegisterDecision:
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipUri) or not to_uri.user:
+            raise RefusalError(400, "To is not a SIP address-of-record")
+        domain = self.directory.domain(to_uri.host)
+        if domain is None:
+            raise RefusalError(404, "Domain not served here")
+        if request.get("Require"):
+            unsupported = headers(("Unsupported", ", ".join(request.get_all("Require"))))
+            raise RefusalError(420, None, unsupported)
+        source_key = source.host
+        if self.throttle.is_blocked(source_key, now):
+            raise RefusalError(403, "Too many failed attempts")
+        user = self.directory.user(domain.name, to_uri.user)
+        denied = self._authenticate(request, domain.name, user, now, source_key)
+        if denied is not None:
+            return denied
+        return self._update_bindings(request, domain.name, to_uri.user, source, now)
+
+    # -- authentication -------------------------------------------------------------------
+
+    def _digest_for(self, realm: str) -> DigestServer:
+        server = self._digest.get(realm)
+        if server is None:
+            server = self._digest[realm] = DigestServer(realm, self._digest_key)
+        return server
+
+    def _authenticate(
+        self, request: Request, realm: str, user: object, now: float, source: str
+    ) -> RegisterDecision | None:
+        digest = self._digest_for(realm)
+        credentials = _credentials_for_realm(request, realm)
+        if credentials is None:
+            return self._challenge(request, digest, now, stale=False)
+        password = getattr(user, "sip_password", None)
+        verdict = digest.verify(credentials, "REGISTER", password, now)
+        aor_user = request.to.uri.user if isinstance(request.to.uri, SipUri) else None
+        if verdict.ok and verdict.username == aor_user:
+            return None
+        if verdict.stale or verdict.reason == "forged nonce":
+            return self._challenge(request, digest, now, stale=verdict.stale)
+        blocked = self.throttle.record_failure(source, now)
+        note = (
+            f"; {source} blocked for {self.throttle.settings.block_seconds:g} s" if blocked else ""
+        )
+        reason = verdict.reason if not verdict.ok else "credentials of another user"
+        return RegisterDecision(
+            self._response(request, 403),
+            log=f"authentication failed for {aor_user}@{realm} from {source}: {reason}{note}",
+            warning=True,
+        )
+
+    def _challenge(
+        self, request: Request, digest: DigestServer, now: float, *, stale: bool
+    ) -> RegisterDecision:
+        extra = tuple(Header("WWW-Authenticate", v) for v in digest.challenges(now, stale=stale))
+        return RegisterDecision(self._response(request, 401, None, extra), log="challenged")
+
+    # -- bindings -------------------------------------------------------------------------
+
+    def _update_bindings(
+        self, request: Request, domain: str, user: str, source: Peer, now: float
+    ) -> RegisterDecision:
+        aor = (domain, user)
+        current = {b.key: b for b in self.location.bindings(aor, now)}
+        contacts = request.contacts
+        upserts: list[Binding] = []
+        removals: list[Binding] = []
+        if any(c.is_wildcard for c in contacts):
+            if len(contacts) != 1 or request.get("Expires") != "0":
+                raise RefusalError(400, "Contact * needs Expires: 0 and no other contact")
+            removals = list(current.values())
+            current = {}
+        for contact in contacts if not removals else ():
+            binding, expires = self._binding(request, contact, aor, source, now)
+            existing = current.get(binding.key)
+            if existing and existing.call_id == binding.call_id and binding.cseq <= existing.cseq:
+                raise RefusalError(500, "Out of order REGISTER")
+            if expires == 0:
+                if existing:
+                    removals.append(existing)
+                    del current[binding.key]
+            else:
+                upserts.append(binding)
+                current[binding.key] = binding
+        listed = tuple(
+            Header("Contact", _contact_value(b, now))
+            for b in sorted(current.values(), key=lambda b: -float(b.q or "1"))
+        )
+        response = self._response(request, 200, None, listed)
+        summary = f"{user}@{domain}: {len(current)} binding(s) (+{len(upserts)} -{len(removals)})"
+        return RegisterDecision(response, tuple(upserts), tuple(removals), log=summary)
+
+    def _binding(
+        self, request: Request, contact: Address, aor: tuple[str, str], source: Peer, now: float
+    ) -> tuple[Binding, int]:
+        domain, user = aor
+        if contact.uri is None or not isinstance(contact.uri, SipUri):
+            raise RefusalError(400, "Contact is not a SIP URI")
+        expires = self._expires(request, contact)
+        q = contact.params.get("q")
+        if q is not None and not _valid_q(q):
+            raise RefusalError(400, "Malformed q value")
+        binding = Binding(
+            domain=domain,
+            user=user,
+            contact=str(contact.uri),
+            expires_at=now + expires,
+            call_id=request.call_id,
+            cseq=request.cseq.number,
+            q=q,
+            received=f"{source.transport}:{source.host}:{source.port}",
+            user_agent=(request.get("User-Agent") or "")[:255],
+        )
+        return binding, expires
+
+    def _expires(self, request: Request, contact: Address) -> int:
+        settings = self.settings
+        text = contact.params.get("expires") or request.get("Expires")
+        expires = int(text) if text is not None and text.isdigit() else settings.default_expires
+        if 0 < expires < settings.min_expires:
+            raise RefusalError(423, None, headers(("Min-Expires", str(settings.min_expires))))
+        return min(expires, settings.max_expires)
+
+    def _response(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        extra: tuple[Header, ...] = (),
+    ) -> Response:
+        tag = request.to.tag or self._new_tag()
+        return make_response(request, status, reason, to_tag=tag, extra=extra)
+
+
+def apply(location: LocationService, decision: RegisterDecision) -> None:
+    """Make the in-memory location service say what was just stored."""
+    for binding in decision.removals:
+        location.remove(binding.aor, binding.contact)
+    for binding in decision.upserts:
+        location.put(binding)
+
+
+def _credentials_for_realm(request: Request, realm: str) -> str | None:
+    for value in request.get_all("Authorization"):
+        try:
+            scheme, params = parse_auth_params(value)
+        except ParseError:
+            continue
+        if scheme.lower() == "digest" and params.get("realm", "").lower() == realm:
+            return value
+    return None
+
+
+def _contact_value(binding: Binding, now: float) -> str:
+    q = f";q={binding.q}" if binding.q else ""
+    return f"<{binding.contact}>;expires={binding.expires_in(now)}{q}"
+
+
+def _valid_q(text: str) -> bool:
+    try:
+        return 0.0 <= float(text) <= 1.0
+    except ValueError:
+        return False

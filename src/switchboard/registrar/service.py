@@ -1,0 +1,143 @@
+"""The registrar service: the edge around the pure registrar.
+
+- REGISTERs arrive from the user agent; each decision is stored before it is answered, so
+  a 200 always means "this binding survives a restart". A storage failure answers 500.
+- On start, bindings are loaded from the database; expired ones are deleted, not loaded.
+- One timer, armed at the earliest expiry, removes bindings on time (memory and database).
+- ``contacts(domain, user)`` is what the PBX rings: live bindings, highest q first, then the
+  static contacts of the config file (permanent terminals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+
+from switchboard.directory import Directory
+from switchboard.registrar.location import LocationService
+from switchboard.registrar.registrar import RegisterDecision, Registrar, apply
+from switchboard.sip.builders import make_response
+from switchboard.sip.endpoint import SipEndpoint
+from switchboard.sip.message import Request
+from switchboard.sip.transaction.base import Peer
+from switchboard.sip.transaction.layer import ServerTransaction
+from switchboard.store.registrations import RegistrationStore
+
+log = logging.getLogger("switchboard.registrar")
+
+
+class RegistrarService:
+    def __init__(
+        self,
+        registrar: Registrar,
+        store: RegistrationStore,
+        directory: Directory,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registrar = registrar
+        self.location: LocationService = registrar.location
+        self.store = store
+        self.directory = directory
+        self.clock = clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counters = {"registered": 0, "challenged": 0, "refused": 0, "expired": 0}
+
+    async def start(self) -> None:
+        now = self.clock()
+        dropped = await self.store.delete_expired(now)
+        loaded = self.location.load(await self.store.load(), now)
+        log.info("registrar: %d binding(s) restored, %d expired one(s) dropped", loaded, dropped)
+        self._arm()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def contacts(self, domain: str, user: str) -> list[str]:
+        registered = [b.contact for b in self.location.bindings((domain, user), self.clock())]
+        static = self.directory.user(domain, user)
+        return registered + ([c for c in static.contacts if c not in registered] if static else [])
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.counters, "bindings": self.location.count()}
+
+    # -- REGISTER -------------------------------------------------------------------------
+
+    def on_register(
+        self, endpoint: SipEndpoint, tx: ServerTransaction, request: Request, peer: Peer
+    ) -> None:
+        decision = self.registrar.handle(request, peer, self.clock())
+        status = decision.response.status
+        if decision.warning:
+            log.warning("REGISTER %s", decision.log)
+        else:
+            log.debug("REGISTER %s: %s", status, decision.log)
+        if status != 200 or not (decision.upserts or decision.removals):
+            self._count(status)
+            endpoint.respond(tx, decision.response)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._store_then_answer(endpoint, tx, decision)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store_then_answer(
+        self, endpoint: SipEndpoint, tx: ServerTransaction, decision: RegisterDecision
+    ) -> None:
+        try:
+            await self.store.save(decision.upserts, decision.removals)
+        except Exception:
+            log.exception("storing a registration failed")
+            endpoint.respond(tx, make_response(tx.request, 500, "Registration not stored"))
+            return
+        apply(self.location, decision)
+        self._count(200)
+        endpoint.respond(tx, decision.response)
+        self._arm()
+
+    def _count(self, status: int) -> None:
+        key = {200: "registered", 401: "challenged"}.get(status, "refused")
+        self.counters[key] += 1
+
+    # -- expiry ---------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.location.next_expiry()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.clock())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_expiry)
+
+    def _on_expiry(self) -> None:
+        self._timer = None
+        expired = self.location.expire(self.clock())
+        if expired:
+            self.counters["expired"] += len(expired)
+            for binding in expired:
+                log.info("binding expired: %s@%s %s", binding.user, binding.domain, binding.contact)
+            # Delete by expiry time, not by contact: a refresh stored meanwhile must survive.
+            self._spawn(self._delete_expired())
+        self._arm()
+
+    async def _delete_expired(self) -> None:
+        await self.store.delete_expired(self.clock())
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("registrar storage task failed", exc_info=task.exception())

@@ -1,0 +1,88 @@
+"""Tables (SQLAlchemy 2 declarative). Changing one means writing an Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DomainRow(Base):
+    __tablename__ = "domains"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    channel_limit: Mapped[int] = mapped_column(Integer)
+    calling_number: Mapped[str | None] = mapped_column(String(32))
+    pstn_prefixes: Mapped[str] = mapped_column(Text)  # comma-separated digits
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("domain_pk", "name"),
+        UniqueConstraint("domain_pk", "user_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain_pk: Mapped[int] = mapped_column(ForeignKey("domains.pk", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(255))
+    extension: Mapped[str | None] = mapped_column(String(32))
+    did: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(255))
+    static_contacts: Mapped[str] = mapped_column(Text)  # newline-separated SIP URIs
+
+
+class GroupRow(Base):
+    __tablename__ = "groups"
+    __table_args__ = (
+        UniqueConstraint("domain_pk", "name"),
+        UniqueConstraint("domain_pk", "group_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain_pk: Mapped[int] = mapped_column(ForeignKey("domains.pk", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(255))
+    extension: Mapped[str | None] = mapped_column(String(32))
+    did: Mapped[str | None] = mapped_column(String(32))
+    strategy: Mapped[str] = mapped_column(String(8))
+    answer_timeout: Mapped[int] = mapped_column(Integer)
+    member_answer_timeout: Mapped[int] = mapped_column(Integer)
+    members: Mapped[str] = mapped_column(Text)  # user names in hunting order, comma-separated
+
+
+class TrunkRow(Base):
+    __tablename__ = "trunks"
+    __table_args__ = (UniqueConstraint("domain_pk", "name"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain_pk: Mapped[int] = mapped_column(ForeignKey("domains.pk", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(300))
+    transport: Mapped[str] = mapped_column(String(8))
+    username: Mapped[str] = mapped_column(String(255))
+
+
+class RegistrationRow(Base):
+    """One binding of an address-of-record (user@domain) to a contact (RFC 3261 §10.3)."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("domain", "user", "contact"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    contact: Mapped[str] = mapped_column(Text)
+    q: Mapped[str | None] = mapped_column(String(8))
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(Integer)
+    received: Mapped[str] = mapped_column(String(300))  # transport:host:port it came from
+    user_agent: Mapped[str] = mapped_column(String(255))
