@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from switchboard.sip.digest import (
@@ -11,6 +13,18 @@ from switchboard.sip.digest import (
     parse_auth_params,
     pick_challenge,
 )
+
+
+def _server(key: bytes, nonce_ttl: float = 300.0) -> DigestServer:
+    salts = (f"s{n}" for n in itertools.count())
+    return DigestServer("example.com", key, nonce_salt=lambda: next(salts), nonce_ttl=nonce_ttl)
+
+
+def test_every_challenge_has_its_own_nonce_even_in_the_same_millisecond() -> None:
+    server = _server(b"k")
+    nonces = {parse_auth_params(server.challenges(5.0)[0])[1]["nonce"] for _ in range(3)}
+    assert len(nonces) == 3
+
 
 RFC7616_EXAMPLE = {
     "username": "Mufasa",
@@ -37,7 +51,7 @@ def test_rfc7616_example_responses(algorithm: str, expected: str) -> None:
 
 
 def test_challenges_offer_sha256_first_then_md5() -> None:
-    server = DigestServer("example.com", b"k")
+    server = _server(b"k")
     values = server.challenges(100.0)
     algorithms = [parse_auth_params(v)[1]["algorithm"] for v in values]
     assert algorithms == ["SHA-256", "MD5"]
@@ -46,7 +60,7 @@ def test_challenges_offer_sha256_first_then_md5() -> None:
 
 @pytest.mark.parametrize("index", [0, 1], ids=["sha256", "md5"])
 def test_client_answer_verifies_on_the_server(index: int) -> None:
-    server = DigestServer("example.com", b"secret-key")
+    server = _server(b"secret-key")
     challenge = server.challenges(1000.0)[index]
     credentials = answer_challenge(
         challenge,
@@ -61,7 +75,7 @@ def test_client_answer_verifies_on_the_server(index: int) -> None:
 
 
 def test_wrong_password_unknown_user_and_replay_fail() -> None:
-    server = DigestServer("example.com", b"secret-key")
+    server = _server(b"secret-key")
     challenge = server.challenges(0.0)[0]
     good = answer_challenge(
         challenge,
@@ -79,7 +93,7 @@ def test_wrong_password_unknown_user_and_replay_fail() -> None:
 
 
 def test_expired_nonce_with_right_password_is_stale() -> None:
-    server = DigestServer("example.com", b"secret-key", nonce_ttl=30)
+    server = _server(b"secret-key", nonce_ttl=30)
     challenge = server.challenges(0.0)[0]
     credentials = answer_challenge(
         challenge,
@@ -95,8 +109,8 @@ def test_expired_nonce_with_right_password_is_stale() -> None:
 
 
 def test_forged_nonce_and_garbage_are_refused_without_exceptions() -> None:
-    server = DigestServer("example.com", b"secret-key")
-    other = DigestServer("example.com", b"another-key")
+    server = _server(b"secret-key")
+    other = _server(b"another-key")
     forged = answer_challenge(
         other.challenges(0.0)[0],
         method="REGISTER",

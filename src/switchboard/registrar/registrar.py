@@ -113,7 +113,8 @@ class Registrar:
     def _digest_for(self, realm: str) -> DigestServer:
         server = self._digest.get(realm)
         if server is None:
-            server = self._digest[realm] = DigestServer(realm, self._digest_key)
+            server = DigestServer(realm, self._digest_key, nonce_salt=self._new_tag)
+            self._digest[realm] = server
         return server
 
     def _authenticate(
@@ -128,7 +129,9 @@ class Registrar:
         aor_user = request.to.uri.user if isinstance(request.to.uri, SipUri) else None
         if verdict.ok and verdict.username == aor_user:
             return None
-        if verdict.stale or verdict.reason == "forged nonce":
+        if verdict.stale or verdict.reason in ("forged nonce", "replayed nonce count"):
+            # Not a password failure: a restart forgot the key, or the phone reused a nonce
+            # count. A fresh challenge lets honest phones through and costs attackers nothing.
             return self._challenge(request, digest, now, stale=verdict.stale)
         blocked = self.throttle.record_failure(source, now)
         note = (

@@ -3,8 +3,9 @@
 Server side (``DigestServer``):
 - Challenges offer SHA-256 first, then MD5, one header each (RFC 8760 §2.4: the UAC uses
   the first it supports; old phones only know MD5).
-- Nonces are stateless: ``<issued-at>.<HMAC(key, issued-at:realm)>`` in base64, so any node
-  sharing the key can check them. An expired nonce with a valid signature earns
+- Nonces are stateless: ``<issued-at>.<salt>.<HMAC(key, issued-at.salt:realm)>`` in base64,
+  so any node sharing the key can check them; the salt (from an injected source) makes
+  every challenge's nonce unique. An expired nonce with a valid signature earns
   ``stale=true`` (RFC 7616 §3.3): the phone retries with the same password, silently.
 - ``nc`` must grow for a nonce (RFC 7616 §3.4.5); a bounded table remembers the last one.
 - Comparison of responses is constant-time.
@@ -19,6 +20,7 @@ import base64
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchboard.sip.errors import ParseError
@@ -88,16 +90,27 @@ class Verdict:
 
 
 class DigestServer:
-    def __init__(self, realm: str, key: bytes, *, nonce_ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        realm: str,
+        key: bytes,
+        *,
+        nonce_salt: Callable[[], str],
+        nonce_ttl: float = 300.0,
+    ) -> None:
         self.realm = realm
         self._key = key
+        self._salt = nonce_salt
         self.nonce_ttl = nonce_ttl
         self._last_nc: OrderedDict[str, int] = OrderedDict()
 
+    def _mac(self, issued: str) -> str:
+        message = f"{issued}:{self.realm}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
     def make_nonce(self, now: float) -> str:
-        issued = f"{now:.3f}"
-        mac = hmac.new(self._key, f"{issued}:{self.realm}".encode(), hashlib.sha256).hexdigest()
-        return base64.b64encode(f"{issued}.{mac[:32]}".encode()).decode()
+        issued = f"{now:.3f}.{self._salt()}"
+        return base64.b64encode(f"{issued}.{self._mac(issued)}".encode()).decode()
 
     def challenges(self, now: float, *, stale: bool = False) -> list[str]:
         nonce = self.make_nonce(now)
@@ -111,12 +124,9 @@ class DigestServer:
     def _nonce_age(self, nonce: str, now: float) -> float | None:
         try:
             issued, _, mac = base64.b64decode(nonce, validate=True).decode().rpartition(".")
-            expected = hmac.new(
-                self._key, f"{issued}:{self.realm}".encode(), hashlib.sha256
-            ).hexdigest()[:32]
-            if not hmac.compare_digest(mac, expected):
+            if not hmac.compare_digest(mac, self._mac(issued)):
                 return None
-            return now - float(issued)
+            return now - float(issued.rsplit(".", 1)[0])  # "<time>.<salt>"; salts have no dot
         except (ValueError, UnicodeDecodeError):
             return None
 

@@ -1,0 +1,207 @@
+"""REGISTER processing (RFC 3261 §10.3), pure, with a fake clock."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from switchboard.config import parse_config
+from switchboard.directory import Directory
+from switchboard.registrar.location import LocationService
+from switchboard.registrar.registrar import RegisterDecision, Registrar, apply
+from switchboard.registrar.throttle import FailureThrottle, ThrottleSettings
+from switchboard.sip.digest import answer_challenge
+from switchboard.sip.message import Request, headers
+from switchboard.sip.transaction.base import Peer
+from switchboard.sip.uri import SipUri, parse_uri
+
+CONFIG = parse_config("""
+[[domains]]
+name = "example.com"
+api_token = "token-for-tests"
+  [[domains.users]]
+  id = 1
+  name = "alice"
+  sip_password = "alice-secret"
+  [[domains.users]]
+  id = 2
+  name = "bob"
+  sip_password = "bob-secret"
+""")
+PHONE = Peer("UDP", "192.0.2.50", 5062)
+_cseq = itertools.count(1)
+
+
+def _registrar(throttle: FailureThrottle | None = None) -> Registrar:
+    tags = (f"tag{n}" for n in itertools.count())
+    return Registrar(
+        Directory(CONFIG), LocationService(), digest_key=b"k" * 32, new_tag=lambda: next(tags),
+        throttle=throttle,
+    )  # fmt: skip
+
+
+def _register(
+    user: str = "alice",
+    *contacts: str,
+    expires: str | None = None,
+    call_id: str = "reg-1",
+    authorization: str | None = None,
+    domain: str = "example.com",
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Request:
+    pairs = [
+        ("Via", f"SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK{next(_cseq)}"),
+        ("From", f"<sip:{user}@{domain}>;tag=f1"),
+        ("To", f"<sip:{user}@{domain}>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"{next(_cseq)} REGISTER"),
+        ("Max-Forwards", "70"),
+        *[("Contact", c) for c in contacts],
+        *extra,
+    ]
+    if expires is not None:
+        pairs.append(("Expires", expires))
+    if authorization:
+        pairs.append(("Authorization", authorization))
+    return Request("REGISTER", parse_uri(f"sip:{domain}"), headers(*pairs))
+
+
+def _authorized(registrar: Registrar, request: Request, now: float, password: str) -> Request:
+    challenge = registrar.handle(request, PHONE, now).response
+    assert challenge.status == 401
+    assert isinstance(request.to.uri, SipUri) and request.to.uri.user
+    value = answer_challenge(
+        challenge.get_all("WWW-Authenticate")[0], method="REGISTER", uri=str(request.uri),
+        username=request.to.uri.user, password=password, cnonce="c", nc=1,
+    )  # fmt: skip
+    return request.with_headers((*request.headers, headers(("Authorization", value))[0]))
+
+
+def _register_ok(
+    registrar: Registrar, now: float, *contacts: str, password: str = "alice-secret", **kw: object
+) -> RegisterDecision:
+    request = _register("alice", *contacts, **kw)  # type: ignore[arg-type]
+    decision = registrar.handle(_authorized(registrar, request, now, password), PHONE, now)
+    apply(registrar.location, decision)
+    return decision
+
+
+def test_first_register_is_challenged_with_sha256_and_md5_in_the_domain_realm() -> None:
+    response = (
+        _registrar().handle(_register("alice", "<sip:alice@192.0.2.50:5062>"), PHONE, 0.0).response
+    )
+    assert response.status == 401
+    challenges = response.get_all("WWW-Authenticate")
+    assert ['realm="example.com"' in c for c in challenges] == [True, True]
+    assert ["algorithm=SHA-256" in challenges[0], "algorithm=MD5" in challenges[1]] == [True, True]
+
+
+def test_authenticated_register_binds_and_echoes_every_contact_with_expires() -> None:
+    registrar = _registrar()
+    decision = _register_ok(
+        registrar, 1000.0, "<sip:alice@192.0.2.50:5062>;q=0.7", "<sip:alice@192.0.2.51>;expires=120"
+    )
+    assert decision.response.status == 200
+    contacts = decision.response.get_all("Contact")
+    assert contacts == [
+        "<sip:alice@192.0.2.51>;expires=120",
+        "<sip:alice@192.0.2.50:5062>;expires=3600;q=0.7",
+    ]
+    bindings = registrar.location.bindings(("example.com", "alice"), 1000.0)
+    assert [b.q for b in bindings] == [None, "0.7"]  # q orders terminals, 1.0 by default
+    assert bindings[1].received == "UDP:192.0.2.50:5062"
+
+
+def test_wrong_password_and_unknown_user_never_bind_and_sources_get_throttled() -> None:
+    throttle = FailureThrottle(ThrottleSettings(max_failures=3, window=60, block_seconds=300))
+    registrar = _registrar(throttle)
+    for now in (1.0, 2.0):
+        decision = _register_ok(registrar, now, "<sip:alice@192.0.2.50>", password="guess")
+        assert decision.response.status == 403 and decision.warning
+    unknown = _register("mallory", "<sip:m@192.0.2.9>")
+    unknown = _authorized(registrar, unknown, 3.0, "whatever")
+    decision = registrar.handle(unknown, PHONE, 3.0)
+    assert decision.response.status == 403 and "blocked" in decision.log
+    blocked = registrar.handle(_register("alice", "<sip:alice@192.0.2.50>"), PHONE, 4.0)
+    assert blocked.response.status == 403  # not even challenged
+    assert registrar.location.count() == 0
+    assert registrar.handle(_register("alice"), PHONE, 304.0).response.status == 401
+
+
+def test_credentials_of_one_user_cannot_register_another() -> None:
+    registrar = _registrar()
+    request = _register("bob", "<sip:bob@192.0.2.60>")
+    challenge = registrar.handle(request, PHONE, 0.0).response
+    value = answer_challenge(challenge.get_all("WWW-Authenticate")[1], method="REGISTER",
+                             uri="sip:example.com", username="alice", password="alice-secret",
+                             cnonce="c")  # fmt: skip
+    forged = request.with_headers((*request.headers, *headers(("Authorization", value))))
+    assert registrar.handle(forged, PHONE, 1.0).response.status == 403
+
+
+def test_too_brief_interval_is_423_with_min_expires_and_long_ones_are_shortened() -> None:
+    registrar = _registrar()
+    decision = _register_ok(registrar, 0.0, "<sip:alice@192.0.2.50>", expires="30")
+    assert decision.response.status == 423
+    assert decision.response.get("Min-Expires") == "60"
+    decision = _register_ok(registrar, 0.0, "<sip:alice@192.0.2.50>", expires="86400")
+    assert decision.response.get("Contact") == "<sip:alice@192.0.2.50>;expires=3600"
+
+
+def test_unregister_one_contact_then_all_with_star() -> None:
+    registrar = _registrar()
+    _register_ok(registrar, 0.0, "<sip:alice@192.0.2.50>", "<sip:alice@192.0.2.51>")
+    one = _register_ok(registrar, 10.0, "<sip:alice@192.0.2.50>;expires=0")
+    assert one.response.get_all("Contact") == ["<sip:alice@192.0.2.51>;expires=3590"]
+    assert [b.contact for b in one.removals] == ["sip:alice@192.0.2.50"]
+    everything = _register_ok(registrar, 20.0, "*", expires="0")
+    assert everything.response.status == 200 and everything.response.get("Contact") is None
+    assert registrar.location.count() == 0
+
+
+def test_star_needs_expires_zero_and_no_other_contact() -> None:
+    registrar = _registrar()
+    assert _register_ok(registrar, 0.0, "*", expires="60").response.status == 400
+    mixed = _register_ok(registrar, 0.0, "*", "<sip:alice@192.0.2.5>", expires="0")
+    assert mixed.response.status == 400
+
+
+def test_query_without_contact_lists_bindings() -> None:
+    registrar = _registrar()
+    _register_ok(registrar, 0.0, "<sip:alice@192.0.2.50>")
+    decision = _register_ok(registrar, 100.0)
+    assert decision.response.get_all("Contact") == ["<sip:alice@192.0.2.50>;expires=3500"]
+    assert decision.upserts == () and decision.removals == ()
+
+
+def test_out_of_order_register_with_same_call_id_is_refused() -> None:
+    registrar = _registrar()
+    request = _register("alice", "<sip:alice@192.0.2.50>", call_id="same")
+    first = registrar.handle(_authorized(registrar, request, 0.0, "alice-secret"), PHONE, 0.0)
+    apply(registrar.location, first)
+    again = _authorized(registrar, request, 1.0, "alice-secret")  # the same CSeq number
+    assert registrar.handle(again, PHONE, 1.0).response.status == 500
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        (_register("alice", domain="elsewhere.example"), 404),
+        (_register("alice", extra=(("Require", "gruu"),)), 420),
+    ],
+)
+def test_unknown_domain_and_unsupported_extensions(request_: Request, status: int) -> None:
+    response = _registrar().handle(request_, PHONE, 0.0).response
+    assert response.status == status
+    assert response.to.tag  # §8.2.6.2
+
+
+def test_expired_nonce_gets_a_stale_challenge_not_a_refusal() -> None:
+    registrar = _registrar()
+    request = _authorized(
+        registrar, _register("alice", "<sip:alice@192.0.2.50>"), 0.0, "alice-secret"
+    )
+    response = registrar.handle(request, PHONE, 1000.0).response
+    assert response.status == 401
+    assert "stale=true" in response.get_all("WWW-Authenticate")[0]
