@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     try:
         config = load_config(args.config if args.command == "serve" else args.file)
     except ConfigError as exc:

@@ -87,14 +87,14 @@ def _register_ok(
     return decision
 
 
-def test_first_register_is_challenged_with_sha256_and_md5_in_the_domain_realm() -> None:
+def test_first_register_is_challenged_with_md5_and_sha256_in_the_domain_realm() -> None:
     response = (
         _registrar().handle(_register("alice", "<sip:alice@192.0.2.50:5062>"), PHONE, 0.0).response
     )
     assert response.status == 401
     challenges = response.get_all("WWW-Authenticate")
     assert ['realm="example.com"' in c for c in challenges] == [True, True]
-    assert ["algorithm=SHA-256" in challenges[0], "algorithm=MD5" in challenges[1]] == [True, True]
+    assert ["algorithm=MD5" in challenges[0], "algorithm=SHA-256" in challenges[1]] == [True, True]
 
 
 def test_authenticated_register_binds_and_echoes_every_contact_with_expires() -> None:

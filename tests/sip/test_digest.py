@@ -50,12 +50,15 @@ def test_rfc7616_example_responses(algorithm: str, expected: str) -> None:
     assert compute_response(algorithm=algorithm, **RFC7616_EXAMPLE) == expected
 
 
-def test_challenges_offer_sha256_first_then_md5() -> None:
+def test_challenges_offer_md5_then_sha256_and_the_client_takes_the_topmost() -> None:
     server = _server(b"k")
     values = server.challenges(100.0)
     algorithms = [parse_auth_params(v)[1]["algorithm"] for v in values]
-    assert algorithms == ["SHA-256", "MD5"]
+    assert algorithms == ["MD5", "SHA-256"]
     assert pick_challenge(values) == values[0]
+    assert (
+        pick_challenge(['Digest realm="r", nonce="n", algorithm=SHA-512', values[1]]) == values[1]
+    )
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["sha256", "md5"])

@@ -1,8 +1,10 @@
 """Digest authentication for SIP (RFC 3261 §22, RFC 7616, RFC 8760): MD5 and SHA-256, qop=auth.
 
 Server side (``DigestServer``):
-- Challenges offer SHA-256 first, then MD5, one header each (RFC 8760 §2.4: the UAC uses
-  the first it supports; old phones only know MD5).
+- Challenges offer MD5 first, then SHA-256, one header each. RFC 7616 §3.7 would put the
+  preferred algorithm first, but clients that read only the first challenge exist (SIPp
+  3.6 fails on a leading SHA-256 one, measured) and most deployed phones know only MD5;
+  the order is a constructor argument so a deployment can prefer SHA-256.
 - Nonces are stateless: ``<issued-at>.<salt>.<HMAC(key, issued-at.salt:realm)>`` in base64,
   so any node sharing the key can check them; the salt (from an injected source) makes
   every challenge's nonce unique. An expired nonce with a valid signature earns
@@ -27,7 +29,7 @@ from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, quote, read_quoted
 
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
-SUPPORTED_ALGORITHMS = ("SHA-256", "MD5")
+SUPPORTED_ALGORITHMS = ("MD5", "SHA-256")
 
 
 def _h(algorithm: str, data: str) -> str:
@@ -97,7 +99,11 @@ class DigestServer:
         *,
         nonce_salt: Callable[[], str],
         nonce_ttl: float = 300.0,
+        algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS,
     ) -> None:
+        if not algorithms or any(a not in _HASHES for a in algorithms):
+            raise ValueError(f"digest algorithms must be among {sorted(_HASHES)}")
+        self.algorithms = algorithms
         self.realm = realm
         self._key = key
         self._salt = nonce_salt
@@ -118,7 +124,7 @@ class DigestServer:
         return [
             f"Digest realm={quote(self.realm)}, nonce={quote(nonce)}, algorithm={alg}, "
             f'qop="auth"{tail}'
-            for alg in SUPPORTED_ALGORITHMS
+            for alg in self.algorithms
         ]
 
     def _nonce_age(self, nonce: str, now: float) -> float | None:
@@ -218,7 +224,7 @@ def answer_challenge(
 
 
 def pick_challenge(values: list[str]) -> str | None:
-    """The first challenge whose algorithm we support (RFC 8760 §2.4)."""
+    """The topmost challenge whose algorithm we support (RFC 8760 §2.4)."""
     for value in values:
         try:
             scheme, p = parse_auth_params(value)
