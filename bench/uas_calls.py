@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from bench.report import write_section
 
-_COUNT = re.compile(r"(Successful call|Failed call)\s*\|\s*\d+\s*\|\s*(\d+)")
+COUNT = re.compile(r"(Successful call|Failed call)\s*\|\s*\d+\s*\|\s*(\d+)")
 _RETRANS = re.compile(r"^\s+(INVITE|BYE) ---------->\s+\d+\s+(\d+)", re.M)
 
 
@@ -61,7 +61,7 @@ def drive(port: int, calls: int, rate: int, limit: int) -> dict[str, float]:
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
-    counts = dict((k, int(v)) for k, v in _COUNT.findall(result.stdout))
+    counts = dict((k, int(v)) for k, v in COUNT.findall(result.stdout))
     retransmissions = sum(int(n) for _, n in _RETRANS.findall(result.stdout))
     ok = counts.get("Successful call", 0)
     return {

@@ -9,7 +9,7 @@ import pytest
 from switchboard.config import parse_config
 from switchboard.directory import Directory
 from switchboard.registrar.location import LocationService
-from switchboard.registrar.registrar import RegisterDecision, Registrar, apply
+from switchboard.registrar.registrar import RegisterDecision, Registrar, RegistrarSettings, apply
 from switchboard.registrar.throttle import FailureThrottle, ThrottleSettings
 from switchboard.sip.digest import answer_challenge
 from switchboard.sip.message import Request, headers
@@ -33,11 +33,13 @@ PHONE = Peer("UDP", "192.0.2.50", 5062)
 _cseq = itertools.count(1)
 
 
-def _registrar(throttle: FailureThrottle | None = None) -> Registrar:
+def _registrar(
+    throttle: FailureThrottle | None = None, settings: RegistrarSettings | None = None
+) -> Registrar:
     tags = (f"tag{n}" for n in itertools.count())
     return Registrar(
         Directory(CONFIG), LocationService(), digest_key=b"k" * 32, new_tag=lambda: next(tags),
-        throttle=throttle,
+        throttle=throttle, settings=settings,
     )  # fmt: skip
 
 
@@ -87,14 +89,21 @@ def _register_ok(
     return decision
 
 
-def test_first_register_is_challenged_with_md5_and_sha256_in_the_domain_realm() -> None:
-    response = (
-        _registrar().handle(_register("alice", "<sip:alice@192.0.2.50:5062>"), PHONE, 0.0).response
-    )
+def test_first_register_is_challenged_in_the_domain_realm_with_md5_by_default() -> None:
+    request = _register("alice", "<sip:alice@192.0.2.50:5062>")
+    response = _registrar().handle(request, PHONE, 0.0).response
     assert response.status == 401
-    challenges = response.get_all("WWW-Authenticate")
-    assert ['realm="example.com"' in c for c in challenges] == [True, True]
-    assert ["algorithm=MD5" in challenges[0], "algorithm=SHA-256" in challenges[1]] == [True, True]
+    (challenge,) = response.get_all("WWW-Authenticate")
+    assert 'realm="example.com"' in challenge and "algorithm=MD5" in challenge
+
+
+def test_sha256_can_be_offered_and_is_verified() -> None:
+    settings = RegistrarSettings(digest_algorithms=("SHA-256", "MD5"))
+    registrar = _registrar(settings=settings)
+    request = _register("alice", "<sip:alice@192.0.2.50>")
+    authorized = _authorized(registrar, request, 0.0, "alice-secret")
+    assert "algorithm=SHA-256" in (authorized.get("Authorization") or "")
+    assert registrar.handle(authorized, PHONE, 1.0).response.status == 200
 
 
 def test_authenticated_register_binds_and_echoes_every_contact_with_expires() -> None:
@@ -133,7 +142,7 @@ def test_credentials_of_one_user_cannot_register_another() -> None:
     registrar = _registrar()
     request = _register("bob", "<sip:bob@192.0.2.60>")
     challenge = registrar.handle(request, PHONE, 0.0).response
-    value = answer_challenge(challenge.get_all("WWW-Authenticate")[1], method="REGISTER",
+    value = answer_challenge(challenge.get_all("WWW-Authenticate")[0], method="REGISTER",
                              uri="sip:example.com", username="alice", password="alice-secret",
                              cnonce="c")  # fmt: skip
     forged = request.with_headers((*request.headers, *headers(("Authorization", value))))

@@ -3,10 +3,11 @@
 The steps, in the RFC's order where it matters:
 1. The address-of-record is the To URI; its host must be a domain we serve (else 404).
 2. ``Require`` with anything is refused with 420 (§10.3 step 2: we support no extension).
-3. Authentication (§22): the realm is the domain. No credentials → 401 with SHA-256 and MD5
-   challenges. A stale or unknown nonce (e.g. after a restart) → 401 again, not a failure.
-   A wrong password or unknown user → 403, counted against the source; a source over its
-   limit gets 403 at once, without a challenge.
+3. Authentication (§22): the realm is the domain. No credentials → 401 with an MD5
+   challenge (``DEFAULT_ALGORITHMS`` says why not SHA-256 too). A stale or unknown nonce
+   (e.g. after a restart) → 401 again, not a failure. A wrong password or unknown user →
+   403, counted against the source; a source over its limit gets 403 at once, without a
+   challenge.
 4. The authenticated user must be the AOR's user (§10.3 step 4), else 403.
 5. Contacts (§10.3 steps 6–7): ``*`` removes every binding and needs ``Expires: 0`` and no
    other contact. Each contact's expiry comes from its ``expires`` parameter, else the
@@ -36,12 +37,19 @@ from switchboard.sip.message import Request, Response, headers
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri
 
+# Measured here: baresip 1.0.0 (libre) aborts registration when any challenge names an
+# algorithm it lacks (SHA-256), and SIPp 3.6 reads only the first challenge. Deployed phones
+# overwhelmingly know only MD5, so MD5 alone is the default; ("MD5", "SHA-256") or
+# ("SHA-256",) can be configured per deployment.
+DEFAULT_ALGORITHMS = ("MD5",)
+
 
 @dataclass(frozen=True, slots=True)
 class RegistrarSettings:
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 3600
+    digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,12 @@ class Registrar:
     def _digest_for(self, realm: str) -> DigestServer:
         server = self._digest.get(realm)
         if server is None:
-            server = DigestServer(realm, self._digest_key, nonce_salt=self._new_tag)
+            server = DigestServer(
+                realm,
+                self._digest_key,
+                nonce_salt=self._new_tag,
+                algorithms=self.settings.digest_algorithms,
+            )
             self._digest[realm] = server
         return server
 

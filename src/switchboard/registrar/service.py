@@ -2,6 +2,8 @@
 
 - REGISTERs arrive from the user agent; each decision is stored before it is answered, so
   a 200 always means "this binding survives a restart". A storage failure answers 500.
+  Decisions that arrive while a write is in flight are written together in the next
+  transaction (group commit): one commit per burst instead of one per REGISTER.
 - On start, bindings are loaded from the database; expired ones are deleted, not loaded.
 - One timer, armed at the earliest expiry, removes bindings on time (memory and database).
 - ``contacts(domain, user)`` is what the PBX rings: live bindings, highest q first, then the
@@ -44,6 +46,8 @@ class RegistrarService:
         self.clock = clock
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[SipEndpoint, ServerTransaction, RegisterDecision]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.counters = {"registered": 0, "challenged": 0, "refused": 0, "expired": 0}
 
     async def start(self) -> None:
@@ -56,8 +60,10 @@ class RegistrarService:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._writer is not None or self._tasks:
+            await asyncio.gather(
+                *self._tasks, *filter(None, [self._writer]), return_exceptions=True
+            )
 
     def contacts(self, domain: str, user: str) -> list[str]:
         registered = [b.contact for b in self.location.bindings((domain, user), self.clock())]
@@ -82,25 +88,30 @@ class RegistrarService:
             self._count(status)
             endpoint.respond(tx, decision.response)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._store_then_answer(endpoint, tx, decision)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._pending.append((endpoint, tx, decision))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
 
-    async def _store_then_answer(
-        self, endpoint: SipEndpoint, tx: ServerTransaction, decision: RegisterDecision
-    ) -> None:
+    async def _write_pending(self) -> None:
         try:
-            await self.store.save(decision.upserts, decision.removals)
-        except Exception:
-            log.exception("storing a registration failed")
-            endpoint.respond(tx, make_response(tx.request, 500, "Registration not stored"))
-            return
-        apply(self.location, decision)
-        self._count(200)
-        endpoint.respond(tx, decision.response)
-        self._arm()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                changes = [(list(d.upserts), list(d.removals)) for _, _, d in batch]
+                try:
+                    await self.store.save_batch(changes)
+                except Exception:
+                    log.exception("storing %d registration(s) failed", len(batch))
+                    for endpoint, tx, _ in batch:
+                        response = make_response(tx.request, 500, "Registration not stored")
+                        endpoint.respond(tx, response)
+                    continue
+                for endpoint, tx, decision in batch:
+                    apply(self.location, decision)
+                    self._count(200)
+                    endpoint.respond(tx, decision.response)
+                self._arm()
+        finally:
+            self._writer = None
 
     def _count(self, status: int) -> None:
         key = {200: "registered", 401: "challenged"}.get(status, "refused")

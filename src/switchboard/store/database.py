@@ -38,6 +38,9 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE needs it
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
+    # In WAL mode NORMAL loses nothing on a process crash, only on power loss, and saves an
+    # fsync per REGISTER.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

@@ -29,13 +29,25 @@ class RegistrationStore:
 
     async def save(self, upserts: Iterable[Binding], removals: Iterable[Binding]) -> None:
         """Store one REGISTER's outcome in one transaction."""
-        upserts, removals = list(upserts), list(removals)
+        await self.save_batch([(list(upserts), list(removals))])
+
+    async def save_batch(self, changes: list[tuple[list[Binding], list[Binding]]]) -> None:
+        """Store several REGISTERs' outcomes, in order, in one transaction (group commit)."""
+        final: dict[tuple[str, str, str], Binding | None] = {}
+        for upserts, removals in changes:
+            for binding in removals:
+                final[(binding.domain, binding.user, binding.contact)] = None
+            for binding in upserts:
+                final[(binding.domain, binding.user, binding.contact)] = binding
+        if not final:
+            return
+        key = tuple_(RegistrationRow.domain, RegistrationRow.user, RegistrationRow.contact)
+        keys = list(final)
         async with AsyncSession(self.engine) as session, session.begin():
-            gone = [(b.domain, b.user, b.contact) for b in removals + upserts]
-            if gone:
-                key = tuple_(RegistrationRow.domain, RegistrationRow.user, RegistrationRow.contact)
-                await session.execute(delete(RegistrationRow).where(key.in_(gone)))
-            session.add_all(_row(b) for b in upserts)
+            for start in range(0, len(keys), 500):  # stay under bind-parameter limits
+                chunk = keys[start : start + 500]
+                await session.execute(delete(RegistrationRow).where(key.in_(chunk)))
+            session.add_all(_row(b) for b in final.values() if b is not None)
 
     async def remove(self, bindings: Iterable[Binding]) -> None:
         await self.save((), bindings)
