@@ -264,6 +264,11 @@ def parse_config(text: str, source: str = "config") -> Config:
         raise ConfigError(f"{source}: " + _describe(exc)) from None
 
 
+# Cross-entry checks (duplicates, members) name the entries themselves, relative to the
+# table they run on: "users[1].extension: …".
+_ENTRY_PREFIXES = ("users[", "groups[", "trunks[", "domains[")
+
+
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
@@ -271,7 +276,7 @@ def _describe(exc: ValidationError) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         if error["type"] == "value_error":
-            if "[" in message.split(":")[0]:
+            if message.startswith(_ENTRY_PREFIXES):
                 # a cross-entry check: its messages already name entries relative to ``path``
                 problems += [f"{path}.{m}" if path else m for m in message.split("; ")]
             else:

@@ -86,3 +86,15 @@ async def test_tcp_messages_split_and_merged_are_framed(endpoint: SipEndpoint) -
         data += await asyncio.wait_for(reader.read(4096), 1.0)
     writer.close()
     await writer.wait_closed()
+
+
+async def test_udp_keepalives_from_phones_are_ignored_quietly(endpoint: SipEndpoint) -> None:
+    for ping in (b"\r\n\r\n", b"\r\n"):
+        assert await _udp_exchange(endpoint.listen_port, ping, False) is None
+    assert endpoint.statistics()["dropped"] == 0
+    reply = await _udp_exchange(endpoint.listen_port, _options("z9hG4bK-o4"))
+    assert reply is not None
+    response = parse_message(reply)
+    assert isinstance(response, Response)
+    assert response.get("Accept") == "application/sdp"
+    assert response.get("Supported") == ""  # no option tags, said explicitly (§11.2)
