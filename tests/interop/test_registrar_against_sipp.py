@@ -26,9 +26,11 @@ def _sipp(
     ]  # fmt: skip
 
 
-async def test_phone_registers_with_digest_and_the_binding_is_echoed(tmp_path: Path) -> None:
+async def test_phone_registers_with_digest_and_the_binding_is_echoed(
+    tmp_path: Path, database_url: str
+) -> None:
     inf = injection_file(tmp_path / "users.csv", ["user0000"])
-    async with running_server(CONFIG, tmp_path / "db.sqlite") as server:
+    async with running_server(CONFIG, database_url) as server:
         port = server.endpoint.listen_port
         result = await run_sipp(_sipp("uac_register.xml", port, inf, "-m", "1"), 30)
         assert result.returncode == 0, result.output[-2000:]
@@ -36,6 +38,8 @@ async def test_phone_registers_with_digest_and_the_binding_is_echoed(tmp_path: P
         assert contact.startswith("sip:user0000@127.0.0.1:")
         assert server.registrar.counters["challenged"] == 1
         assert server.registrar.counters["registered"] == 1
+        (stored,) = await server.registrar.store.load()
+        assert stored.contact == contact and stored.user_agent == "SIPp"
 
 
 async def test_wrong_password_never_gets_200(tmp_path: Path) -> None:
