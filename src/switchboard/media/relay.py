@@ -1,0 +1,353 @@
+"""The RTP relay: every call's media anchored on Switchboard's own ports.
+
+A ``MediaSession`` has two legs, ``a`` (the member's phone) and ``b`` (the destination).
+Each leg owns an RTP and an RTCP socket on an even/odd port pair from ``rtp_ports``.
+
+Rules:
+- Latching: the first packet on a leg fixes where that leg's peer really is (phones behind
+  NAT send from elsewhere than their SDP says); from then on packets from any other source
+  are counted as ``rejected`` and dropped. Before anything was received, packets go to the
+  address of the peer's SDP.
+- Relay: a packet from one leg goes to the other unchanged when both legs agreed the same
+  codec (SSRC, sequence, timestamp pass through). PCMU ⇄ PCMA are converted with G.711's
+  tables and the payload type rewritten; telephone-event (RFC 4733) is mapped to the other
+  leg's payload number, or dropped if that leg did not negotiate it. RTCP is relayed as is.
+- Ringback: ``start_ringback(leg)`` sends a tone toward that leg, 20 ms frames paced on an
+  absolute schedule (no drift), in the leg's codec, with its own SSRC. It stops when the
+  other leg's media starts flowing (early media, RFC 3960 style) or on ``bridge()``; the
+  first relayed packet then carries the marker bit (RFC 3550 §5.1: a new talkspurt).
+- Media toward a leg flows only once the session is bridged, or the other leg sends early
+  media while this one hears ringback; before that, packets are counted and dropped.
+- Inactivity: ``idle_for(now)`` is the time since the last packet on either leg (or since
+  creation), so the engine can release a dead call.
+- ``close()`` releases the ports on every path; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.media import g711, rtp, tones
+from switchboard.media.ports import PortAllocator, PortsExhaustedError
+from switchboard.media.stats import LegStats
+from switchboard.sip.offer_answer import NegotiatedAudio
+
+log = logging.getLogger("switchboard.media")
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LegMedia:
+    """What a leg's peer agreed to, as far as the relay cares (from ``NegotiatedAudio``)."""
+
+    address: Address
+    codec: str  # "PCMU" | "PCMA"
+    payload_type: int
+    telephone_event: int | None = None
+
+    @classmethod
+    def from_negotiated(cls, negotiated: NegotiatedAudio) -> LegMedia:
+        event = negotiated.telephone_event
+        return cls(
+            (negotiated.remote_address, negotiated.remote_port),
+            negotiated.codec.name.upper(),
+            negotiated.codec.payload_type,
+            event.payload_type if event else None,
+        )
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, on_packet: Callable[[bytes, Address], None]) -> None:
+        self.on_packet = on_packet
+        self.transport: Any = None  # uvloop's UDP transport is not a DatagramTransport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.on_packet(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("rtp socket error: %s", exc)  # ICMP port unreachable from a gone peer
+
+    def send(self, data: bytes, address: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, address)
+
+
+class Leg:
+    def __init__(self, name: str, port: int, host: str) -> None:
+        self.name = name
+        self.port = port
+        self.host = host
+        self.media: LegMedia | None = None
+        self.latched: Address | None = None
+        self.latched_rtcp: Address | None = None
+        self.stats = LegStats()
+        self.rtp = _Socket(lambda data, source: None)
+        self.rtcp = _Socket(lambda data, source: None)
+
+    @property
+    def local(self) -> Address:
+        return (self.host, self.port)
+
+    @property
+    def destination(self) -> Address | None:
+        if self.latched is not None:
+            return self.latched
+        return self.media.address if self.media else None
+
+    def set_media(self, media: LegMedia) -> None:
+        """The peer's (new) SDP: a new address means the latch must be learnt again."""
+        if self.media is None or self.media.address != media.address:
+            self.latched = self.latched_rtcp = None
+        self.media = media
+
+    def send_rtp(self, packet: bytes) -> None:
+        destination = self.destination
+        if destination is not None:
+            self.rtp.send(packet, destination)
+            self.stats.packets_out += 1
+            self.stats.bytes_out += len(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        destination = self.latched_rtcp
+        if destination is None and self.destination is not None:
+            host, port = self.destination
+            destination = (host, port + 1)
+        if destination is not None:
+            self.rtcp.send(packet, destination)
+            self.stats.rtcp_out += 1
+
+
+class _Ringback:
+    """Paced tone toward one leg: frame n leaves at start + n·20 ms."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, leg: Leg, tone: str) -> None:
+        assert leg.media is not None
+        self.loop, self.leg = loop, leg
+        self.frames = tones.frames(tone, leg.media.codec)
+        self.payload_type = leg.media.payload_type
+        self.ssrc = random.getrandbits(32)
+        self.sequence = random.getrandbits(16)
+        self.timestamp = random.getrandbits(32)
+        self.index = 0
+        self.start = loop.time()
+        self.handle: asyncio.TimerHandle | None = loop.call_at(self.start, self._tick)
+
+    def _tick(self) -> None:
+        header = rtp.RtpHeader(
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, marker=self.index == 0
+        )
+        self.leg.send_rtp(header.pack() + self.frames[self.index % len(self.frames)])
+        self.index += 1
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + tones.SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        self.handle = self.loop.call_at(self.start + self.index * 0.020, self._tick)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+class MediaSession:
+    def __init__(self, relay: MediaRelay, a: Leg, b: Leg) -> None:
+        self.relay = relay
+        self.a, self.b = a, b
+        self.bridged = False
+        self.closed = False
+        self.created = relay.loop.time()
+        self._ringback: dict[str, _Ringback] = {}
+        self._flowing: set[str] = set()  # legs media is being relayed toward
+        self._mark_next: set[str] = set()  # legs whose next relayed packet gets a marker
+        for leg in (a, b):
+            other = b if leg is a else a
+            leg.rtp.on_packet = self._rtp_handler(leg, other)
+            leg.rtcp.on_packet = self._rtcp_handler(leg, other)
+
+    def leg(self, name: str) -> Leg:
+        return self.a if name == "a" else self.b
+
+    # -- control --------------------------------------------------------------------------
+
+    def start_ringback(self, leg_name: str, tone: str | None = None) -> None:
+        leg = self.leg(leg_name)
+        if self.closed or leg.media is None or leg_name in self._ringback:
+            return
+        self._ringback[leg_name] = _Ringback(self.relay.loop, leg, tone or self.relay.tone)
+
+    def stop_ringback(self, leg_name: str) -> None:
+        ringback = self._ringback.pop(leg_name, None)
+        if ringback is not None:
+            ringback.stop()
+            self._mark_next.add(leg_name)
+
+    def bridge(self) -> None:
+        """Both ways from now on (the destination answered)."""
+        for name in ("a", "b"):
+            self.stop_ringback(name)
+            self._flowing.add(name)
+        self.bridged = True
+
+    def idle_for(self, now: float) -> float:
+        last = [leg.stats.last_in for leg in (self.a, self.b) if leg.stats.last_in is not None]
+        return now - max([self.created, *last])
+
+    def statistics(self) -> dict[str, dict[str, float | int | None]]:
+        return {"a": self.a.stats.snapshot(), "b": self.b.stats.snapshot()}
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for ringback in self._ringback.values():
+            ringback.stop()
+        self._ringback.clear()
+        for leg in (self.a, self.b):
+            for sock in (leg.rtp, leg.rtcp):
+                if sock.transport is not None:
+                    sock.transport.close()
+            self.relay.ports.release(leg.port)
+        self.relay.sessions.discard(self)
+
+    # -- packets --------------------------------------------------------------------------
+
+    def _accept(self, leg: Leg, source: Address, rtcp: bool) -> bool:
+        if rtcp:
+            if leg.latched_rtcp is None:
+                leg.latched_rtcp = source
+            return leg.latched_rtcp == source
+        if leg.latched is None:
+            leg.latched = source
+            if leg.media is not None and source != leg.media.address:
+                log.info("leg %s latched to %s:%d (SDP said %s:%d)", leg.name, *source,
+                         *leg.media.address)  # fmt: skip
+            return True
+        return leg.latched == source
+
+    def _rtp_handler(self, leg: Leg, other: Leg) -> Callable[[bytes, Address], None]:
+        loop = self.relay.loop
+
+        def on_rtp(packet: bytes, source: Address) -> None:
+            if not rtp.is_rtp(packet) or not self._accept(leg, source, rtcp=False):
+                leg.stats.rejected += 1
+                return
+            leg.stats.received(rtp.sequence(packet), len(packet), loop.time())
+            name = other.name
+            if name in self._ringback:
+                self.stop_ringback(name)  # early media from the far end replaces ringback
+                self._flowing.add(name)
+            if name not in self._flowing:
+                return
+            out = self._translate(packet, leg, other)
+            if out is None:
+                return
+            if name in self._mark_next:
+                self._mark_next.discard(name)
+                out = out[:1] + bytes((out[1] | 0x80,)) + out[2:]
+            other.send_rtp(out)
+
+        return on_rtp
+
+    def _rtcp_handler(self, leg: Leg, other: Leg) -> Callable[[bytes, Address], None]:
+        def on_rtcp(packet: bytes, source: Address) -> None:
+            if not self._accept(leg, source, rtcp=True):
+                leg.stats.rejected += 1
+                return
+            leg.stats.rtcp_in += 1
+            if other.name in self._flowing:
+                other.send_rtcp(packet)
+
+        return on_rtcp
+
+    @staticmethod
+    def _translate(packet: bytes, source: Leg, target: Leg) -> bytes | None:
+        src, dst = source.media, target.media
+        if src is None or dst is None:
+            return packet
+        pt = packet[1] & 0x7F
+        if pt == src.payload_type:
+            if src.codec == dst.codec:
+                if pt == dst.payload_type:
+                    return packet  # the common case: untouched
+                return packet[:1] + bytes(((packet[1] & 0x80) | dst.payload_type,)) + packet[2:]
+            table = g711.ULAW_TO_ALAW if src.codec == "PCMU" else g711.ALAW_TO_ULAW
+            offset = rtp.payload_offset(packet)
+            head = packet[:1] + bytes(((packet[1] & 0x80) | dst.payload_type,)) + packet[2:offset]
+            return head + packet[offset:].translate(table)
+        if src.telephone_event is not None and pt == src.telephone_event:
+            if dst.telephone_event is None:
+                return None
+            return packet[:1] + bytes(((packet[1] & 0x80) | dst.telephone_event,)) + packet[2:]
+        if pt == 13:  # comfort noise (RFC 3389) is codec-independent
+            return packet
+        return None
+
+
+class MediaRelay:
+    def __init__(
+        self, host: str, advertised_host: str, ports: PortAllocator, *, tone: str = "jp"
+    ) -> None:
+        self.host = host
+        self.advertised_host = advertised_host
+        self.ports = ports
+        self.tone = tone
+        self.sessions: set[MediaSession] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    async def create_session(self) -> MediaSession:
+        """Two legs with bound sockets; raises ``PortsExhaustedError`` when none are left."""
+        a = await self._bind_leg("a")
+        try:
+            b = await self._bind_leg("b")
+        except BaseException:
+            self._close_leg(a)
+            raise
+        session = MediaSession(self, a, b)
+        self.sessions.add(session)
+        return session
+
+    async def _bind_leg(self, name: str) -> Leg:
+        while True:
+            leg = Leg(name, self.ports.allocate(), self.advertised_host)  # may be exhausted
+            if await self._bind(leg):
+                return leg
+
+    async def _bind(self, leg: Leg) -> bool:
+        try:
+            await self.loop.create_datagram_endpoint(lambda: leg.rtp, (self.host, leg.port))
+            await self.loop.create_datagram_endpoint(lambda: leg.rtcp, (self.host, leg.port + 1))
+        except OSError:
+            self._close_leg(leg, usable=False)  # somebody else holds it: try the next pair
+            return False
+        except BaseException:
+            self._close_leg(leg)
+            raise
+        return True
+
+    def _close_leg(self, leg: Leg, *, usable: bool = True) -> None:
+        for sock in (leg.rtp, leg.rtcp):
+            if sock.transport is not None:
+                sock.transport.close()
+        if usable:
+            self.ports.release(leg.port)
+        else:
+            self.ports.unusable(leg.port)
+
+    def statistics(self) -> dict[str, int]:
+        return {"media_sessions": len(self.sessions), "rtp_port_pairs_in_use": self.ports.in_use}
+
+
+__all__ = ["LegMedia", "MediaRelay", "MediaSession", "PortsExhaustedError"]
