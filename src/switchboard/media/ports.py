@@ -34,8 +34,8 @@ class PortAllocator:
             self._free.insert(0, port)  # reused last: late packets of old calls fade out
 
     def unusable(self, port: int) -> None:
-        """The OS refused to bind it (someone else has it): keep it out of circulation."""
-        self._in_use.discard(port)
+        """The OS refused to bind it (someone else has it now): retry it last."""
+        self.release(port)
 
     @property
     def in_use(self) -> int:

@@ -65,9 +65,20 @@ class _Socket(asyncio.DatagramProtocol):
     def __init__(self, on_packet: Callable[[bytes, Address], None]) -> None:
         self.on_packet = on_packet
         self.transport: Any = None  # uvloop's UDP transport is not a DatagramTransport
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()  # the socket really closes a loop iteration later
+        elif not self.closed.done():
+            self.closed.set_result(None)  # never opened
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.on_packet(data, (addr[0], addr[1]))
@@ -210,10 +221,7 @@ class MediaSession:
             ringback.stop()
         self._ringback.clear()
         for leg in (self.a, self.b):
-            for sock in (leg.rtp, leg.rtcp):
-                if sock.transport is not None:
-                    sock.transport.close()
-            self.relay.ports.release(leg.port)
+            self.relay.close_leg(leg)
         self.relay.sessions.discard(self)
 
     # -- packets --------------------------------------------------------------------------
@@ -313,38 +321,38 @@ class MediaRelay:
         try:
             b = await self._bind_leg("b")
         except BaseException:
-            self._close_leg(a)
+            self.close_leg(a)
             raise
         session = MediaSession(self, a, b)
         self.sessions.add(session)
         return session
 
     async def _bind_leg(self, name: str) -> Leg:
-        while True:
+        for _ in range(self.ports.capacity):
             leg = Leg(name, self.ports.allocate(), self.advertised_host)  # may be exhausted
             if await self._bind(leg):
                 return leg
+        raise PortsExhaustedError("no RTP port pair of server.rtp_ports could be bound")
 
     async def _bind(self, leg: Leg) -> bool:
         try:
             await self.loop.create_datagram_endpoint(lambda: leg.rtp, (self.host, leg.port))
             await self.loop.create_datagram_endpoint(lambda: leg.rtcp, (self.host, leg.port + 1))
         except OSError:
-            self._close_leg(leg, usable=False)  # somebody else holds it: try the next pair
+            log.info("rtp port %d is taken by another process; skipping it", leg.port)
+            self.close_leg(leg)  # try the next pair; this one is retried last
             return False
         except BaseException:
-            self._close_leg(leg)
+            self.close_leg(leg)
             raise
         return True
 
-    def _close_leg(self, leg: Leg, *, usable: bool = True) -> None:
-        for sock in (leg.rtp, leg.rtcp):
-            if sock.transport is not None:
-                sock.transport.close()
-        if usable:
-            self.ports.release(leg.port)
-        else:
-            self.ports.unusable(leg.port)
+    def close_leg(self, leg: Leg) -> None:
+        """Close both sockets; the port pair returns to the pool once they are closed."""
+        leg.rtp.close()
+        leg.rtcp.close()
+        done = asyncio.gather(leg.rtp.closed, leg.rtcp.closed)
+        done.add_done_callback(lambda _: self.ports.release(leg.port))
 
     def statistics(self) -> dict[str, int]:
         return {"media_sessions": len(self.sessions), "rtp_port_pairs_in_use": self.ports.in_use}
