@@ -16,6 +16,8 @@ import uvicorn
 from switchboard.api.app import create_app
 from switchboard.config import Config
 from switchboard.directory import Directory
+from switchboard.media.ports import PortAllocator
+from switchboard.media.relay import MediaRelay
 from switchboard.registrar.location import LocationService
 from switchboard.registrar.registrar import Registrar
 from switchboard.registrar.service import RegistrarService
@@ -45,6 +47,10 @@ class Server:
         host, port = server.sip_address
         self.endpoint = SipEndpoint(host, port, advertised_host=server.sip_advertised_host)
         self.user_agent = UserAgent(self.endpoint)
+        low, high = server.rtp_ports
+        self.media = MediaRelay(
+            host, server.sip_advertised_host, PortAllocator(low, high), tone=server.ringback_tone
+        )
         self.registrar = RegistrarService(
             Registrar(
                 self.directory,
@@ -69,7 +75,11 @@ class Server:
         self.stopping = asyncio.Event()
 
     def statistics(self) -> dict[str, int]:
-        return {**self.endpoint.statistics(), **self.registrar.statistics()}
+        return {
+            **self.endpoint.statistics(),
+            **self.registrar.statistics(),
+            **self.media.statistics(),
+        }
 
     async def start(self) -> None:
         await migrate(self.engine)
@@ -78,6 +88,8 @@ class Server:
         await self.endpoint.start()
 
     async def stop(self) -> None:
+        for session in list(self.media.sessions):
+            session.close()
         await self.endpoint.close()
         await self.registrar.close()
         await self.engine.dispose()

@@ -65,8 +65,11 @@ async def test_pcmu_and_pcma_are_converted_and_headers_rewritten(relay: MediaRel
     (got,) = await far.wait_for(1)
     header = got.header
     assert (header.payload_type, header.sequence, header.timestamp, header.ssrc) == (
-        8, 100, 16000, 0x77,
-    )  # fmt: skip
+        8,
+        100,
+        16000,
+        0x77,
+    )
     assert got.payload == PCMU_FRAME.translate(g711.ULAW_TO_ALAW)
     alaw = g711.encode([-500] * 160, "PCMA")
     far.send(packet(8, 5, alaw), session.b.local)

@@ -43,12 +43,17 @@ Address = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class LegMedia:
-    """What a leg's peer agreed to, as far as the relay cares (from ``NegotiatedAudio``)."""
+    """What a leg's peer agreed to, as far as the relay cares (from ``NegotiatedAudio``).
+
+    ``direction`` is Switchboard's own direction on that leg (RFC 3264 §6.1): on hold the
+    phone says ``sendonly`` and we are ``recvonly``, so nothing is sent toward it.
+    """
 
     address: Address
     codec: str  # "PCMU" | "PCMA"
     payload_type: int
     telephone_event: int | None = None
+    direction: str = "sendrecv"
 
     @classmethod
     def from_negotiated(cls, negotiated: NegotiatedAudio) -> LegMedia:
@@ -58,7 +63,16 @@ class LegMedia:
             negotiated.codec.name.upper(),
             negotiated.codec.payload_type,
             event.payload_type if event else None,
+            negotiated.direction,
         )
+
+    @property
+    def sends(self) -> bool:
+        return self.direction in ("sendrecv", "sendonly")
+
+    @property
+    def receives(self) -> bool:
+        return self.direction in ("sendrecv", "recvonly")
 
 
 class _Socket(asyncio.DatagramProtocol):
@@ -121,7 +135,7 @@ class Leg:
 
     def send_rtp(self, packet: bytes) -> None:
         destination = self.destination
-        if destination is not None:
+        if destination is not None and (self.media is None or self.media.sends):
             self.rtp.send(packet, destination)
             self.stats.packets_out += 1
             self.stats.bytes_out += len(packet)
@@ -177,6 +191,7 @@ class MediaSession:
         self._ringback: dict[str, _Ringback] = {}
         self._flowing: set[str] = set()  # legs media is being relayed toward
         self._mark_next: set[str] = set()  # legs whose next relayed packet gets a marker
+        self._inactivity: asyncio.TimerHandle | None = None
         for leg in (a, b):
             other = b if leg is a else a
             leg.rtp.on_packet = self._rtp_handler(leg, other)
@@ -210,6 +225,27 @@ class MediaSession:
         last = [leg.stats.last_in for leg in (self.a, self.b) if leg.stats.last_in is not None]
         return now - max([self.created, *last])
 
+    def watch_inactivity(self, timeout: float, on_inactive: Callable[[], None]) -> None:
+        """Call ``on_inactive`` once no RTP arrived on either leg for ``timeout`` seconds."""
+        loop = self.relay.loop
+
+        def check() -> None:
+            if self.closed:
+                return
+            idle = self.idle_for(loop.time())
+            if idle >= timeout:
+                on_inactive()
+            else:
+                self._inactivity = loop.call_later(timeout - idle, check)
+
+        self._cancel_inactivity()
+        self._inactivity = loop.call_later(timeout, check)
+
+    def _cancel_inactivity(self) -> None:
+        if self._inactivity is not None:
+            self._inactivity.cancel()
+            self._inactivity = None
+
     def statistics(self) -> dict[str, dict[str, float | int | None]]:
         return {"a": self.a.stats.snapshot(), "b": self.b.stats.snapshot()}
 
@@ -217,6 +253,7 @@ class MediaSession:
         if self.closed:
             return
         self.closed = True
+        self._cancel_inactivity()
         for ringback in self._ringback.values():
             ringback.stop()
         self._ringback.clear()
@@ -247,6 +284,8 @@ class MediaSession:
                 leg.stats.rejected += 1
                 return
             leg.stats.received(rtp.sequence(packet), len(packet), loop.time())
+            if leg.media is not None and not leg.media.receives:
+                return  # we said sendonly/inactive on this leg: its media is not wanted
             name = other.name
             if name in self._ringback:
                 self.stop_ringback(name)  # early media from the far end replaces ringback
