@@ -127,6 +127,20 @@ async def test_ringback_is_paced_at_50_packets_per_second(relay: MediaRelay) -> 
     assert max(abs(g - 0.020) for g in gaps) < 0.015  # paced, not bursty
 
 
+async def test_ringback_follows_the_legs_ptime(relay: MediaRelay) -> None:
+    session = await relay.create_session()
+    phone = await rtp_peer()
+    session.a.set_media(LegMedia(phone.address, "PCMU", 0, ptime=30))
+    session.start_ringback("a")
+    await asyncio.sleep(0.6)
+    session.stop_ringback("a")
+    packets = phone.received
+    assert 19 <= len(packets) <= 22  # 33 packets/s
+    assert {len(p.payload) for p in packets} == {240}
+    stamps = [p.header.timestamp for p in packets]
+    assert all((b - a) & 0xFFFFFFFF == 240 for a, b in itertools.pairwise(stamps))
+
+
 async def test_early_media_replaces_ringback_with_a_marker_and_new_ssrc(relay: MediaRelay) -> None:
     session, phone, far = await _session(relay, ("PCMU", 0), ("PCMU", 0))
     session.start_ringback("a")

@@ -12,8 +12,9 @@ Rules:
   codec (SSRC, sequence, timestamp pass through). PCMU ⇄ PCMA are converted with G.711's
   tables and the payload type rewritten; telephone-event (RFC 4733) is mapped to the other
   leg's payload number, or dropped if that leg did not negotiate it. RTCP is relayed as is.
-- Ringback: ``start_ringback(leg)`` sends a tone toward that leg, 20 ms frames paced on an
-  absolute schedule (no drift), in the leg's codec, with its own SSRC. It stops when the
+- Ringback: ``start_ringback(leg)`` sends a tone toward that leg, frames of the leg's ptime
+  (20 ms by default) paced on an absolute schedule (no drift), in the leg's codec, with its
+  own SSRC. It stops when the
   other leg's media starts flowing (early media, RFC 3960 style) or on ``bridge()``; the
   first relayed packet then carries the marker bit (RFC 3550 §5.1: a new talkspurt).
 - Media toward a leg flows only once the session is bridged, or the other leg sends early
@@ -54,6 +55,7 @@ class LegMedia:
     payload_type: int
     telephone_event: int | None = None
     direction: str = "sendrecv"
+    ptime: int = 20  # ms of audio per packet the peer asked for (a=ptime)
 
     @classmethod
     def from_negotiated(cls, negotiated: NegotiatedAudio) -> LegMedia:
@@ -64,6 +66,7 @@ class LegMedia:
             negotiated.codec.payload_type,
             event.payload_type if event else None,
             negotiated.direction,
+            negotiated.ptime if 10 <= negotiated.ptime <= 60 else 20,
         )
 
     @property
@@ -151,12 +154,14 @@ class Leg:
 
 
 class _Ringback:
-    """Paced tone toward one leg: frame n leaves at start + n·20 ms."""
+    """Paced tone toward one leg: frame n leaves at start + n·ptime, in the leg's ptime."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, leg: Leg, tone: str) -> None:
         assert leg.media is not None
         self.loop, self.leg = loop, leg
-        self.frames = tones.frames(tone, leg.media.codec)
+        self.ptime = leg.media.ptime
+        self.frames = tones.frames(tone, leg.media.codec, self.ptime)
+        self.samples = tones.SAMPLE_RATE * self.ptime // 1000
         self.payload_type = leg.media.payload_type
         self.ssrc = random.getrandbits(32)
         self.sequence = random.getrandbits(16)
@@ -172,8 +177,8 @@ class _Ringback:
         self.leg.send_rtp(header.pack() + self.frames[self.index % len(self.frames)])
         self.index += 1
         self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + tones.SAMPLES_PER_FRAME) & 0xFFFFFFFF
-        self.handle = self.loop.call_at(self.start + self.index * 0.020, self._tick)
+        self.timestamp = (self.timestamp + self.samples) & 0xFFFFFFFF
+        self.handle = self.loop.call_at(self.start + self.index * self.ptime / 1000, self._tick)
 
     def stop(self) -> None:
         if self.handle is not None:

@@ -19,7 +19,7 @@ from functools import cache
 from switchboard.media import g711
 
 SAMPLE_RATE = 8000
-FRAME_MS = 20
+FRAME_MS = 20  # the default packetisation; a leg may ask for another ptime (10–60 ms)
 SAMPLES_PER_FRAME = SAMPLE_RATE * FRAME_MS // 1000  # 160
 
 
@@ -39,23 +39,24 @@ TONES = {
 
 
 @cache
-def frames(name: str, codec: str) -> tuple[bytes, ...]:
-    """Payloads of one cadence period, 160 samples each, in ``codec`` (PCMU or PCMA)."""
+def frames(name: str, codec: str, ptime: int = FRAME_MS) -> tuple[bytes, ...]:
+    """Payloads of one cadence period, ``ptime`` ms each, in ``codec`` (PCMU or PCMA)."""
     tone = TONES[name]
-    on_frames = tone.on_ms // FRAME_MS
-    total = (tone.on_ms + tone.off_ms) // FRAME_MS
+    per_frame = SAMPLE_RATE * ptime // 1000
+    on_frames = tone.on_ms // ptime
+    total = (tone.on_ms + tone.off_ms) // ptime
     peak = 32767 * tone.amplitude / len(tone.frequencies)
-    silence = g711.encode([0] * SAMPLES_PER_FRAME, codec)
+    silence = g711.encode([0] * per_frame, codec)
     out: list[bytes] = []
     for index in range(total):
         if index >= on_frames:
             out.append(silence)
             continue
-        start = index * SAMPLES_PER_FRAME
+        start = index * per_frame
         samples = [
             round(sum(peak * math.sin(2 * math.pi * f * (start + n) / SAMPLE_RATE)
                       for f in tone.frequencies))
-            for n in range(SAMPLES_PER_FRAME)
+            for n in range(per_frame)
         ]  # fmt: skip
         out.append(g711.encode(samples, codec))
     return tuple(out)
