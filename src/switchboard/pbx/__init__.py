@@ -1,0 +1,1 @@
+"""Call control (pure): destinations, hunting, and (to come) legs, bridge and outcome."""

@@ -1,0 +1,154 @@
+"""Resolving a ``call_group`` destination in the caller's domain (DESIGN §5).
+
+Order: an optional ``{key=value,…}`` prefix is taken off first (``name``, ``id``,
+``organization``, ``avatar`` describe the end user; ``calling_number`` sets the caller ID);
+then the rest is matched against user names, group names, user or group extensions, user
+or group DIDs; anything else made of digits (an optional leading ``+``) is a PSTN number
+for the domain's trunk. The object form ``{called_number, calling_number, end_user}`` is
+always a PSTN number. PSTN numbers must start with one of the domain's ``pstn_prefixes``
+(toll-fraud guard). Anything else is ``InvalidDestinationError``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.config import DomainConfig, GroupConfig, TrunkConfig, UserConfig
+
+_NUMBER = re.compile(r"\+?[0-9]{1,32}\Z")
+_PREFIX_KEYS = frozenset(("name", "id", "organization", "avatar", "calling_number"))
+_END_USER_KEYS = ("id", "name", "organization", "avatar")
+
+
+class InvalidDestinationError(ValueError):
+    """The destination resolves to nothing reachable; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndUser:
+    """The person on the far end, relayed on CTI events (API §4)."""
+
+    id: str | None = None
+    name: str | None = None
+    organization: str | None = None
+    avatar: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserTarget:
+    user: UserConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTarget:
+    group: GroupConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PstnTarget:
+    number: str
+    trunk: TrunkConfig
+
+
+Target = UserTarget | GroupTarget | PstnTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    target: Target
+    calling_number: str | None = None
+    end_user: EndUser | None = None
+
+
+def resolve(destination: object, domain: DomainConfig) -> Destination:
+    if isinstance(destination, dict):
+        return _resolve_object(destination, domain)
+    if not isinstance(destination, str) or not destination.strip():
+        raise InvalidDestinationError("destination must be a non-empty string or an object")
+    text, fields = _take_prefix(destination.strip())
+    calling = fields.pop("calling_number", None)
+    if calling is not None and not _NUMBER.match(calling):
+        raise InvalidDestinationError(f"calling_number {calling!r} is not a number")
+    end_user = EndUser(**fields) if fields else None
+    return Destination(_match(text, domain), calling, end_user)
+
+
+def _take_prefix(text: str) -> tuple[str, dict[str, str]]:
+    if not text.startswith("{"):
+        return text, {}
+    end = text.find("}")
+    if end < 0:
+        raise InvalidDestinationError("unterminated {…} prefix")
+    fields: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text[1:end].split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in _PREFIX_KEYS:
+            raise InvalidDestinationError(f"unknown destination prefix field {key!r}")
+        fields[key] = value.strip()
+    return text[end + 1 :].strip(), fields
+
+
+def _match(text: str, domain: DomainConfig) -> Target:
+    for user in domain.users:
+        if user.name == text:
+            return UserTarget(user)
+    for group in domain.groups:
+        if group.name == text:
+            return GroupTarget(group)
+    for key in ("extension", "did"):
+        for user in domain.users:
+            if getattr(user, key) == text:
+                return UserTarget(user)
+        for group in domain.groups:
+            if getattr(group, key) == text:
+                return GroupTarget(group)
+    if _NUMBER.match(text):
+        return _pstn(text, domain)
+    raise InvalidDestinationError(f"{text!r} is no user, group, extension, DID or number")
+
+
+def _pstn(number: str, domain: DomainConfig) -> PstnTarget:
+    if not any(number.startswith(prefix) for prefix in domain.pstn_prefixes):
+        raise InvalidDestinationError(f"{number} is outside this domain's allowed PSTN prefixes")
+    if not domain.trunks:
+        raise InvalidDestinationError("this domain has no trunk toward the PSTN")
+    return PstnTarget(number, domain.trunks[0])
+
+
+def _resolve_object(data: dict[Any, Any], domain: DomainConfig) -> Destination:
+    unknown = set(data) - {"called_number", "calling_number", "end_user"}
+    if unknown:
+        raise InvalidDestinationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+    called = data.get("called_number")
+    if not isinstance(called, str | int) or not _NUMBER.match(str(called)):
+        raise InvalidDestinationError("called_number must be a number")
+    calling = data.get("calling_number")
+    if calling is not None and (
+        not isinstance(calling, str | int) or not _NUMBER.match(str(calling))
+    ):
+        raise InvalidDestinationError("calling_number must be a number")
+    return Destination(
+        _pstn(str(called), domain),
+        str(calling) if calling is not None else None,
+        _end_user(data.get("end_user")),
+    )
+
+
+def _end_user(data: object) -> EndUser | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InvalidDestinationError("end_user must be an object")
+    unknown = set(data) - set(_END_USER_KEYS)
+    if unknown:
+        raise InvalidDestinationError(f"unknown end_user field(s): {', '.join(sorted(unknown))}")
+    values: dict[str, str | None] = {}
+    for key in _END_USER_KEYS:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str | int):
+            raise InvalidDestinationError(f"end_user.{key} must be a string")
+        values[key] = None if value is None else str(value)
+    return EndUser(**values)
