@@ -86,3 +86,21 @@ class RegistrationRow(Base):
     cseq: Mapped[int] = mapped_column(Integer)
     received: Mapped[str] = mapped_column(String(300))  # transport:host:port it came from
     user_agent: Mapped[str] = mapped_column(String(255))
+
+
+class CallbackRow(Base):
+    """A callback waiting to be delivered, or delivered (API §3): the durable outbox."""
+
+    __tablename__ = "callbacks"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(253))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON that is signed and sent
+    created_at: Mapped[float] = mapped_column(Float)
+    next_attempt_at: Mapped[float] = mapped_column(Float, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[float | None] = mapped_column(Float)
+    given_up_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,110 @@
+"""The callback outbox in the database: nothing pending is lost by a restart or a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from switchboard.store.schema import CallbackRow
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCallback:
+    delivery_id: str
+    domain: str
+    url: str
+    body: str
+    created_at: float
+    attempts: int
+
+
+class Outbox:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(self, callback: PendingCallback, now: float) -> None:
+        async with AsyncSession(self.engine) as session, session.begin():
+            session.add(
+                CallbackRow(
+                    delivery_id=callback.delivery_id, domain=callback.domain, url=callback.url,
+                    body=callback.body, created_at=callback.created_at, next_attempt_at=now,
+                    attempts=0,
+                )
+            )  # fmt: skip
+
+    async def due(self, now: float, limit: int = 100) -> list[PendingCallback]:
+        async with AsyncSession(self.engine) as session:
+            rows = (
+                await session.scalars(
+                    select(CallbackRow)
+                    .where(
+                        CallbackRow.delivered_at.is_(None),
+                        CallbackRow.given_up_at.is_(None),
+                        CallbackRow.next_attempt_at <= now,
+                    )
+                    .order_by(CallbackRow.next_attempt_at)
+                    .limit(limit)
+                )
+            ).all()
+            return [_pending(row) for row in rows]
+
+    async def next_due(self) -> float | None:
+        async with AsyncSession(self.engine) as session:
+            row = await session.scalar(
+                select(CallbackRow.next_attempt_at)
+                .where(CallbackRow.delivered_at.is_(None), CallbackRow.given_up_at.is_(None))
+                .order_by(CallbackRow.next_attempt_at)
+                .limit(1)
+            )
+            return None if row is None else float(row)
+
+    async def delivered(self, delivery_id: str, now: float) -> None:
+        await self._update(delivery_id, delivered_at=now, last_error=None)
+
+    async def failed(
+        self,
+        delivery_id: str,
+        error: str,
+        now: float,
+        delay: Callable[[int], float],
+        give_up_after: float,
+    ) -> tuple[int, float | None]:
+        """Count a failed try on the stored row itself (not on a copy read earlier), and
+        schedule the next one; returns (tries so far, next try time or None if given up)."""
+        async with AsyncSession(self.engine) as session, session.begin():
+            row = await session.scalar(
+                select(CallbackRow).where(CallbackRow.delivery_id == delivery_id)
+            )
+            if row is None:
+                return 0, None
+            row.attempts += 1
+            row.last_error = error[:500]
+            if now - row.created_at >= give_up_after:
+                row.given_up_at = now
+                return row.attempts, None
+            row.next_attempt_at = now + delay(row.attempts)
+            return row.attempts, row.next_attempt_at
+
+    async def pending_count(self) -> int:
+        async with AsyncSession(self.engine) as session:
+            rows = await session.scalars(
+                select(CallbackRow.pk).where(
+                    CallbackRow.delivered_at.is_(None), CallbackRow.given_up_at.is_(None)
+                )
+            )
+            return len(rows.all())
+
+    async def _update(self, delivery_id: str, **values: object) -> None:
+        async with AsyncSession(self.engine) as session, session.begin():
+            await session.execute(
+                update(CallbackRow).where(CallbackRow.delivery_id == delivery_id).values(**values)
+            )
+
+
+def _pending(row: CallbackRow) -> PendingCallback:
+    return PendingCallback(
+        row.delivery_id, row.domain, row.url, row.body, row.created_at, row.attempts
+    )
