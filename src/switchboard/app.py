@@ -14,10 +14,12 @@ from contextlib import suppress
 import uvicorn
 
 from switchboard.api.app import create_app
+from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import Config
 from switchboard.directory import Directory
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
+from switchboard.pbx.engine import Engine
 from switchboard.registrar.location import LocationService
 from switchboard.registrar.registrar import Registrar
 from switchboard.registrar.service import RegistrarService
@@ -25,6 +27,7 @@ from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.database import create_engine, migrate
 from switchboard.store.directory import apply_config
+from switchboard.store.outbox import Outbox
 from switchboard.store.registrations import RegistrationStore
 
 log = logging.getLogger("switchboard")
@@ -42,7 +45,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         server = config.server
-        self.engine = create_engine(server.database)
+        self.database = create_engine(server.database)
         self.directory = Directory(config)
         host, port = server.sip_address
         self.endpoint = SipEndpoint(host, port, advertised_host=server.sip_advertised_host)
@@ -58,10 +61,18 @@ class Server:
                 digest_key=secrets.token_bytes(32),
                 new_tag=self.endpoint.ids.tag,
             ),
-            RegistrationStore(self.engine),
+            RegistrationStore(self.database),
             self.directory,
         )
         self.user_agent.request_handlers["REGISTER"] = self.registrar.on_register
+        secrets_by_domain = {d.name: d.callback_secret for d in config.domains}
+        self.allow_private_callbacks = server.callback_allow_private
+        self.callbacks = CallbackDelivery(
+            Outbox(self.database),
+            secret_for=secrets_by_domain.get,
+            allow_private=server.callback_allow_private,
+        )
+        self.engine = Engine(self.user_agent, self.registrar, self.media, self.callbacks, server)
         http_host, http_port = server.http_address
         self.http = _HttpServer(
             uvicorn.Config(
@@ -79,20 +90,26 @@ class Server:
             **self.endpoint.statistics(),
             **self.registrar.statistics(),
             **self.media.statistics(),
+            **self.engine.statistics(),
+            **self.callbacks.counters,
         }
 
     async def start(self) -> None:
-        await migrate(self.engine)
-        await apply_config(self.engine, self.config)
+        await migrate(self.database)
+        await apply_config(self.database, self.config)
         await self.registrar.start()
+        await self.callbacks.start()
         await self.endpoint.start()
 
     async def stop(self) -> None:
+        for call in list(self.engine.calls):
+            call.hang_up("shutting down")
         for session in list(self.media.sessions):
             session.close()
         await self.endpoint.close()
+        await self.callbacks.close()
         await self.registrar.close()
-        await self.engine.dispose()
+        await self.database.dispose()
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT or ``stopping`` is set, then shut down in order."""

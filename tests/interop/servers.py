@@ -34,13 +34,16 @@ def injection_file(path: Path, users: list[str], *, password: str | None = None)
 
 
 @asynccontextmanager
-async def running_server(config_text: str, database: Path | str) -> AsyncIterator[Server]:
-    """``database``: a SQLite file path, or a database URL."""
+async def running_server(
+    config_text: str, database: Path | str, server_extra: str = ""
+) -> AsyncIterator[Server]:
+    """``database``: a SQLite file path, or a database URL; ``server_extra``: more
+    ``[server]`` lines."""
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     url = database if isinstance(database, str) else f"sqlite:///{database}"
     server_table = (
         f'[server]\nsip_listen = "127.0.0.1:{sip_port}"\n'
-        f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "{url}"\n'
+        f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "{url}"\n{server_extra}\n'
     )
     server = Server(parse_config(server_table + config_text))
     await server.start()

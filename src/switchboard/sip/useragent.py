@@ -26,6 +26,7 @@ from switchboard.sip.builders import make_cancel, make_response
 from switchboard.sip.dialog import Dialog, DialogId
 from switchboard.sip.digest import answer_challenge, parse_auth_params, pick_challenge
 from switchboard.sip.endpoint import SipEndpoint
+from switchboard.sip.grammar import quote
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, headers
 from switchboard.sip.transaction.base import Peer
@@ -93,6 +94,8 @@ class OutgoingCall(_Session):
         self.provisional_seen = False
         self.cancel_requested = False
         self.auth_attempts = 0
+        # Called with each 18x (early media arrives in a 183 with SDP, RFC 3960).
+        self.on_provisional: Callable[[Response], None] | None = None
 
     def on_response(self, response: Response) -> None:
         if response.status in (401, 407) and self._retry_with_credentials(response):
@@ -100,6 +103,8 @@ class OutgoingCall(_Session):
         if response.status < 200:
             if response.status > 100:
                 self.state = CallState.RINGING
+                if self.on_provisional is not None:
+                    self.on_provisional(response)
             self.provisional_seen = True
             if self.cancel_requested:
                 self._send_cancel()
@@ -286,15 +291,19 @@ class UserAgent:
         display_name: str | None = None,
         extra: tuple[Header, ...] = (),
         credentials: Credentials | None = None,
+        call_id: str | None = None,
+        from_tag: str | None = None,
     ) -> OutgoingCall:
+        """INVITE ``target`` via ``peer``. Several calls may share ``call_id`` and
+        ``from_tag``: that is one leg forked to several terminals (§16.7 seen from a UAC)."""
         ids = self.endpoint.ids
-        name = f'"{display_name}" ' if display_name else ""
+        name = f"{quote(display_name)} " if display_name else ""
         hdrs = headers(
             ("Via", self.endpoint.via(peer.transport)),
             ("Max-Forwards", "70"),
-            ("From", f"{name}<{from_uri}>;tag={ids.tag()}"),
+            ("From", f"{name}<{from_uri}>;tag={from_tag or ids.tag()}"),
             ("To", f"<{target}>"),
-            ("Call-ID", ids.call_id()),
+            ("Call-ID", call_id or ids.call_id()),
             ("CSeq", "1 INVITE"),
             ("Contact", self.endpoint.contact(transport=peer.transport)),
             ("Allow", ALLOW),

@@ -1,0 +1,211 @@
+"""Basix-compatible methods under ``/basix/api/`` (API §1–§2b).
+
+Handlers are thin: authenticate, validate, one engine call, serialise. Validation follows
+API §2: exactly one group selector (several only if they name the same group), a required
+destination (DESIGN §5), positive integer timeouts, an ASCII ``calling_name``, an http(s)
+``callback_url`` (private addresses refused unless the server allows them), ``strategy``
+``hunt`` or ``ring``; an ``Idempotency-Key`` header makes a retried request return the
+first response and start nothing (24 h).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from switchboard.api.errors import ApiError, error_response
+from switchboard.callbacks.policy import CallbackUrlError, check_url
+from switchboard.config import DomainConfig, GroupConfig
+from switchboard.directory import Directory
+from switchboard.media.ports import PortsExhaustedError
+from switchboard.pbx.destinations import InvalidDestinationError, resolve
+from switchboard.pbx.engine import CallGroupRequest, ChannelLimitError, Engine
+
+SELECTORS = ("group_id", "group_name", "group_label", "group_extension", "group_did")
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+class Services(Protocol):
+    directory: Directory
+    engine: Engine
+    allow_private_callbacks: bool
+
+
+def authenticate(request: Request, directory: Directory) -> DomainConfig:
+    """HTTP Basic ``DOMAIN:TOKEN``; the token compared in constant time (API §1)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise ApiError("authentication_required", "HTTP Basic DOMAIN:API_TOKEN is required")
+    try:
+        user, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError("authentication_required", "malformed Basic credentials") from None
+    domain = directory.domain(user)
+    expected = domain.api_token if domain else "x" * 32
+    if not hmac.compare_digest(token.encode(), expected.encode()) or domain is None:
+        raise ApiError("authentication_required", "wrong domain or API token")
+    return domain
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("invalid_json", "the body is not JSON", http_status=400) from None
+    if not isinstance(body, dict):
+        raise ApiError("invalid_json", "the body must be a JSON object")
+    return body
+
+
+def find_group(domain: DomainConfig, body: dict[str, Any]) -> GroupConfig:
+    given = {key: body[key] for key in SELECTORS if body.get(key) not in (None, "")}
+    if not given:
+        raise ApiError("missing_parameter", f"one of {', '.join(SELECTORS)} is required")
+    found: dict[str, GroupConfig | None] = {}
+    for key, value in given.items():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ApiError("invalid_parameter", f"{key} must be a string or a number")
+        text = str(value)
+        field = key.removeprefix("group_")
+        found[key] = next((g for g in domain.groups if str(getattr(g, field) or "") == text), None)
+    groups = {id(g): g for g in found.values() if g is not None}
+    if len(groups) > 1:
+        raise ApiError("conflicting_group_selectors", "the selectors name different groups")
+    if not groups:
+        raise ApiError("group_not_found", f"no group matches {given}")
+    if None in found.values():
+        missing = [k for k, v in found.items() if v is None]
+        raise ApiError("conflicting_group_selectors", f"{', '.join(missing)} match no group")
+    return next(iter(groups.values()))
+
+
+def positive_int(body: dict[str, Any], key: str, default: int) -> int:
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ApiError("invalid_parameter", f"{key} must be a positive integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApiError("invalid_parameter", f"{key} must be a positive integer") from None
+    if not 0 < number <= 3600:
+        raise ApiError("invalid_parameter", f"{key} must be between 1 and 3600 seconds")
+    return number
+
+
+def call_group_request(
+    domain: DomainConfig, body: dict[str, Any], allow_private: bool
+) -> CallGroupRequest:
+    group = find_group(domain, body)
+    if body.get("destination") in (None, ""):
+        raise ApiError("missing_parameter", "destination is required")
+    try:
+        destination = resolve(body["destination"], domain)
+    except InvalidDestinationError as exc:
+        raise ApiError("invalid_destination", str(exc)) from None
+    calling_name = body.get("calling_name")
+    if calling_name is not None and (
+        not isinstance(calling_name, str) or not calling_name.isascii() or len(calling_name) > 64
+        or any(c in calling_name for c in '"\\\r\n')
+    ):  # fmt: skip
+        raise ApiError("invalid_parameter", "calling_name must be printable ASCII, ≤ 64 characters")
+    callback_url = body.get("callback_url") or None
+    if callback_url is not None:
+        if not isinstance(callback_url, str):
+            raise ApiError("invalid_parameter", "callback_url must be a string")
+        try:
+            check_url(callback_url, allow_private=allow_private)
+        except CallbackUrlError as exc:
+            raise ApiError("invalid_parameter", f"callback_url: {exc}") from None
+    strategy = body.get("strategy", group.strategy)
+    if strategy not in ("hunt", "ring"):
+        raise ApiError("invalid_parameter", "strategy must be hunt or ring")
+    return CallGroupRequest(
+        domain=domain,
+        group=group,
+        destination=destination,
+        answer_timeout=positive_int(body, "answer_timeout", group.answer_timeout),
+        member_answer_timeout=positive_int(
+            body, "member_answer_timeout", group.member_answer_timeout
+        ),
+        strategy=strategy,
+        calling_name=calling_name,
+        callback_url=callback_url,
+    )
+
+
+class IdempotencyCache:
+    """First responses by (domain, Idempotency-Key), kept 24 h, bounded."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._entries: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[str, str], now: float) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] > IDEMPOTENCY_SECONDS:
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[str, str], response: dict[str, Any], now: float) -> None:
+        self._entries[key] = (now, response)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def router(services: Services) -> APIRouter:
+    api = APIRouter(prefix="/basix/api")
+    idempotency = IdempotencyCache()
+
+    @api.post("/call_group")
+    async def call_group(request: Request) -> JSONResponse:
+        """Ring a group (hunting) and connect whoever answers to a destination."""
+        try:
+            domain = authenticate(request, services.directory)
+            body = await json_object(request)
+            key = request.headers.get("idempotency-key")
+            if key:
+                cached = idempotency.get((domain.name, key), time.time())
+                if cached is not None:
+                    return JSONResponse(cached)
+            call_request = call_group_request(domain, body, services.allow_private_callbacks)
+            try:
+                call = await services.engine.call_group(call_request)
+            except ChannelLimitError as exc:
+                raise ApiError("channel_limit_reached", str(exc)) from None
+            except PortsExhaustedError as exc:
+                raise ApiError("channel_limit_reached", str(exc)) from None
+            response = {"result_code": 0, "uuids": call.uuids}
+            if key:
+                idempotency.put((domain.name, key), response, time.time())
+            return JSONResponse(response)
+        except ApiError as error:
+            return error_response(error)
+
+    @api.post("/hangup")
+    async def hangup(request: Request) -> JSONResponse:
+        """Hang up a channel of the caller's domain (ours)."""
+        try:
+            domain = authenticate(request, services.directory)
+            body = await json_object(request)
+            channel = body.get("uuid")
+            if not isinstance(channel, str) or not channel:
+                raise ApiError("missing_parameter", "uuid is required")
+            if not services.engine.hangup(domain.name, channel):
+                raise ApiError("channel_not_found", "no live channel with this uuid here")
+            return JSONResponse({"result_code": 0})
+        except ApiError as error:
+            return error_response(error)
+
+    return api
