@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from switchboard.app import Server
-from tests.callbacks.receiver import callback_receiver
+from switchboard.sip.message import Message
+from switchboard.sip.transaction.base import Peer
+from tests.callbacks.receiver import CallbackReceiver, callback_receiver
 from tests.interop.servers import running_server
 from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 
@@ -103,12 +106,22 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
     alice = await start_sipp(_uas(phones.alice))
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
     await asyncio.sleep(0.3)
-    async with callback_receiver() as receiver, _server(tmp_path, _config(phones)) as (
-        server, client,
-    ):  # fmt: skip
-        answer = await _post(client, "call_group", {
-            "group_name": "support", "destination": "0312341234", "callback_url": receiver.url,
-        })  # fmt: skip
+    async with (
+        callback_receiver() as receiver,
+        _server(tmp_path, _config(phones)) as (
+            server,
+            client,
+        ),
+    ):
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
         assert answer["result_code"] == 0, answer
         uuids = answer["uuids"]
         assert isinstance(uuids, list) and len(uuids) == 2
@@ -131,3 +144,217 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
         assert trunk.returncode == 0, trunk_out.decode(errors="replace")[-1500:]
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert not server.media.sessions
+
+
+class SipTap:
+    """Times of SIP messages leaving the server, by first line (e.g. "CANCEL sip:alice…")."""
+
+    def __init__(self, server: Server) -> None:
+        self.sent: list[tuple[float, str, str]] = []  # (loop time, first line, Call-ID)
+        endpoint = server.endpoint
+        original = endpoint._send
+
+        def send(message: Message, peer: Peer) -> None:
+            self.sent.append((endpoint.now(), message.first_line, message.get("Call-ID") or ""))
+            original(message, peer)
+
+        endpoint._send = send  # type: ignore[method-assign]
+
+    def first(self, prefix: str, call_id: str | None = None) -> float:
+        for time, line, cid in self.sent:
+            if line.startswith(prefix) and (call_id is None or cid == call_id):
+                return time
+        raise AssertionError(f"no {prefix} sent: {[s[1] for s in self.sent]}")
+
+
+async def _finish(*processes: asyncio.subprocess.Process) -> None:
+    for process in processes:
+        out, _ = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0, out.decode(errors="replace")[-1500:]
+
+
+async def _callback(receiver: CallbackReceiver) -> dict[str, Any]:
+    (callback,) = await receiver.wait_for(1)
+    result: dict[str, Any] = json.loads(callback.body)
+    return result
+
+
+RING = SCENARIOS / "uas_ring_until_cancel.xml"
+BUSY = SCENARIOS / "uas_busy.xml"
+
+
+async def test_second_member_answers_after_first_times_out(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, RING))
+    bob = await start_sipp(_uas(phones.bob))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    await asyncio.sleep(0.3)
+    config = _config(phones, member_timeout=1)
+    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+        tap = SipTap(server)
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_extension": "1111",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        body = await _callback(receiver)
+        assert body["result_code"] == 0 and body["uuid"] == uuids[1]
+        assert [a["result"] for a in body["attempts"]] == ["no_answer", "answered"]
+        rang_for = tap.first("CANCEL", uuids[0]) - tap.first("INVITE", uuids[0])
+        assert abs(rang_for - 1.0) <= 0.05  # member_answer_timeout honoured to 50 ms
+        assert tap.first("INVITE", uuids[1]) - tap.first("CANCEL", uuids[0]) < 0.05
+        await _post(client, "hangup", {"uuid": uuids[1]})
+        await _finish(alice, bob, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_all_members_silent_is_no_answer_at_answer_timeout(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, RING))
+    bob = await start_sipp(_uas(phones.bob, RING))
+    await asyncio.sleep(0.3)
+    config = _config(phones, member_timeout=1, answer_timeout=2)
+    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+        tap = SipTap(server)
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        body = await _callback(receiver)
+        assert body["result_code"] == 500 and body["error"] == {"id": "no_answer"}
+        started = tap.first("INVITE", uuids[0])
+        assert abs(tap.first("CANCEL", uuids[1]) - started - 2.0) <= 0.05  # answer_timeout
+        await _finish(alice, bob)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_busy_and_unregistered_members_are_skipped_at_once(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, BUSY))
+    bob = await start_sipp(_uas(phones.bob, BUSY))
+    await asyncio.sleep(0.3)
+    config = _config(phones) + (
+        '  [[domains.groups]]\n  id = 2222\n  name = "night"\n  members = ["carol"]\n'
+    )
+    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
+        assert answer["result_code"] == 0
+        body = await _callback(receiver)
+        assert body["error"] == {"id": "no_member_available"}
+        assert [(a["result"], a["sip_status"]) for a in body["attempts"]] == [
+            ("busy", 486),
+            ("busy", 486),
+        ]
+        receiver.received.clear()
+        night = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "night",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
+        assert night["result_code"] == 0
+        body = await _callback(receiver)
+        assert body["error"] == {"id": "no_member_available"}
+        assert body["attempts"][0]["result"] == "unregistered"
+        await _finish(alice, bob)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_ring_strategy_first_answer_wins_and_the_others_get_cancel(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, RING))
+    bob = await start_sipp(_uas(phones.bob))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    await asyncio.sleep(0.3)
+    async with (
+        callback_receiver() as receiver,
+        _server(tmp_path, _config(phones)) as (
+            server,
+            client,
+        ),
+    ):
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "strategy": "ring",
+                "callback_url": receiver.url,
+            },
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        body = await _callback(receiver)
+        assert body["uuid"] == uuids[1]
+        assert [a["result"] for a in body["attempts"]] == ["canceled", "answered"]
+        await _post(client, "hangup", {"uuid": uuids[1]})
+        await _finish(alice, bob, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_destination_busy_releases_the_member_with_bye(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice))  # expects our BYE
+    trunk = await start_sipp(_uas(phones.trunk, BUSY))
+    await asyncio.sleep(0.3)
+    async with _server(tmp_path, _config(phones)) as (server, client):
+        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await _finish(alice, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        assert not server.media.sessions
+
+
+async def test_member_hanging_up_while_the_destination_rings_cancels_it(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
+    trunk = await start_sipp(_uas(phones.trunk, RING))  # rings until CANCEL
+    await asyncio.sleep(0.3)
+    async with _server(tmp_path, _config(phones)) as (server, client):
+        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await _finish(alice, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_channel_limit_refuses_a_second_concurrent_call(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, RING))
+    await asyncio.sleep(0.3)
+    config = _config(phones).replace("channel_limit = 10", "channel_limit = 2")
+    async with _server(tmp_path, config) as (server, client):
+        first = await _post(
+            client, "call_group", {"group_name": "support", "destination": "0312341234"}
+        )
+        assert first["result_code"] == 0
+        second = await _post(client, "call_group", {"group_id": 1111, "destination": "bob"})
+        assert second["result_code"] == 500
+        assert second["error"]["id"] == "channel_limit_reached"  # type: ignore[index]
+        uuids = first["uuids"]
+        assert isinstance(uuids, list)
+        assert await _post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
+        await _finish(alice)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Protocol
 
 from fastapi import FastAPI, Request
@@ -12,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from switchboard import __version__
 from switchboard.api import basix
 from switchboard.api.errors import ApiError, error_response
+
+log = logging.getLogger("switchboard.api")
 
 
 class Services(basix.Services, Protocol):
@@ -41,6 +45,13 @@ def create_app(services: Services) -> FastAPI:
         if exc.status_code == 404:
             return error_response(ApiError("not_found", f"no method at {request.url.path}", 404))
         return error_response(ApiError("internal_error", str(exc.detail), exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug: logged with a request id; the client gets the id, never a stack trace."""
+        request_id = uuid.uuid4().hex[:12]
+        log.exception("internal error %s on %s", request_id, request.url.path)
+        return error_response(ApiError("internal_error", f"internal error (request {request_id})"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
