@@ -110,10 +110,6 @@ def call_group_request(
     group = find_group(domain, body)
     if body.get("destination") in (None, ""):
         raise ApiError("missing_parameter", "destination is required")
-    try:
-        destination = resolve(body["destination"], domain)
-    except InvalidDestinationError as exc:
-        raise ApiError("invalid_destination", str(exc)) from None
     calling_name = body.get("calling_name")
     if calling_name is not None and (
         not isinstance(calling_name, str) or not calling_name.isascii() or len(calling_name) > 64
@@ -131,14 +127,18 @@ def call_group_request(
     strategy = body.get("strategy", group.strategy)
     if strategy not in ("hunt", "ring"):
         raise ApiError("invalid_parameter", "strategy must be hunt or ring")
+    answer_timeout = positive_int(body, "answer_timeout", group.answer_timeout)
+    member_timeout = positive_int(body, "member_answer_timeout", group.member_answer_timeout)
+    try:
+        destination = resolve(body["destination"], domain)
+    except InvalidDestinationError as exc:
+        raise ApiError("invalid_destination", str(exc)) from None
     return CallGroupRequest(
         domain=domain,
         group=group,
         destination=destination,
-        answer_timeout=positive_int(body, "answer_timeout", group.answer_timeout),
-        member_answer_timeout=positive_int(
-            body, "member_answer_timeout", group.member_answer_timeout
-        ),
+        answer_timeout=answer_timeout,
+        member_answer_timeout=member_timeout,
         strategy=strategy,
         calling_name=calling_name,
         callback_url=callback_url,

@@ -1,0 +1,305 @@
+"""The Basix API against a running server, with a real HTTP client (and curl for the
+seed's examples): every error id of API §1, idempotency, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from switchboard.app import Server
+from tests.callbacks.receiver import callback_receiver
+from tests.interop.servers import running_server
+from tests.interop.sipp import SCENARIOS, free_port, start_sipp
+
+CONFIG = """
+[[domains]]
+name = "example.com"
+api_token = "token-for-tests"
+channel_limit = 4
+calling_number = "0506868000"
+  [[domains.users]]
+  id = 1
+  name = "alice"
+  sip_password = "pw-alice"
+  [[domains.users]]
+  id = 2
+  name = "bob"
+  sip_password = "pw-bob"
+  [[domains.users]]
+  id = 3
+  name = "erik"
+  sip_password = "pw-erik"
+  [[domains.users]]
+  id = 4
+  name = "dan"
+  contacts = ["sip:dan@127.0.0.1:DAN_PORT"]
+  [[domains.groups]]
+  id = 1111
+  name = "support"
+  label = "Support"
+  extension = "1111"
+  members = ["alice", "bob"]
+  [[domains.groups]]
+  id = 10001111
+  name = "everyone"
+  strategy = "ring"
+  members = ["alice", "bob", "erik", "dan"]
+  [[domains.groups]]
+  id = 2000
+  name = "dan-only"
+  members = ["dan"]
+  [[domains.trunks]]
+  name = "pstn"
+  address = "127.0.0.1:5999"
+[[domains]]
+name = "other.example"
+api_token = "other-domain-token"
+  [[domains.groups]]
+  id = 3000
+  name = "support"
+  members = []
+"""
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"example.com:token-for-tests").decode()}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[Server, httpx.AsyncClient, int]]:
+    dan = free_port()
+    extra = "callback_allow_private = true"
+    async with running_server(
+        CONFIG.replace("DAN_PORT", str(dan)), tmp_path / "db.sqlite", extra
+    ) as server:
+        host, port = server.config.server.http_address
+        task = asyncio.create_task(server.http.serve())
+        while not server.http.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            try:
+                yield server, client, dan
+            finally:
+                server.http.should_exit = True
+                await task
+
+
+async def _call(
+    client: httpx.AsyncClient, body: Any, headers: dict[str, str] = AUTH, method: str = "call_group"
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await client.post(
+        f"/basix/api/{method}",
+        content=content,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+
+def _error(response: httpx.Response) -> str:
+    body = response.json()
+    assert body["result_code"] == 500 and body["error"]["description"]
+    return str(body["error"]["id"])
+
+
+@pytest.mark.parametrize(
+    ("body", "error_id"),
+    [
+        ({"destination": "0312341234"}, "missing_parameter"),
+        ({"group_name": "support"}, "missing_parameter"),
+        ({"group_name": "nosuch", "destination": "0312341234"}, "group_not_found"),
+        (
+            {"group_name": "support", "group_id": 10001111, "destination": "1"},
+            "conflicting_group_selectors",
+        ),
+        (
+            {"group_name": "support", "group_extension": "9999", "destination": "1"},
+            "conflicting_group_selectors",
+        ),
+        ({"group_name": "support", "destination": "nobody"}, "invalid_destination"),
+        ({"group_name": "support", "destination": "9012345678"}, "invalid_destination"),
+        ({"group_name": "support", "destination": "1", "answer_timeout": -1}, "invalid_parameter"),
+        (
+            {"group_name": "support", "destination": "1", "member_answer_timeout": "soon"},
+            "invalid_parameter",
+        ),
+        (
+            {"group_name": "support", "destination": "1", "calling_name": "Łukasz"},
+            "invalid_parameter",
+        ),
+        (
+            {"group_name": "support", "destination": "1", "callback_url": "ftp://x/y"},
+            "invalid_parameter",
+        ),
+        ({"group_name": "support", "destination": "1", "strategy": "random"}, "invalid_parameter"),
+        ({"group_name": ["support"], "destination": "1"}, "invalid_parameter"),
+        ([1, 2], "invalid_json"),
+    ],
+)
+async def test_bad_requests_get_their_error_id(
+    api: tuple[Server, httpx.AsyncClient, int], body: Any, error_id: str
+) -> None:
+    server, client, _ = api
+    response = await _call(client, body)
+    assert response.status_code == 200
+    assert _error(response) == error_id
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}  # nothing started
+
+
+async def test_authentication_and_transport_errors(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = api
+    body = {"group_name": "support", "destination": "0312341234"}
+    assert _error(await _call(client, body, headers={})) == "authentication_required"
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"example.com:nope").decode()}
+    assert _error(await _call(client, body, headers=wrong)) == "authentication_required"
+    other = {
+        "Authorization": "Basic " + base64.b64encode(b"example.com:other-domain-token").decode()
+    }
+    assert _error(await _call(client, body, headers=other)) == "authentication_required"
+    garbage = {"Authorization": "Basic ***"}
+    assert _error(await _call(client, body, headers=garbage)) == "authentication_required"
+    not_json = await _call(client, b"{not json")
+    assert not_json.status_code == 400 and _error(not_json) == "invalid_json"
+    wrong_method = await client.get("/basix/api/call_group", headers=AUTH)
+    assert wrong_method.status_code == 405 and wrong_method.json()["result_code"] == 500
+
+
+async def test_other_domains_groups_are_not_found(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    _, client, _ = api
+    other = {
+        "Authorization": "Basic " + base64.b64encode(b"other.example:other-domain-token").decode()
+    }
+    response = await _call(client, {"group_id": 1111, "destination": "0312341234"}, other)
+    assert _error(response) == "group_not_found"
+
+
+async def test_hangup_of_an_unknown_channel(api: tuple[Server, httpx.AsyncClient, int]) -> None:
+    _, client, _ = api
+    response = await _call(client, {"uuid": "no-such-uuid"}, method="hangup")
+    assert _error(response) == "channel_not_found"
+    assert _error(await _call(client, {}, method="hangup")) == "missing_parameter"
+
+
+async def test_a_bug_is_internal_error_with_a_request_id(
+    api: tuple[Server, httpx.AsyncClient, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, client, _ = api
+
+    async def broken(request: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.engine, "call_group", broken)
+    response = await _call(client, {"group_name": "support", "destination": "0312341234"})
+    assert _error(response) == "internal_error"
+    assert "boom" not in response.text and "request" in response.json()["error"]["description"]
+
+
+async def test_the_seeds_five_curl_examples(
+    api: tuple[Server, httpx.AsyncClient, int], tmp_path: Path
+) -> None:
+    """Verbatim bodies of the method description, sent with curl as written there."""
+    _server, client, _ = api
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (scripts/setup installs it)"
+    url = f"{client.base_url}/basix/api/call_group"
+    examples = [
+        '{"group_name": "support", "answer_timeout": 10, "destination": "0312341234"}',
+        '{"group_extension": "1111", "calling_name": "Erik Lehnsherr", "destination": "erik"}',
+        '{"group_extension": "1111", "destination": {"called_number": "0312341234", '
+        '"calling_number": "05068680000", "end_user": {"id": "#1234", "name": "Tim Tyler"}}}',
+        '{"group_id": 10001111, "destination": "0312341234"}',
+        '{"group_extension": "1111", "destination": "{name=James Hudson}0312341234", '
+        '"callback_url": ""}',
+    ]
+    answers = []
+    for body in examples:
+        process = await asyncio.create_subprocess_exec(
+            curl,
+            "-s",
+            "-u",
+            "example.com:token-for-tests",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+        answers.append(json.loads(out))
+    for index in (0, 1, 2, 4):
+        assert answers[index]["result_code"] == 0, answers[index]
+        assert len(answers[index]["uuids"]) == 2  # alice and bob, in hunting order
+    # Example 4: the ring group needs 4 member channels + 1 for the destination > limit 4
+    assert answers[3]["result_code"] == 500
+    assert answers[3]["error"]["id"] == "channel_limit_reached"
+
+
+async def test_idempotency_key_returns_the_first_answer_and_starts_nothing_new(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    _server, client, _ = api
+    headers = {**AUTH, "Idempotency-Key": "order-42"}
+    body = {"group_name": "support", "destination": "0312341234"}
+    first = (await _call(client, body, headers)).json()
+    again = (await _call(client, body, headers)).json()
+    assert first["result_code"] == 0 and again == first
+    other = (await _call(client, body, {**AUTH, "Idempotency-Key": "order-43"})).json()
+    assert other["uuids"] != first["uuids"]
+
+
+async def test_hanging_up_a_hunt_in_progress_reports_canceled(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    server, client, dan_port = api
+    dan = await start_sipp(
+        [
+            "-sf",
+            str(SCENARIOS / "uas_ring_until_cancel.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(dan_port),
+            "-m",
+            "1",
+            "-nostdin",
+        ]
+    )
+    await asyncio.sleep(0.3)
+    async with callback_receiver() as receiver:
+        answer = (
+            await _call(
+                client,
+                {
+                    "group_name": "dan-only",
+                    "destination": "0312341234",
+                    "callback_url": receiver.url,
+                },
+            )
+        ).json()
+        await asyncio.sleep(0.3)  # dan's phone rings
+        assert (await _call(client, {"uuid": answer["uuids"][0]}, method="hangup")).json() == {
+            "result_code": 0
+        }
+        (callback,) = await receiver.wait_for(1)
+    assert json.loads(callback.body)["error"] == {"id": "canceled"}
+    out, _ = await asyncio.wait_for(dan.communicate(), 10)
+    assert dan.returncode == 0, out.decode(errors="replace")[-1500:]
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClient, int]) -> None:
+    _, client, _ = api
+    schema = (await client.get("/openapi.json")).json()
+    assert {"/basix/api/call_group", "/basix/api/hangup", "/healthz"} <= set(schema["paths"])
+    assert "result_code" in schema["info"]["description"]
