@@ -21,6 +21,7 @@ from switchboard.sip.transaction.base import Peer
 from tests.callbacks.receiver import CallbackReceiver, callback_receiver
 from tests.interop.servers import running_server
 from tests.interop.sipp import SCENARIOS, free_port, start_sipp
+from tests.media.peers import close_all_peers, packet, rtp_peer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 AUTH = "Basic " + base64.b64encode(b"example.com:token-for-tests").decode()
@@ -358,3 +359,42 @@ async def test_channel_limit_refuses_a_second_concurrent_call(tmp_path: Path) ->
         assert await _post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
         await _finish(alice)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_rtp_flows_both_ways_between_the_member_and_the_destination(
+    tmp_path: Path,
+) -> None:
+    """The member is SIPp echoing RTP; the destination's media is a test peer. The peer's
+    packets cross the relay to the member, are echoed, and cross back."""
+    phones = Phones(free_port(), free_port(), free_port())
+    alice_media = free_port()
+    alice = await start_sipp([*_uas(phones.alice), "-mp", str(alice_media), "-rtp_echo"])
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    await asyncio.sleep(0.3)
+    async with _server(tmp_path, _config(phones)) as (server, client):
+        answer = await _post(
+            client, "call_group", {"group_name": "support", "destination": "0312341234"}
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        for _ in range(100):
+            bridged = [call for call in server.engine.calls if call.bridged]
+            if bridged:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the call was not bridged")
+        session = bridged[0].session
+        peer = await rtp_peer()
+        try:
+            for n in range(25):  # half a second of audio from the destination side
+                peer.send(packet(0, n, b"\x7e" * 160), session.b.local)
+                await asyncio.sleep(0.02)
+            echoed = await peer.wait_for(24, timeout=3)
+        finally:
+            close_all_peers()
+        assert {p.header.sequence for p in echoed} <= set(range(25))
+        assert all(p.payload == b"\x7e" * 160 for p in echoed)
+        assert session.a.stats.packets_in >= 24 and session.b.stats.packets_out >= 24
+        await _post(client, "hangup", {"uuid": uuids[0]})
+        await _finish(alice, trunk)
