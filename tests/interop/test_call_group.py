@@ -398,3 +398,43 @@ async def test_rtp_flows_both_ways_between_the_member_and_the_destination(
         assert session.a.stats.packets_in >= 24 and session.b.stats.packets_out >= 24
         await _post(client, "hangup", {"uuid": uuids[0]})
         await _finish(alice, trunk)
+
+
+async def test_a_members_terminals_ring_together_and_the_first_answer_cancels_the_rest(
+    tmp_path: Path,
+) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    desk = free_port()
+    alice_mobile = await start_sipp(_uas(phones.alice))
+    alice_desk = await start_sipp(_uas(desk, RING))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    await asyncio.sleep(0.3)
+    config = _config(phones).replace(
+        f'contacts = ["sip:alice@127.0.0.1:{phones.alice}"]',
+        f'contacts = ["sip:alice@127.0.0.1:{phones.alice}", "sip:alice@127.0.0.1:{desk}"]',
+    )
+    async with _server(tmp_path, config) as (server, client):
+        tap = SipTap(server)
+        answer = await _post(
+            client, "call_group", {"group_name": "support", "destination": "0312341234"}
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        await _finish(alice_desk)  # cancelled when the mobile answered
+        invites = [line for _, line, cid in tap.sent if cid == uuids[0] and "INVITE" in line]
+        assert len(invites) == 2  # one leg (one Call-ID) forked to both terminals
+        await _post(client, "hangup", {"uuid": uuids[0]})
+        await _finish(alice_mobile, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_destination_hanging_up_releases_the_member(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice))  # expects our BYE
+    trunk = await start_sipp(_uas(phones.trunk, SCENARIOS / "uas_answer_then_bye.xml"))
+    await asyncio.sleep(0.3)
+    async with _server(tmp_path, _config(phones)) as (server, client):
+        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await _finish(alice, trunk)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        assert not server.media.sessions

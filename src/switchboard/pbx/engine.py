@@ -264,6 +264,7 @@ class CallGroupCall:
         if 200 <= response.status < 300:
             if leg.answered is None and not self.hunt.finished:
                 leg.answered = call
+                leg.cancel()  # the member's other terminals stop ringing
                 call.ended.add_done_callback(lambda _f: self._member_ended())
             elif leg.answered is not call:
                 call.bye()  # another terminal of the same member was faster
