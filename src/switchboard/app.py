@@ -28,6 +28,7 @@ from switchboard.sip.useragent import UserAgent
 from switchboard.store.database import create_engine, migrate
 from switchboard.store.directory import apply_config
 from switchboard.store.outbox import Outbox
+from switchboard.store.records import CallRecordStore
 from switchboard.store.registrations import RegistrationStore
 
 log = logging.getLogger("switchboard")
@@ -72,7 +73,15 @@ class Server:
             secret_for=secrets_by_domain.get,
             allow_private=server.callback_allow_private,
         )
-        self.engine = Engine(self.user_agent, self.registrar, self.media, self.callbacks, server)
+        self.records = CallRecordStore(self.database)
+        self.engine = Engine(
+            self.user_agent,
+            self.registrar,
+            self.media,
+            self.callbacks,
+            server,
+            records=self.records,
+        )
         http_host, http_port = server.http_address
         self.http = _HttpServer(
             uvicorn.Config(
@@ -106,6 +115,7 @@ class Server:
             call.hang_up("shutting down")
         for session in list(self.media.sessions):
             session.close()
+        await asyncio.gather(*self.engine.pending_writes, return_exceptions=True)
         await self.endpoint.close()
         await self.callbacks.close()
         await self.registrar.close()

@@ -145,6 +145,18 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
         assert trunk.returncode == 0, trunk_out.decode(errors="replace")[-1500:]
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert not server.media.sessions
+        await asyncio.gather(*server.engine.pending_writes)
+        records = await server.records.for_domain("example.com")
+        assert [(r.role, r.party, r.disposition, r.hangup) for r in records] == [
+            ("member", "alice", "answered", "send_bye,NORMAL_CLEARING"),
+            ("member", "bob", "skipped", "send_refuse,ORIGINATOR_CANCEL"),
+            ("destination", "0312341234", "answered", "send_bye,NORMAL_CLEARING"),
+        ]
+        alice_record, _, trunk_record = records
+        assert alice_record.uuid == uuids[0] and trunk_record.other_uuid == uuids[0]
+        assert alice_record.offered_at is not None and alice_record.answered_at is not None
+        assert alice_record.ended_at is not None
+        assert alice_record.offered_at <= alice_record.answered_at <= alice_record.ended_at
 
 
 class SipTap:

@@ -104,3 +104,23 @@ class CallbackRow(Base):
     delivered_at: Mapped[float | None] = mapped_column(Float)
     given_up_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class CallRecordRow(Base):
+    """One row per channel of a finished call (API §4 dispositions)."""
+
+    __tablename__ = "call_records"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(64), unique=True)  # the leg's Call-ID
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # member | destination
+    party: Mapped[str] = mapped_column(String(255))  # user name or number
+    group_id: Mapped[int] = mapped_column(Integer)
+    other_uuid: Mapped[str | None] = mapped_column(String(64))
+    offered_at: Mapped[float | None] = mapped_column(Float)
+    answered_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    disposition: Mapped[str] = mapped_column(String(32))
+    hangup: Mapped[str] = mapped_column(String(64))  # e.g. "send_cancel,NO_ANSWER"
+    end_user: Mapped[str | None] = mapped_column(Text)  # JSON

@@ -1,0 +1,410 @@
+"""One live call_group call: the hunt's commands carried out with SIP legs, the media
+session and the callback outbox (see ``engine`` for the life of a call)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from switchboard.config import DomainConfig, GroupConfig, split_hostport
+from switchboard.media import negotiation
+from switchboard.media.relay import MediaSession
+from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
+from switchboard.pbx.hunt import (
+    Attempt,
+    Availability,
+    Cancel,
+    Command,
+    Connect,
+    Finished,
+    Hangup,
+    Hunt,
+    Ring,
+)
+from switchboard.pbx.records import build as build_records
+from switchboard.sip.errors import SipError
+from switchboard.sip.headers import Header
+from switchboard.sip.message import Response
+from switchboard.sip.sdp import SessionDescription
+from switchboard.sip.transaction.base import Peer
+from switchboard.sip.uri import SipUri, parse_uri
+from switchboard.sip.useragent import CallState, Credentials, OutgoingCall
+
+log = logging.getLogger("switchboard.pbx")
+
+
+if TYPE_CHECKING:
+    from switchboard.pbx.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class CallGroupRequest:
+    domain: DomainConfig
+    group: GroupConfig
+    destination: Destination
+    answer_timeout: int
+    member_answer_timeout: int
+    strategy: str
+    calling_name: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One member attempt or the destination: one Call-ID, one call per terminal."""
+
+    uuid: str
+    calls: list[OutgoingCall] = field(default_factory=list)
+    answered: OutgoingCall | None = None
+    ended: bool = False
+
+    def cancel(self) -> None:
+        for call in self.calls:
+            if call is not self.answered:
+                call.cancel()
+
+    def hang_up(self) -> None:
+        if self.answered is not None and self.answered.state is CallState.ANSWERED:
+            self.answered.bye()
+        self.cancel()
+
+
+class CallGroupCall:
+    def __init__(
+        self, engine: Engine, request: CallGroupRequest, session: MediaSession, channels: int
+    ) -> None:
+        self.engine = engine
+        self.request = request
+        self.session = session
+        self.channels = channels
+        self.loop = asyncio.get_running_loop()
+        domain = request.domain.name
+        self.members = [_Leg(str(uuid.uuid4())) for _ in request.group.members]
+        attempts = [
+            Attempt(leg.uuid, user, self._availability(user))
+            for leg, user in zip(self.members, request.group.members, strict=True)
+        ]
+        self.hunt = Hunt(
+            attempts,
+            strategy=request.strategy,
+            member_timeout=request.member_answer_timeout,
+            answer_timeout=request.answer_timeout,
+        )
+        self.from_tag = engine.ua.endpoint.ids.tag()
+        self.member_offer: SessionDescription = negotiation.make_offer(session.a, self.from_tag)
+        self.destination: _Leg | None = None
+        self.destination_offer: SessionDescription | None = None
+        self.answered_index: int | None = None
+        self.bridged = False
+        self.ended = False
+        self.ended_by = "switchboard"
+        self.destination_offered_at: float | None = None
+        self.destination_answered_at: float | None = None
+        self.destination_status: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cap: asyncio.TimerHandle | None = None
+        self._busy: tuple[str, str] | None = None
+        log.info("call_group %s@%s: %d member(s), destination %s", request.group.name, domain,
+                 len(self.members), type(request.destination.target).__name__)  # fmt: skip
+
+    @property
+    def uuids(self) -> list[str]:
+        return [leg.uuid for leg in self.members]
+
+    def _availability(self, user: str) -> Availability:
+        domain = self.request.domain.name
+        if (domain, user) in self.engine.busy_users:
+            return Availability.BUSY
+        if not self.engine.registrar.contacts(domain, user):
+            return Availability.UNREGISTERED
+        return Availability.AVAILABLE
+
+    # -- the hunt -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._apply(self.hunt.start(self.loop.time()))
+
+    def _apply(self, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, Ring):
+                self._ring_member(command.index)
+            elif isinstance(command, Cancel):
+                self.members[command.index].cancel()
+            elif isinstance(command, Hangup):
+                self.members[command.index].hang_up()
+            elif isinstance(command, Connect):
+                self._connect(command.index)
+            elif isinstance(command, Finished):
+                self._finished(command)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.hunt.deadline()
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.hunt.on_timer(self.loop.time()))
+
+    def _ring_member(self, index: int) -> None:
+        request = self.request
+        leg = self.members[index]
+        user = request.group.members[index]
+        domain = request.domain.name
+        display = request.calling_name or request.group.label or request.group.name
+        body = bytes(self.member_offer)
+        for contact in self.engine.registrar.contacts(domain, user):
+            target, peer = _target(contact)
+            call = self.engine.ua.call(
+                target, peer, from_uri=f"sip:{request.group.name}@{domain}", body=body,
+                display_name=display, call_id=leg.uuid, from_tag=self.from_tag,
+                extra=(Header("Call-Info", f"<sip:{request.group.name}@{domain}>;purpose=info"),
+                       Header("X-Switchboard-Group", request.group.name)),
+            )  # fmt: skip
+            leg.calls.append(call)
+            call.answered.add_done_callback(functools.partial(self._member_future, index, call))
+
+    def _member_future(
+        self, index: int, call: OutgoingCall, future: asyncio.Future[Response]
+    ) -> None:
+        self._member_final(index, call, future.result())
+
+    def _member_final(self, index: int, call: OutgoingCall, response: Response) -> None:
+        leg = self.members[index]
+        now = self.loop.time()
+        if 200 <= response.status < 300:
+            if leg.answered is None and not self.hunt.finished:
+                leg.answered = call
+                leg.cancel()  # the member's other terminals stop ringing
+                call.ended.add_done_callback(lambda _f: self._member_ended())
+            elif leg.answered is not call:
+                call.bye()  # another terminal of the same member was faster
+                return
+            self._apply(self.hunt.answered(index, now))
+            return
+        if all(c.final is not None and c.final.status >= 300 for c in leg.calls):
+            statuses = [c.final.status for c in leg.calls if c.final is not None]
+            best = 486 if 486 in statuses else 603 if 603 in statuses else min(statuses)
+            self._apply(self.hunt.failed(index, best, now))
+
+    def _connect(self, index: int) -> None:
+        self.answered_index = index
+        leg = self.members[index]
+        answer = leg.answered.final if leg.answered is not None else None
+        try:
+            assert answer is not None
+            negotiation.accept_answer(self.session.a, self.member_offer, answer.body)
+        except (SipError, AssertionError) as exc:
+            log.warning("member %s answered without usable SDP (%s)", leg.uuid, exc)
+        self._busy = (self.request.domain.name, self.request.group.members[index])
+        self.engine.busy_users.add(self._busy)
+        self.session.start_ringback("a")
+        self._cap = self.loop.call_later(self.engine.server.max_call_seconds, self.hang_up,
+                                         "max_call_seconds")  # fmt: skip
+        self.session.watch_inactivity(self.engine.server.rtp_timeout,
+                                      lambda: self.hang_up("rtp timeout"))  # fmt: skip
+        self._call_destination()
+
+    def _finished(self, outcome: Finished) -> None:
+        payload: dict[str, object] = {"result_code": outcome.result_code}
+        if outcome.answered is not None:
+            payload["uuid"] = self.members[outcome.answered].uuid
+            payload["answered_by"] = self.request.group.members[outcome.answered]
+        else:
+            payload["error"] = {"id": outcome.error_id}
+        payload["request_uuids"] = self.uuids
+        payload["group_id"] = self.request.group.id
+        payload["attempts"] = [
+            {"uuid": a.uuid, "user": a.user, "result": a.result.value if a.result else None,
+             "sip_status": a.sip_status, "started_at": self._iso(a.started_at),
+             "ended_at": self._iso(a.ended_at)}
+            for a in self.hunt.attempts
+        ]  # fmt: skip
+        self.outcome = payload
+        if self.request.callback_url:
+            task = self.loop.create_task(
+                self.engine.callbacks.enqueue(
+                    self.request.domain.name, self.request.callback_url, payload
+                )
+            )
+            task.add_done_callback(_log_failure)
+        if outcome.result_code != 0:
+            self._end()
+
+    def _wall(self, loop_time: float | None) -> float | None:
+        """Epoch seconds of a loop time (the hunt keeps monotonic loop times)."""
+        if loop_time is None:
+            return None
+        return time.time() - (self.loop.time() - loop_time)
+
+    def _iso(self, loop_time: float | None) -> str | None:
+        wall = self._wall(loop_time)
+        if wall is None:
+            return None
+        return (
+            datetime.datetime.fromtimestamp(wall, datetime.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+
+    # -- the destination ------------------------------------------------------------------
+
+    def _call_destination(self) -> None:
+        request = self.request
+        destination = request.destination
+        domain = request.domain
+        self.destination = leg = _Leg(str(uuid.uuid4()))
+        self.destination_offered_at = self.loop.time()
+        self.destination_offer = negotiation.make_offer(self.session.b, leg.uuid)
+        body = bytes(self.destination_offer)
+        target = destination.target
+        if isinstance(target, PstnTarget):
+            trunk = target.trunk
+            host, port = split_hostport(trunk.address)
+            number = destination.calling_number or domain.calling_number or "anonymous"
+            identity = f"<sip:{number}@{domain.name}>"
+            credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
+            call = self.engine.ua.call(
+                parse_uri(f"sip:{target.number}@{host}:{port}"),
+                Peer(trunk.transport.upper(), host, port),
+                from_uri=f"sip:{number}@{domain.name}", body=body, call_id=leg.uuid,
+                extra=(Header("P-Asserted-Identity", identity),), credentials=credentials,
+            )  # fmt: skip
+            leg.calls.append(call)
+        elif isinstance(target, UserTarget):
+            contacts = self.engine.registrar.contacts(domain.name, target.user.name)
+            tag = self.engine.ua.endpoint.ids.tag()
+            for contact in contacts:
+                uri, peer = _target(contact)
+                leg.calls.append(self.engine.ua.call(
+                    uri, peer, from_uri=f"sip:{request.group.name}@{domain.name}", body=body,
+                    call_id=leg.uuid, from_tag=tag,
+                ))  # fmt: skip
+            if not contacts:
+                log.info("destination user %s is not registered", target.user.name)
+                self.hang_up("destination unavailable")
+                return
+        else:
+            log.warning("group destinations are not supported yet")
+            self.hang_up("destination unsupported")
+            return
+        for call in leg.calls:
+            call.on_provisional = self._destination_progress
+            call.answered.add_done_callback(functools.partial(self._destination_future, call))
+
+    def _destination_progress(self, response: Response) -> None:
+        if response.body and self.destination_offer is not None and self.session.b.media is None:
+            try:  # a 183 with SDP: early media will replace our ringback (RFC 3960)
+                negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
+            except SipError as exc:
+                log.info("ignoring unusable early media SDP: %s", exc)
+
+    def _destination_future(self, call: OutgoingCall, future: asyncio.Future[Response]) -> None:
+        self._destination_final(call, future.result())
+
+    def _destination_final(self, call: OutgoingCall, response: Response) -> None:
+        leg = self.destination
+        if leg is None or self.ended:
+            if 200 <= response.status < 300:
+                call.bye()
+            return
+        if 200 <= response.status < 300:
+            if leg.answered is not None:
+                call.bye()
+                return
+            leg.answered = call
+            leg.cancel()
+            self.destination_answered_at = self.loop.time()
+            try:
+                assert self.destination_offer is not None
+                negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
+            except (SipError, AssertionError) as exc:
+                log.warning("destination answered without usable SDP: %s", exc)
+            self.session.bridge()
+            self.bridged = True
+            call.ended.add_done_callback(lambda _f: self._destination_ended())
+            log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
+            return
+        if all(c.final is not None and c.final.status >= 300 for c in leg.calls):
+            log.info("destination refused with %d", response.status)
+            self.destination_status = response.status
+            self.hang_up(f"destination {response.status}")
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def _member_ended(self) -> None:
+        if not self.ended:
+            self.ended_by = "member"
+        self.hang_up("member hung up")
+
+    def _destination_ended(self) -> None:
+        if not self.ended:
+            self.ended_by = "destination"
+        self.hang_up("destination hung up")
+
+    def hang_up(self, reason: str) -> None:
+        if self.ended:
+            return
+        if not self.hunt.finished:
+            self._apply(self.hunt.stop(self.loop.time()))
+            return  # _finished ends the call
+        log.info("call %s ends: %s", self.uuids[0] if self.uuids else "?", reason)
+        for leg in self.members:
+            leg.hang_up()
+        if self.destination is not None:
+            self.destination.hang_up()
+        self._end()
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for handle in (self._timer, self._cap):
+            if handle is not None:
+                handle.cancel()
+        if self._busy is not None:
+            self.engine.busy_users.discard(self._busy)
+        self.session.close()
+        self.engine.finished(self)
+        self._write_records()
+
+    def _write_records(self) -> None:
+        store = self.engine.records
+        if store is None:
+            return
+        records = build_records(
+            domain=self.request.domain.name, group_id=self.request.group.id,
+            attempts=self.hunt.attempts, destination=self.request.destination,
+            destination_uuid=self.destination.uuid if self.destination else None,
+            destination_status=self.destination_status,
+            destination_answered_at=self.destination_answered_at,
+            offered_destination_at=self.destination_offered_at, ended_at=self.loop.time(),
+            ended_by=self.ended_by, wall=self._wall,
+        )  # fmt: skip
+        task = self.loop.create_task(store.save(records))
+        self.engine.pending_writes.add(task)
+        task.add_done_callback(self.engine.write_done)
+
+
+def _target(contact: str) -> tuple[SipUri, Peer]:
+    uri = parse_uri(contact)
+    if not isinstance(uri, SipUri):
+        raise ValueError(f"contact {contact!r} is not a SIP URI")
+    host, port = uri.host_port
+    transport = (uri.params.get("transport") or "udp").upper()
+    return uri, Peer(transport, host, port or 5060)
+
+
+def _log_failure(task: asyncio.Task[str]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("queuing a callback failed", exc_info=task.exception())

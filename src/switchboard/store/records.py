@@ -1,0 +1,61 @@
+"""Call records in the database (one row per channel, written when the call ends)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from switchboard.store.schema import CallRecordRow
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    uuid: str
+    domain: str
+    role: str
+    party: str
+    group_id: int
+    other_uuid: str | None
+    offered_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    disposition: str
+    hangup: str
+    end_user: str | None = None
+
+
+class CallRecordStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def save(self, records: list[CallRecord]) -> None:
+        async with AsyncSession(self.engine) as session, session.begin():
+            session.add_all(CallRecordRow(**asdict(record)) for record in records)
+
+    async def for_domain(self, domain: str) -> list[CallRecord]:
+        async with AsyncSession(self.engine) as session:
+            rows = (
+                await session.scalars(
+                    select(CallRecordRow).where(CallRecordRow.domain == domain)
+                    .order_by(CallRecordRow.pk)
+                )
+            ).all()  # fmt: skip
+            return [
+                CallRecord(
+                    r.uuid,
+                    r.domain,
+                    r.role,
+                    r.party,
+                    r.group_id,
+                    r.other_uuid,
+                    r.offered_at,
+                    r.answered_at,
+                    r.ended_at,
+                    r.disposition,
+                    r.hangup,
+                    r.end_user,
+                )
+                for r in rows
+            ]
