@@ -46,4 +46,5 @@ def test_destination_record_carries_the_end_user_and_refusals() -> None:
     assert (far.disposition, far.hangup, far.party) == (
         "refused", "recv_refuse,USER_BUSY", "0312341234",
     )  # fmt: skip
-    assert far.end_user is not None and EndUser(name="James Hudson").name in far.end_user
+    assert far.end_user is not None and "James Hudson" in far.end_user
+    assert EndUser(name="James Hudson") == destination.end_user
