@@ -450,3 +450,48 @@ async def test_destination_hanging_up_releases_the_member(tmp_path: Path) -> Non
         await _finish(alice, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert not server.media.sessions
+
+
+async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    erik_port, frank_port = free_port(), free_port()
+    alice = await start_sipp(_uas(phones.alice))
+    frank = await start_sipp(_uas(frank_port, BUSY))  # the sales group's first member: busy
+    erik = await start_sipp(_uas(erik_port))
+    await asyncio.sleep(0.3)
+    config = (
+        _config(phones)
+        + f"""
+  [[domains.users]]
+  id = 5
+  name = "frank"
+  contacts = ["sip:frank@127.0.0.1:{frank_port}"]
+  [[domains.users]]
+  id = 6
+  name = "erik"
+  contacts = ["sip:erik@127.0.0.1:{erik_port}"]
+  [[domains.groups]]
+  id = 3333
+  name = "sales"
+  extension = "3333"
+  member_answer_timeout = 5
+  members = ["frank", "erik"]
+"""
+    )
+    async with _server(tmp_path, config) as (server, client):
+        answer = await _post(client, "call_group", {"group_name": "support", "destination": "3333"})
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        for _ in range(100):
+            if any(call.bridged for call in server.engine.calls):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the call was not bridged")
+        await _post(client, "hangup", {"uuid": uuids[0]})
+        await _finish(alice, frank, erik)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        await asyncio.gather(*server.engine.pending_writes)
+        records = await server.records.for_domain("example.com")
+        destination = [r for r in records if r.role == "destination"]
+        assert [(r.party, r.disposition) for r in destination] == [("sales", "answered")]

@@ -1,7 +1,8 @@
 """Delivering callbacks from the outbox (API §3), the edge: httpx POSTs, one worker.
 
 - ``enqueue`` stores the callback before anything is sent, so a crash loses nothing; the
-  worker then posts everything due, at most ``concurrency`` at a time.
+  worker claims what is due (a lease in the database, so nothing is sent twice at once)
+  and posts it, at most ``concurrency`` at a time.
 - A 2xx ends a delivery; anything else (an error status, a refused connection, a timeout)
   schedules a retry by the backoff of ``policy``; after 24 hours it is given up and logged.
 - Host names are resolved before sending and refused if they lead to a private address,
@@ -46,7 +47,6 @@ class CallbackDelivery:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
         self._worker: asyncio.Task[None] | None = None
-        self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = {"callbacks_delivered": 0, "callbacks_retried": 0, "callbacks_failed": 0}
 
@@ -74,12 +74,10 @@ class CallbackDelivery:
         while True:
             self._wake.clear()
             try:
-                for callback in await self.outbox.due(self.clock()):
-                    if callback.delivery_id not in self._in_flight:
-                        self._in_flight.add(callback.delivery_id)
-                        task = asyncio.get_running_loop().create_task(self._deliver(callback))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                for callback in await self.outbox.claim_due(self.clock()):
+                    task = asyncio.get_running_loop().create_task(self._deliver(callback))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 next_due = await self.outbox.next_due()
             except Exception:
                 log.exception("reading the callback outbox failed")
@@ -110,7 +108,6 @@ class CallbackDelivery:
                 log.warning("callback %s to %s failed (%s); retry in %.0f s",
                             callback.delivery_id, callback.url, error, retry_at - now)  # fmt: skip
         finally:
-            self._in_flight.discard(callback.delivery_id)
             self._wake.set()
 
     async def _post(self, callback: PendingCallback) -> str | None:

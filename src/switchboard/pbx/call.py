@@ -16,6 +16,7 @@ from switchboard.config import DomainConfig, GroupConfig, split_hostport
 from switchboard.media import negotiation
 from switchboard.media.relay import MediaSession
 from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
+from switchboard.pbx.group_destination import DestinationGroupHunt
 from switchboard.pbx.hunt import (
     Attempt,
     Availability,
@@ -56,7 +57,7 @@ class CallGroupRequest:
 
 
 @dataclass(slots=True)
-class _Leg:
+class Leg:
     """One member attempt or the destination: one Call-ID, one call per terminal."""
 
     uuid: str
@@ -85,9 +86,9 @@ class CallGroupCall:
         self.channels = channels
         self.loop = asyncio.get_running_loop()
         domain = request.domain.name
-        self.members = [_Leg(str(uuid.uuid4())) for _ in request.group.members]
+        self.members = [Leg(str(uuid.uuid4())) for _ in request.group.members]
         attempts = [
-            Attempt(leg.uuid, user, self._availability(user))
+            Attempt(leg.uuid, user, self.availability(user))
             for leg, user in zip(self.members, request.group.members, strict=True)
         ]
         self.hunt = Hunt(
@@ -98,7 +99,8 @@ class CallGroupCall:
         )
         self.from_tag = engine.ua.endpoint.ids.tag()
         self.member_offer: SessionDescription = negotiation.make_offer(session.a, self.from_tag)
-        self.destination: _Leg | None = None
+        self.destination: Leg | None = None
+        self.destination_group: DestinationGroupHunt | None = None
         self.destination_offer: SessionDescription | None = None
         self.answered_index: int | None = None
         self.bridged = False
@@ -117,7 +119,7 @@ class CallGroupCall:
     def uuids(self) -> list[str]:
         return [leg.uuid for leg in self.members]
 
-    def _availability(self, user: str) -> Availability:
+    def availability(self, user: str) -> Availability:
         domain = self.request.domain.name
         if (domain, user) in self.engine.busy_users:
             return Availability.BUSY
@@ -156,21 +158,35 @@ class CallGroupCall:
         self._timer = None
         self._apply(self.hunt.on_timer(self.loop.time()))
 
-    def _ring_member(self, index: int) -> None:
+    def ring_terminals(
+        self, user: str, call_id: str, from_tag: str, body: bytes, *, member: bool = False
+    ) -> list[OutgoingCall]:
+        """INVITE every terminal of ``user`` as one leg (one Call-ID, one From tag)."""
         request = self.request
-        leg = self.members[index]
-        user = request.group.members[index]
         domain = request.domain.name
-        display = request.calling_name or request.group.label or request.group.name
-        body = bytes(self.member_offer)
+        group = request.group.name
+        extra: tuple[Header, ...] = ()
+        display = None
+        if member:  # the member sees who is calling: the group (or calling_name)
+            display = request.calling_name or request.group.label or group
+            extra = (
+                Header("Call-Info", f"<sip:{group}@{domain}>;purpose=info"),
+                Header("X-Switchboard-Group", group),
+            )
+        calls = []
         for contact in self.engine.registrar.contacts(domain, user):
             target, peer = _target(contact)
-            call = self.engine.ua.call(
-                target, peer, from_uri=f"sip:{request.group.name}@{domain}", body=body,
-                display_name=display, call_id=leg.uuid, from_tag=self.from_tag,
-                extra=(Header("Call-Info", f"<sip:{request.group.name}@{domain}>;purpose=info"),
-                       Header("X-Switchboard-Group", request.group.name)),
-            )  # fmt: skip
+            calls.append(self.engine.ua.call(
+                target, peer, from_uri=f"sip:{group}@{domain}", body=body, display_name=display,
+                call_id=call_id, from_tag=from_tag, extra=extra,
+            ))  # fmt: skip
+        return calls
+
+    def _ring_member(self, index: int) -> None:
+        leg = self.members[index]
+        user = self.request.group.members[index]
+        body = bytes(self.member_offer)
+        for call in self.ring_terminals(user, leg.uuid, self.from_tag, body, member=True):
             leg.calls.append(call)
             call.answered.add_done_callback(functools.partial(self._member_future, index, call))
 
@@ -263,7 +279,7 @@ class CallGroupCall:
         request = self.request
         destination = request.destination
         domain = request.domain
-        self.destination = leg = _Leg(str(uuid.uuid4()))
+        self.destination = leg = Leg(str(uuid.uuid4()))
         self.destination_offered_at = self.loop.time()
         self.destination_offer = negotiation.make_offer(self.session.b, leg.uuid)
         body = bytes(self.destination_offer)
@@ -282,25 +298,37 @@ class CallGroupCall:
             )  # fmt: skip
             leg.calls.append(call)
         elif isinstance(target, UserTarget):
-            contacts = self.engine.registrar.contacts(domain.name, target.user.name)
             tag = self.engine.ua.endpoint.ids.tag()
-            for contact in contacts:
-                uri, peer = _target(contact)
-                leg.calls.append(self.engine.ua.call(
-                    uri, peer, from_uri=f"sip:{request.group.name}@{domain.name}", body=body,
-                    call_id=leg.uuid, from_tag=tag,
-                ))  # fmt: skip
-            if not contacts:
+            leg.calls += self.ring_terminals(target.user.name, leg.uuid, tag, body)
+            if not leg.calls:
                 log.info("destination user %s is not registered", target.user.name)
                 self.hang_up("destination unavailable")
                 return
         else:
-            log.warning("group destinations are not supported yet")
-            self.hang_up("destination unsupported")
+            self.destination = None  # the answering member of the group becomes it
+            self.destination_group = DestinationGroupHunt(
+                self, target.group, body,
+                on_answer=self._destination_answered, on_failure=self.hang_up,
+            )  # fmt: skip
+            self.destination_group.start()
             return
         for call in leg.calls:
             call.on_provisional = self._destination_progress
             call.answered.add_done_callback(functools.partial(self._destination_future, call))
+
+    def _destination_answered(self, leg: Leg, call: OutgoingCall, response: Response) -> None:
+        """The destination (a number, a user's terminal, a group's member) answered."""
+        self.destination = leg
+        self.destination_answered_at = self.loop.time()
+        try:
+            assert self.destination_offer is not None
+            negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
+        except (SipError, AssertionError) as exc:
+            log.warning("destination answered without usable SDP: %s", exc)
+        self.session.bridge()
+        self.bridged = True
+        call.ended.add_done_callback(lambda _f: self._destination_ended())
+        log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
 
     def _destination_progress(self, response: Response) -> None:
         if response.body and self.destination_offer is not None and self.session.b.media is None:
@@ -324,16 +352,7 @@ class CallGroupCall:
                 return
             leg.answered = call
             leg.cancel()
-            self.destination_answered_at = self.loop.time()
-            try:
-                assert self.destination_offer is not None
-                negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
-            except (SipError, AssertionError) as exc:
-                log.warning("destination answered without usable SDP: %s", exc)
-            self.session.bridge()
-            self.bridged = True
-            call.ended.add_done_callback(lambda _f: self._destination_ended())
-            log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
+            self._destination_answered(leg, call, response)
             return
         if all(c.final is not None and c.final.status >= 300 for c in leg.calls):
             log.info("destination refused with %d", response.status)
@@ -363,6 +382,8 @@ class CallGroupCall:
             leg.hang_up()
         if self.destination is not None:
             self.destination.hang_up()
+        if self.destination_group is not None:
+            self.destination_group.stop()
         self._end()
 
     def _end(self) -> None:

@@ -13,8 +13,8 @@ A call's life:
 3. When a member answers, the outcome is queued (callback), the member hears ringback, and
    the destination is called: a PSTN number through the domain's trunk (caller ID in From
    and P-Asserted-Identity, the trunk's digest credentials if it challenges) or a user's
-   terminals. A 183 with SDP replaces ringback by the destination's early media; a 2xx
-   bridges the two legs.
+   terminals, or a group (its own hunt with its own settings). A 183 with SDP replaces
+   ringback by the destination's early media; a 2xx bridges the two legs.
 4. Teardown: either side's BYE ends the other; the member hanging up while the destination
    rings cancels it; a destination failure sends BYE to the member; ``max_call_seconds``
    and RTP inactivity (``rtp_timeout``) end everything. Every path closes the media session
@@ -22,7 +22,7 @@ A call's life:
 
 5. When the call ends, one call record per channel is written (``pbx.records``).
 
-Not yet here: a group as destination, CTI events.
+Not yet here: CTI events.
 """
 
 from __future__ import annotations

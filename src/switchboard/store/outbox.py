@@ -35,8 +35,13 @@ class Outbox:
                 )
             )  # fmt: skip
 
-    async def due(self, now: float, limit: int = 100) -> list[PendingCallback]:
-        async with AsyncSession(self.engine) as session:
+    async def claim_due(
+        self, now: float, lease: float = 60.0, limit: int = 100
+    ) -> list[PendingCallback]:
+        """Take what is due and push its next try ``lease`` seconds away, in one
+        transaction: a claimed callback is not handed out again while it is being sent,
+        and is tried again after the lease if the process dies meanwhile."""
+        async with AsyncSession(self.engine) as session, session.begin():
             rows = (
                 await session.scalars(
                     select(CallbackRow)
@@ -47,9 +52,13 @@ class Outbox:
                     )
                     .order_by(CallbackRow.next_attempt_at)
                     .limit(limit)
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            return [_pending(row) for row in rows]
+            claimed = [_pending(row) for row in rows]
+            for row in rows:
+                row.next_attempt_at = now + lease
+            return claimed
 
     async def next_due(self) -> float | None:
         async with AsyncSession(self.engine) as session:
