@@ -70,13 +70,28 @@ async def run_sipp(args: list[str], timeout: float) -> SippResult:
     return SippResult(process.returncode, text, counts["Successful call"], counts["Failed call"])
 
 
-def start_sipp(args: list[str]) -> asyncio.Future[asyncio.subprocess.Process]:
-    return asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
-            sipp_binary(),
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+async def start_sipp(args: list[str]) -> asyncio.subprocess.Process:
+    """Start SIPp; when it is given a local port (-p), return once it listens there."""
+    process = await asyncio.create_subprocess_exec(
+        sipp_binary(),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
+    if "-p" in args:
+        port = int(args[args.index("-p") + 1])
+        for _ in range(100):
+            if _udp_port_taken(port) or process.returncode is not None:
+                break
+            await asyncio.sleep(0.02)
+    return process
+
+
+def _udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
