@@ -495,3 +495,81 @@ async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
         records = await server.records.for_domain("example.com")
         destination = [r for r in records if r.role == "destination"]
         assert [(r.party, r.disposition) for r in destination] == [("sales", "answered")]
+
+
+async def test_member_hanging_up_a_bridged_call_releases_the_destination(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    async with _server(tmp_path, _config(phones)) as (server, client):
+        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await _finish(alice, trunk)  # alice's BYE became our BYE to the trunk
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        await asyncio.gather(*server.engine.pending_writes)
+        records = await server.records.for_domain("example.com")
+        assert [r.hangup for r in records if r.disposition == "answered"] == [
+            "recv_bye,NORMAL_CLEARING",
+            "send_bye,NORMAL_CLEARING",
+        ]
+
+
+async def test_a_phone_that_never_answers_sip_is_passed_over_at_the_member_timeout(
+    tmp_path: Path,
+) -> None:
+    phones = Phones(free_port(), free_port(), free_port())  # nothing listens on alice's port
+    bob = await start_sipp(_uas(phones.bob))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    config = _config(phones, member_timeout=1)
+    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+        tap = SipTap(server)
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "callback_url": receiver.url,
+            },
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        body = await _callback(receiver)
+        assert body["uuid"] == uuids[1]
+        moved_on = tap.first("INVITE", uuids[1]) - tap.first("INVITE", uuids[0])
+        assert abs(moved_on - 1.0) <= 0.05
+        await _post(client, "hangup", {"uuid": uuids[1]})
+        await _finish(bob, trunk)
+
+
+@pytest.mark.parametrize(
+    ("server_setting", "cause"),
+    [("max_call_seconds = 1", "max_call_seconds"), ("rtp_timeout = 1", "rtp timeout")],
+)
+async def test_calls_are_released_by_max_call_seconds_and_by_dead_media(
+    tmp_path: Path, server_setting: str, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice))  # sends no RTP, expects our BYE
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    extra = "callback_allow_private = true\n" + server_setting
+    caplog.set_level("INFO", logger="switchboard.pbx")
+    async with running_server(_config(phones), tmp_path / "db.sqlite", extra) as server:
+        host, port = server.config.server.http_address
+        task = asyncio.create_task(server.http.serve())
+        while not server.http.started:
+            await asyncio.sleep(0.01)
+        tap = SipTap(server)
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            answer = await _post(
+                client, "call_group", {"group_name": "support", "destination": "0312341234"}
+            )
+            await _finish(alice, trunk)
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        answered = tap.first("ACK", uuids[0])  # we acknowledge alice's 200
+        released = tap.first("BYE", uuids[0])
+        assert 0.9 <= released - answered <= 1.2  # one second after the answer
+        server.http.should_exit = True
+        await task
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+    assert any(f"ends: {cause}" in r.getMessage() for r in caplog.records)
