@@ -303,3 +303,8 @@ async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClien
     schema = (await client.get("/openapi.json")).json()
     assert {"/basix/api/call_group", "/basix/api/hangup", "/healthz"} <= set(schema["paths"])
     assert "result_code" in schema["info"]["description"]
+    operation = schema["paths"]["/basix/api/call_group"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"group_name", "destination", "callback_url", "strategy"} <= set(body["properties"])
+    answers = operation["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {"uuids", "result_code"} <= set(answers[0]["properties"])

@@ -164,11 +164,76 @@ class IdempotencyCache:
             self._entries.popitem(last=False)
 
 
+ENVELOPE_ERROR = {
+    "type": "object",
+    "properties": {
+        "result_code": {"type": "integer", "enum": [500]},
+        "error": {
+            "type": "object",
+            "properties": {"id": {"type": "string"}, "description": {"type": "string"}},
+        },
+    },
+}
+CALL_GROUP_BODY = {
+    "type": "object",
+    "properties": {
+        **{key: {"type": ["string", "integer"]} for key in SELECTORS},
+        "destination": {
+            "oneOf": [
+                {"type": "string", "example": "{name=James Hudson}0312341234"},
+                {
+                    "type": "object",
+                    "required": ["called_number"],
+                    "properties": {
+                        "called_number": {"type": "string"},
+                        "calling_number": {"type": "string"},
+                        "end_user": {
+                            "type": "object",
+                            "properties": {
+                                key: {"type": ["string", "integer"]}
+                                for key in ("id", "name", "organization", "avatar")
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
+        "member_answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
+        "calling_name": {"type": "string", "maxLength": 64},
+        "callback_url": {"type": "string", "format": "uri"},
+        "strategy": {"type": "string", "enum": ["hunt", "ring"]},
+    },
+    "required": ["destination"],
+}
+
+
+def _documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI for handlers that read the raw body: the Basix envelope, success or error."""
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": {
+                "description": "result_code 0 on success, 500 with error.id otherwise",
+                "content": {"application/json": {"schema": {"oneOf": [success, ENVELOPE_ERROR]}}},
+            }
+        },
+    }
+
+
 def router(services: Services) -> APIRouter:
     api = APIRouter(prefix="/basix/api")
     idempotency = IdempotencyCache()
 
-    @api.post("/call_group")
+    @api.post(
+        "/call_group",
+        openapi_extra=_documented(
+            CALL_GROUP_BODY,
+            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]},
+                                              "uuids": {"type": "array",
+                                                        "items": {"type": "string"}}}},
+        ),
+    )  # fmt: skip
     async def call_group(request: Request) -> JSONResponse:
         """Ring a group (hunting) and connect whoever answers to a destination."""
         try:
@@ -193,7 +258,13 @@ def router(services: Services) -> APIRouter:
         except ApiError as error:
             return error_response(error)
 
-    @api.post("/hangup")
+    @api.post(
+        "/hangup",
+        openapi_extra=_documented(
+            {"type": "object", "required": ["uuid"], "properties": {"uuid": {"type": "string"}}},
+            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]}}},
+        ),
+    )
     async def hangup(request: Request) -> JSONResponse:
         """Hang up a channel of the caller's domain (ours)."""
         try:
