@@ -9,24 +9,20 @@ import functools
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.config import DomainConfig, GroupConfig, split_hostport
 from switchboard.media import negotiation
 from switchboard.media.relay import MediaSession
 from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
+from switchboard.pbx.driver import HuntDriver, Leg
 from switchboard.pbx.group_destination import DestinationGroupHunt
 from switchboard.pbx.hunt import (
     Attempt,
     Availability,
-    Cancel,
-    Command,
-    Connect,
     Finished,
-    Hangup,
     Hunt,
-    Ring,
 )
 from switchboard.pbx.records import build as build_records
 from switchboard.sip.errors import SipError
@@ -35,7 +31,7 @@ from switchboard.sip.message import Response
 from switchboard.sip.sdp import SessionDescription
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri, parse_uri
-from switchboard.sip.useragent import CallState, Credentials, OutgoingCall
+from switchboard.sip.useragent import Credentials, OutgoingCall
 
 log = logging.getLogger("switchboard.pbx")
 
@@ -56,27 +52,7 @@ class CallGroupRequest:
     callback_url: str | None = None
 
 
-@dataclass(slots=True)
-class Leg:
-    """One member attempt or the destination: one Call-ID, one call per terminal."""
-
-    uuid: str
-    calls: list[OutgoingCall] = field(default_factory=list)
-    answered: OutgoingCall | None = None
-    ended: bool = False
-
-    def cancel(self) -> None:
-        for call in self.calls:
-            if call is not self.answered:
-                call.cancel()
-
-    def hang_up(self) -> None:
-        if self.answered is not None and self.answered.state is CallState.ANSWERED:
-            self.answered.bye()
-        self.cancel()
-
-
-class CallGroupCall:
+class CallGroupCall(HuntDriver):
     def __init__(
         self, engine: Engine, request: CallGroupRequest, session: MediaSession, channels: int
     ) -> None:
@@ -84,18 +60,20 @@ class CallGroupCall:
         self.request = request
         self.session = session
         self.channels = channels
-        self.loop = asyncio.get_running_loop()
         domain = request.domain.name
         self.members = [Leg(str(uuid.uuid4())) for _ in request.group.members]
         attempts = [
             Attempt(leg.uuid, user, self.availability(user))
             for leg, user in zip(self.members, request.group.members, strict=True)
         ]
-        self.hunt = Hunt(
-            attempts,
-            strategy=request.strategy,
-            member_timeout=request.member_answer_timeout,
-            answer_timeout=request.answer_timeout,
+        super().__init__(
+            Hunt(
+                attempts,
+                strategy=request.strategy,
+                member_timeout=request.member_answer_timeout,
+                answer_timeout=request.answer_timeout,
+            ),
+            self.members,
         )
         self.from_tag = engine.ua.endpoint.ids.tag()
         self.member_offer: SessionDescription = negotiation.make_offer(session.a, self.from_tag)
@@ -109,7 +87,6 @@ class CallGroupCall:
         self.destination_offered_at: float | None = None
         self.destination_answered_at: float | None = None
         self.destination_status: int | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._cap: asyncio.TimerHandle | None = None
         self._busy: tuple[str, str] | None = None
         log.info("call_group %s@%s: %d member(s), destination %s", request.group.name, domain,
@@ -130,33 +107,7 @@ class CallGroupCall:
     # -- the hunt -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._apply(self.hunt.start(self.loop.time()))
-
-    def _apply(self, commands: list[Command]) -> None:
-        for command in commands:
-            if isinstance(command, Ring):
-                self._ring_member(command.index)
-            elif isinstance(command, Cancel):
-                self.members[command.index].cancel()
-            elif isinstance(command, Hangup):
-                self.members[command.index].hang_up()
-            elif isinstance(command, Connect):
-                self._connect(command.index)
-            elif isinstance(command, Finished):
-                self._finished(command)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.hunt.deadline()
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._apply(self.hunt.on_timer(self.loop.time()))
+        self.start_hunt()
 
     def ring_terminals(
         self, user: str, call_id: str, from_tag: str, body: bytes, *, member: bool = False
@@ -182,38 +133,16 @@ class CallGroupCall:
             ))  # fmt: skip
         return calls
 
-    def _ring_member(self, index: int) -> None:
+    def ring(self, index: int) -> list[OutgoingCall]:
         leg = self.members[index]
         user = self.request.group.members[index]
-        body = bytes(self.member_offer)
-        for call in self.ring_terminals(user, leg.uuid, self.from_tag, body, member=True):
-            leg.calls.append(call)
-            call.answered.add_done_callback(functools.partial(self._member_future, index, call))
+        return self.ring_terminals(user, leg.uuid, self.from_tag, bytes(self.member_offer),
+                                   member=True)  # fmt: skip
 
-    def _member_future(
-        self, index: int, call: OutgoingCall, future: asyncio.Future[Response]
-    ) -> None:
-        self._member_final(index, call, future.result())
+    def answered_terminal(self, index: int, call: OutgoingCall) -> None:
+        call.ended.add_done_callback(lambda _f: self._member_ended())
 
-    def _member_final(self, index: int, call: OutgoingCall, response: Response) -> None:
-        leg = self.members[index]
-        now = self.loop.time()
-        if 200 <= response.status < 300:
-            if leg.answered is None and not self.hunt.finished:
-                leg.answered = call
-                leg.cancel()  # the member's other terminals stop ringing
-                call.ended.add_done_callback(lambda _f: self._member_ended())
-            elif leg.answered is not call:
-                call.bye()  # another terminal of the same member was faster
-                return
-            self._apply(self.hunt.answered(index, now))
-            return
-        if all(c.final is not None and c.final.status >= 300 for c in leg.calls):
-            statuses = [c.final.status for c in leg.calls if c.final is not None]
-            best = 486 if 486 in statuses else 603 if 603 in statuses else min(statuses)
-            self._apply(self.hunt.failed(index, best, now))
-
-    def _connect(self, index: int) -> None:
+    def connected(self, index: int) -> None:
         self.answered_index = index
         leg = self.members[index]
         answer = leg.answered.final if leg.answered is not None else None
@@ -231,7 +160,7 @@ class CallGroupCall:
                                       lambda: self.hang_up("rtp timeout"))  # fmt: skip
         self._call_destination()
 
-    def _finished(self, outcome: Finished) -> None:
+    def finished(self, outcome: Finished) -> None:
         payload: dict[str, object] = {"result_code": outcome.result_code}
         if outcome.answered is not None:
             payload["uuid"] = self.members[outcome.answered].uuid
@@ -310,7 +239,7 @@ class CallGroupCall:
                 self, target.group, body,
                 on_answer=self._destination_answered, on_failure=self.hang_up,
             )  # fmt: skip
-            self.destination_group.start()
+            self.destination_group.start_hunt()
             return
         for call in leg.calls:
             call.on_provisional = self._destination_progress
@@ -375,8 +304,8 @@ class CallGroupCall:
         if self.ended:
             return
         if not self.hunt.finished:
-            self._apply(self.hunt.stop(self.loop.time()))
-            return  # _finished ends the call
+            self.stop_hunt()
+            return  # finished() ends the call
         log.info("call %s ends: %s", self.uuids[0] if self.uuids else "?", reason)
         for leg in self.members:
             leg.hang_up()
@@ -390,7 +319,8 @@ class CallGroupCall:
         if self.ended:
             return
         self.ended = True
-        for handle in (self._timer, self._cap):
+        self.cancel_hunt_timer()
+        for handle in (self._cap,):
             if handle is not None:
                 handle.cancel()
         if self._busy is not None:
