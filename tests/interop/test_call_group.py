@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from switchboard.app import Server
+from switchboard.pbx.call import CallGroupCall
 from switchboard.sip.message import Message
 from switchboard.sip.transaction.base import Peer
 from tests.callbacks.receiver import CallbackReceiver, callback_receiver
@@ -68,9 +69,11 @@ calling_number = "0506868000"
 
 
 @asynccontextmanager
-async def _server(tmp_path: Path, config: str) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
-    extra = "callback_allow_private = true"  # the callback listener is on loopback
-    async with running_server(config, tmp_path / "db.sqlite", extra) as server:
+async def _server(
+    tmp_path: Path, config: str, extra: str = ""
+) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
+    settings = "callback_allow_private = true\n" + extra  # the callback listener: loopback
+    async with running_server(config, tmp_path / "db.sqlite", settings) as server:
         host, port = server.config.server.http_address
         task = asyncio.create_task(server.http.serve())
         while not server.http.started:
@@ -95,6 +98,15 @@ def _uas(port: int, scenario: Path | None = None, calls: int = 1) -> list[str]:
     return [*kind, "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin"]
 
 
+async def _wait_bridged(server: Server) -> CallGroupCall:
+    for _ in range(200):
+        bridged = [call for call in server.engine.calls if call.bridged]
+        if bridged:
+            return bridged[0]
+        await asyncio.sleep(0.025)
+    raise AssertionError("the call was not bridged")
+
+
 async def _post(client: httpx.AsyncClient, method: str, body: object) -> dict[str, object]:
     response = await client.post(f"/basix/api/{method}", json=body, headers={"Authorization": AUTH})
     assert response.status_code == 200
@@ -106,7 +118,6 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice))
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    await asyncio.sleep(0.3)
     async with (
         callback_receiver() as receiver,
         _server(tmp_path, _config(phones)) as (
@@ -131,12 +142,7 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
         assert body["result_code"] == 0 and body["uuid"] == uuids[0]
         assert body["answered_by"] == "alice" and body["request_uuids"] == uuids
         assert [a["result"] for a in body["attempts"]] == ["answered", "skipped"]
-        for _ in range(100):
-            if any(call.bridged for call in server.engine.calls):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the call was not bridged")
+        await _wait_bridged(server)
         hung_up = await _post(client, "hangup", {"uuid": uuids[0]})
         assert hung_up == {"result_code": 0}
         alice_out, _ = await asyncio.wait_for(alice.communicate(), 15)
@@ -201,7 +207,6 @@ async def test_second_member_answers_after_first_times_out(tmp_path: Path) -> No
     alice = await start_sipp(_uas(phones.alice, RING))
     bob = await start_sipp(_uas(phones.bob))
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    await asyncio.sleep(0.3)
     config = _config(phones, member_timeout=1)
     async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
         tap = SipTap(server)
@@ -231,7 +236,6 @@ async def test_all_members_silent_is_no_answer_at_answer_timeout(tmp_path: Path)
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice, RING))
     bob = await start_sipp(_uas(phones.bob, RING))
-    await asyncio.sleep(0.3)
     config = _config(phones, member_timeout=1, answer_timeout=2)
     async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
         tap = SipTap(server)
@@ -258,7 +262,6 @@ async def test_busy_and_unregistered_members_are_skipped_at_once(tmp_path: Path)
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice, BUSY))
     bob = await start_sipp(_uas(phones.bob, BUSY))
-    await asyncio.sleep(0.3)
     config = _config(phones) + (
         '  [[domains.groups]]\n  id = 2222\n  name = "night"\n  members = ["carol"]\n'
     )
@@ -302,7 +305,6 @@ async def test_ring_strategy_first_answer_wins_and_the_others_get_cancel(tmp_pat
     alice = await start_sipp(_uas(phones.alice, RING))
     bob = await start_sipp(_uas(phones.bob))
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    await asyncio.sleep(0.3)
     async with (
         callback_receiver() as receiver,
         _server(tmp_path, _config(phones)) as (
@@ -334,7 +336,6 @@ async def test_destination_busy_releases_the_member_with_bye(tmp_path: Path) -> 
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice))  # expects our BYE
     trunk = await start_sipp(_uas(phones.trunk, BUSY))
-    await asyncio.sleep(0.3)
     async with _server(tmp_path, _config(phones)) as (server, client):
         await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
         await _finish(alice, trunk)
@@ -346,7 +347,6 @@ async def test_member_hanging_up_while_the_destination_rings_cancels_it(tmp_path
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
     trunk = await start_sipp(_uas(phones.trunk, RING))  # rings until CANCEL
-    await asyncio.sleep(0.3)
     async with _server(tmp_path, _config(phones)) as (server, client):
         await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
         await _finish(alice, trunk)
@@ -356,7 +356,6 @@ async def test_member_hanging_up_while_the_destination_rings_cancels_it(tmp_path
 async def test_channel_limit_refuses_a_second_concurrent_call(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice, RING))
-    await asyncio.sleep(0.3)
     config = _config(phones).replace("channel_limit = 10", "channel_limit = 2")
     async with _server(tmp_path, config) as (server, client):
         first = await _post(
@@ -382,21 +381,13 @@ async def test_rtp_flows_both_ways_between_the_member_and_the_destination(
     alice_media = free_port()
     alice = await start_sipp([*_uas(phones.alice), "-mp", str(alice_media), "-rtp_echo"])
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    await asyncio.sleep(0.3)
     async with _server(tmp_path, _config(phones)) as (server, client):
         answer = await _post(
             client, "call_group", {"group_name": "support", "destination": "0312341234"}
         )
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        for _ in range(100):
-            bridged = [call for call in server.engine.calls if call.bridged]
-            if bridged:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the call was not bridged")
-        session = bridged[0].session
+        session = (await _wait_bridged(server)).session
         peer = await rtp_peer()
         try:
             for n in range(25):  # half a second of audio from the destination side
@@ -420,7 +411,6 @@ async def test_a_members_terminals_ring_together_and_the_first_answer_cancels_th
     alice_mobile = await start_sipp(_uas(phones.alice))
     alice_desk = await start_sipp(_uas(desk, RING))
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    await asyncio.sleep(0.3)
     config = _config(phones).replace(
         f'contacts = ["sip:alice@127.0.0.1:{phones.alice}"]',
         f'contacts = ["sip:alice@127.0.0.1:{phones.alice}", "sip:alice@127.0.0.1:{desk}"]',
@@ -444,7 +434,6 @@ async def test_destination_hanging_up_releases_the_member(tmp_path: Path) -> Non
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice))  # expects our BYE
     trunk = await start_sipp(_uas(phones.trunk, SCENARIOS / "uas_answer_then_bye.xml"))
-    await asyncio.sleep(0.3)
     async with _server(tmp_path, _config(phones)) as (server, client):
         await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
         await _finish(alice, trunk)
@@ -458,7 +447,6 @@ async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
     alice = await start_sipp(_uas(phones.alice))
     frank = await start_sipp(_uas(frank_port, BUSY))  # the sales group's first member: busy
     erik = await start_sipp(_uas(erik_port))
-    await asyncio.sleep(0.3)
     config = (
         _config(phones)
         + f"""
@@ -482,12 +470,7 @@ async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
         answer = await _post(client, "call_group", {"group_name": "support", "destination": "3333"})
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        for _ in range(100):
-            if any(call.bridged for call in server.engine.calls):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the call was not bridged")
+        await _wait_bridged(server)
         await _post(client, "hangup", {"uuid": uuids[0]})
         await _finish(alice, frank, erik)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
@@ -551,25 +534,17 @@ async def test_calls_are_released_by_max_call_seconds_and_by_dead_media(
     phones = Phones(free_port(), free_port(), free_port())
     alice = await start_sipp(_uas(phones.alice))  # sends no RTP, expects our BYE
     trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    extra = "callback_allow_private = true\n" + server_setting
     caplog.set_level("INFO", logger="switchboard.pbx")
-    async with running_server(_config(phones), tmp_path / "db.sqlite", extra) as server:
-        host, port = server.config.server.http_address
-        task = asyncio.create_task(server.http.serve())
-        while not server.http.started:
-            await asyncio.sleep(0.01)
+    async with _server(tmp_path, _config(phones), server_setting) as (server, client):
         tap = SipTap(server)
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
-            answer = await _post(
-                client, "call_group", {"group_name": "support", "destination": "0312341234"}
-            )
-            await _finish(alice, trunk)
+        answer = await _post(
+            client, "call_group", {"group_name": "support", "destination": "0312341234"}
+        )
+        await _finish(alice, trunk)
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
         answered = tap.first("ACK", uuids[0])  # we acknowledge alice's 200
         released = tap.first("BYE", uuids[0])
         assert 0.9 <= released - answered <= 1.2  # one second after the answer
-        server.http.should_exit = True
-        await task
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
     assert any(f"ends: {cause}" in r.getMessage() for r in caplog.records)
