@@ -170,11 +170,13 @@ class SipTap:
 
     def __init__(self, server: Server) -> None:
         self.sent: list[tuple[float, str, str]] = []  # (loop time, first line, Call-ID)
+        self.messages: list[Message] = []
         endpoint = server.endpoint
         original = endpoint._send
 
         def send(message: Message, peer: Peer) -> None:
             self.sent.append((endpoint.now(), message.first_line, message.get("Call-ID") or ""))
+            self.messages.append(message)
             original(message, peer)
 
         endpoint._send = send  # type: ignore[method-assign]
@@ -548,3 +550,40 @@ async def test_calls_are_released_by_max_call_seconds_and_by_dead_media(
         assert 0.9 <= released - answered <= 1.2  # one second after the answer
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
     assert any(f"ends: {cause}" in r.getMessage() for r in caplog.records)
+
+
+async def test_members_see_the_calling_name_and_the_group_and_the_trunk_challenge_is_answered(
+    tmp_path: Path,
+) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    credentials = tmp_path / "trunk.csv"
+    credentials.write_text("SEQUENTIAL\ntrunkuser;trunk-secret\n")
+    alice = await start_sipp(_uas(phones.alice))
+    trunk = await start_sipp(
+        [*_uas(phones.trunk, SCENARIOS / "uas_digest.xml"), "-inf", str(credentials)]
+    )
+    config = _config(phones).replace(
+        f'address = "127.0.0.1:{phones.trunk}"',
+        f'address = "127.0.0.1:{phones.trunk}"\n  username = "trunkuser"\n'
+        '  password = "trunk-secret"',
+    )
+    async with _server(tmp_path, config) as (server, client):
+        tap = SipTap(server)
+        answer = await _post(
+            client,
+            "call_group",
+            {
+                "group_name": "support",
+                "destination": "0312341234",
+                "calling_name": "Erik Lehnsherr",
+            },
+        )
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        await _wait_bridged(server)  # the trunk only answers valid digest credentials
+        invite = next(m for m in tap.messages if m.first_line.startswith("INVITE sip:alice"))
+        assert invite.from_.display_name == "Erik Lehnsherr"
+        assert invite.get("X-Switchboard-Group") == "support"
+        assert invite.call_id == uuids[0]
+        await _post(client, "hangup", {"uuid": uuids[0]})
+        await _finish(alice, trunk)
