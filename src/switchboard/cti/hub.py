@@ -1,0 +1,116 @@
+"""The CTI hub: the live channels of each domain and the subscribers who watch them.
+
+Rules (API §4, issue "Live CTI"):
+- A subscriber sees only its own domain. Each event gets the next ``seq`` of that domain.
+- Every subscriber has a bounded queue. One that falls behind (queue full) is dropped with
+  reason ``too_slow``: publishing never waits, so a slow browser cannot slow call setup.
+- At most ``per_app`` connections per (domain, user, app_name); a new one with ``forced``
+  replaces the oldest (reason ``connection_replaced``), without it is refused
+  (``connection_limit_reached``).
+- The last ``history`` events of a domain are kept, so a client reconnecting with
+  ``since=<seq>`` gets what it missed; older than the buffer, it gets a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+from switchboard.cti.channels import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    event: str  # added | updated | removed
+    channel: Channel
+
+
+class ConnectionLimitError(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Subscriber:
+    domain: str
+    user: str
+    app_name: str
+    queue: asyncio.Queue[Event]
+    number: int
+    closed: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def close(self, reason: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+
+
+class CtiHub:
+    def __init__(self, *, queue_size: int = 1000, history: int = 2000, per_app: int = 2) -> None:
+        self.queue_size = queue_size
+        self.history_size = history
+        self.per_app = per_app
+        self.channels: dict[str, dict[str, Channel]] = {}
+        self.seq: dict[str, int] = {}
+        self.history: dict[str, deque[Event]] = {}
+        self.subscribers: dict[str, list[Subscriber]] = {}
+        self._numbers = itertools.count()
+        self.counters = {"cti_events": 0, "cti_dropped_subscribers": 0}
+
+    # -- from the engine ------------------------------------------------------------------
+
+    def publish(self, event: str, channel: Channel) -> Event:
+        domain = channel.domain
+        live = self.channels.setdefault(domain, {})
+        if event == "removed":
+            live.pop(channel.uuid, None)
+        else:
+            live[channel.uuid] = channel
+        seq = self.seq.get(domain, 0) + 1
+        self.seq[domain] = seq
+        item = Event(seq, event, channel)
+        self.history.setdefault(domain, deque(maxlen=self.history_size)).append(item)
+        self.counters["cti_events"] += 1
+        for subscriber in list(self.subscribers.get(domain, ())):
+            try:
+                subscriber.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.counters["cti_dropped_subscribers"] += 1
+                self.unsubscribe(subscriber, "too_slow")
+        return item
+
+    # -- from WebSocket connections -------------------------------------------------------
+
+    def subscribe(self, domain: str, user: str, app_name: str, *, forced: bool) -> Subscriber:
+        key = (user, app_name)
+        same = [s for s in self.subscribers.get(domain, ()) if (s.user, s.app_name) == key]
+        if len(same) >= self.per_app:
+            if not forced:
+                raise ConnectionLimitError("connection_limit_reached")
+            self.unsubscribe(min(same, key=lambda s: s.number), "connection_replaced")
+        subscriber = Subscriber(domain, user, app_name, asyncio.Queue(self.queue_size),
+                                next(self._numbers))  # fmt: skip
+        self.subscribers.setdefault(domain, []).append(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber, reason: str = "closed") -> None:
+        listed = self.subscribers.get(subscriber.domain, [])
+        if subscriber in listed:
+            listed.remove(subscriber)
+        subscriber.close(reason)
+
+    def snapshot(self, domain: str) -> tuple[list[Channel], int]:
+        """The live channels and the seq they are current as of."""
+        return list(self.channels.get(domain, {}).values()), self.seq.get(domain, 0)
+
+    def missed(self, domain: str, since: int) -> list[Event] | None:
+        """Events after ``since``, or None when the buffer no longer reaches back there."""
+        history = self.history.get(domain, deque())
+        if since >= self.seq.get(domain, 0):
+            return []
+        if not history or history[0].seq > since + 1:
+            return None
+        return [e for e in history if e.seq > since]
