@@ -16,6 +16,8 @@ import uvicorn
 from switchboard.api.app import create_app
 from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import Config
+from switchboard.cti.hub import CtiHub
+from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
@@ -74,6 +76,8 @@ class Server:
             allow_private=server.callback_allow_private,
         )
         self.records = CallRecordStore(self.database)
+        self.cti = CtiHub()
+        self.tickets = TicketBook()
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -81,6 +85,7 @@ class Server:
             self.callbacks,
             server,
             records=self.records,
+            cti=self.cti,
         )
         http_host, http_port = server.http_address
         self.http = _HttpServer(
@@ -101,6 +106,7 @@ class Server:
             **self.media.statistics(),
             **self.engine.statistics(),
             **self.callbacks.counters,
+            **self.cti.counters,
         }
 
     async def start(self) -> None:

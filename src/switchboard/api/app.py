@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
-from switchboard.api import basix
+from switchboard.api import basix, cti
 from switchboard.api.errors import ApiError, error_response
 
 log = logging.getLogger("switchboard.api")
 
 
-class Services(basix.Services, Protocol):
+class Services(basix.Services, cti.Services, Protocol):
     def statistics(self) -> dict[str, int]: ...
 
 
@@ -58,4 +58,5 @@ def create_app(services: Services) -> FastAPI:
         return error_response(ApiError("invalid_parameter", str(exc.errors()[:1])))
 
     app.include_router(basix.router(services))
+    app.include_router(cti.router(services))
     return app

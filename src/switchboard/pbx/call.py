@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 from switchboard.config import DomainConfig, GroupConfig, split_hostport
 from switchboard.media import negotiation
 from switchboard.media.relay import MediaSession
+from switchboard.pbx.channels import CallChannels
 from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
 from switchboard.pbx.driver import HuntDriver, Leg
 from switchboard.pbx.group_destination import DestinationGroupHunt
 from switchboard.pbx.hunt import (
     Attempt,
     Availability,
+    Command,
     Finished,
     Hunt,
 )
@@ -89,6 +91,7 @@ class CallGroupCall(HuntDriver):
         self.destination_status: int | None = None
         self._cap: asyncio.TimerHandle | None = None
         self._busy: tuple[str, str] | None = None
+        self.cti = CallChannels(engine.cti, self)
         log.info("call_group %s@%s: %d member(s), destination %s", request.group.name, domain,
                  len(self.members), type(request.destination.target).__name__)  # fmt: skip
 
@@ -108,6 +111,10 @@ class CallGroupCall(HuntDriver):
 
     def start(self) -> None:
         self.start_hunt()
+
+    def apply(self, commands: list[Command]) -> None:
+        super().apply(commands)
+        self.cti.sync_members()  # CTI follows each step of the hunt
 
     def ring_terminals(
         self, user: str, call_id: str, from_tag: str, body: bytes, *, member: bool = False
@@ -186,14 +193,14 @@ class CallGroupCall(HuntDriver):
         if outcome.result_code != 0:
             self._end()
 
-    def _wall(self, loop_time: float | None) -> float | None:
+    def wall(self, loop_time: float | None) -> float | None:
         """Epoch seconds of a loop time (the hunt keeps monotonic loop times)."""
         if loop_time is None:
             return None
         return time.time() - (self.loop.time() - loop_time)
 
     def _iso(self, loop_time: float | None) -> str | None:
-        wall = self._wall(loop_time)
+        wall = self.wall(loop_time)
         if wall is None:
             return None
         return (
@@ -226,6 +233,7 @@ class CallGroupCall(HuntDriver):
                 extra=(Header("P-Asserted-Identity", identity),), credentials=credentials,
             )  # fmt: skip
             leg.calls.append(call)
+            self.cti.destination_dialed(leg.uuid)
         elif isinstance(target, UserTarget):
             tag = self.engine.ua.endpoint.ids.tag()
             leg.calls += self.ring_terminals(target.user.name, leg.uuid, tag, body)
@@ -233,12 +241,14 @@ class CallGroupCall(HuntDriver):
                 log.info("destination user %s is not registered", target.user.name)
                 self.hang_up("destination unavailable")
                 return
+            self.cti.destination_dialed(leg.uuid)
         else:
             self.destination = None  # the answering member of the group becomes it
             self.destination_group = DestinationGroupHunt(
                 self, target.group, body,
                 on_answer=self._destination_answered, on_failure=self.hang_up,
             )  # fmt: skip
+            self.cti.destination_dialed(str(uuid.uuid4()))  # the offer to the group
             self.destination_group.start_hunt()
             return
         for call in leg.calls:
@@ -256,6 +266,7 @@ class CallGroupCall(HuntDriver):
             log.warning("destination answered without usable SDP: %s", exc)
         self.session.bridge()
         self.bridged = True
+        self.cti.bridged()
         call.ended.add_done_callback(lambda _f: self._destination_ended())
         log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
 
@@ -326,6 +337,7 @@ class CallGroupCall(HuntDriver):
         if self._busy is not None:
             self.engine.busy_users.discard(self._busy)
         self.session.close()
+        self.cti.ended(self.ended_by)
         self.engine.finished(self)
         self._write_records()
 
@@ -340,7 +352,7 @@ class CallGroupCall(HuntDriver):
             destination_status=self.destination_status,
             destination_answered_at=self.destination_answered_at,
             offered_destination_at=self.destination_offered_at, ended_at=self.loop.time(),
-            ended_by=self.ended_by, wall=self._wall,
+            ended_by=self.ended_by, wall=self.wall,
         )  # fmt: skip
         task = self.loop.create_task(store.save(records))
         self.engine.pending_writes.add(task)

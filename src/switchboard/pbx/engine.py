@@ -32,6 +32,7 @@ import logging
 
 from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import ServerConfig
+from switchboard.cti.hub import CtiHub
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.call import CallGroupCall, CallGroupRequest
 from switchboard.registrar.service import RegistrarService
@@ -55,9 +56,11 @@ class Engine:
         server: ServerConfig,
         *,
         records: CallRecordStore | None = None,
+        cti: CtiHub | None = None,
     ) -> None:
         self.ua = ua
         self.records = records
+        self.cti = cti
         self.registrar = registrar
         self.media = media
         self.callbacks = callbacks
@@ -109,6 +112,8 @@ class Engine:
         self.calls.discard(call)
         for leg in call.members:
             self.by_uuid.pop(leg.uuid, None)
+        if call.cti.destination_uuid is not None:
+            self.by_uuid.pop(call.cti.destination_uuid, None)
         domain = call.request.domain.name
         self.channels[domain] = max(0, self.channels_in_use(domain) - call.channels)
 

@@ -1,0 +1,160 @@
+"""``ws_cti`` and ``gen_ws_ticket`` (API §4): live channel events over WebSocket.
+
+On connect: ``field_spec`` and ``initial_info`` (or, with ``since=<seq>``, the missed
+events when the buffer still has them), then one ``info_event`` per change. BERT binary
+frames by default; JSON text frames with ``format=json``. A text frame
+``{"cmd": "hangup", "uuid": …}`` hangs up a channel of the domain, as Basix's client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import time
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+
+from switchboard.api.basix import authenticate, json_object
+from switchboard.api.errors import ApiError, error_response
+from switchboard.cti import messages
+from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
+from switchboard.cti.tickets import TicketBook
+from switchboard.directory import Directory
+from switchboard.pbx.engine import Engine
+
+
+class Services(Protocol):
+    directory: Directory
+    engine: Engine
+    cti: CtiHub
+    tickets: TicketBook
+
+
+def router(services: Services) -> APIRouter:
+    api = APIRouter(prefix="/basix/api")
+
+    @api.post("/gen_ws_ticket")
+    async def gen_ws_ticket(request: Request) -> JSONResponse:
+        """A single-use ticket (10 s) for opening exactly ``uri`` with ``ws_ticket:TICKET``."""
+        try:
+            domain = authenticate(request, services.directory)
+            body = await json_object(request)
+            uri = body.get("uri")
+            if not isinstance(uri, str) or not uri.startswith("/basix/api/ws_cti"):
+                raise ApiError("invalid_parameter", "uri must be a /basix/api/ws_cti URI")
+            ticket = services.tickets.issue(domain.name, uri, time.monotonic())
+            return JSONResponse({"result_code": 0, "ticket": ticket})
+        except ApiError as error:
+            return error_response(error)
+
+    @api.websocket("/ws_cti")
+    async def ws_cti(websocket: WebSocket) -> None:
+        domain = _authenticate_upgrade(websocket, services)
+        if domain is None:
+            await websocket.close(code=4401, reason="authentication_required")
+            return
+        query = websocket.query_params
+        as_json = query.get("format") == "json"
+        try:
+            subscriber = services.cti.subscribe(
+                domain, "api", query.get("app_name", ""), forced=query.get("forced") == "true"
+            )
+        except ConnectionLimitError:
+            await websocket.accept()
+            await _send(websocket, as_json, system="connection_limit_reached")
+            await websocket.close()
+            return
+        await websocket.accept()
+        try:
+            await _serve(websocket, services, subscriber, as_json, query.get("since"))
+        finally:
+            services.cti.unsubscribe(subscriber)
+
+    return api
+
+
+def _authenticate_upgrade(websocket: WebSocket, services: Services) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if user == "ws_ticket":
+        uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+        return services.tickets.redeem(secret, uri, time.monotonic())
+    domain = services.directory.domain(user)
+    expected = domain.api_token if domain else "x" * 32
+    if domain is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+        return None
+    return domain.name
+
+
+async def _serve(
+    websocket: WebSocket, services: Services, subscriber: Subscriber, as_json: bool,
+    since: str | None,
+) -> None:  # fmt: skip
+    hub = services.cti
+    replay = hub.missed(subscriber.domain, int(since)) if since and since.isdigit() else None
+    if replay is not None:
+        for event in replay:
+            await _send(websocket, as_json, event=event)
+    else:
+        channels, seq = hub.snapshot(subscriber.domain)
+        if as_json:
+            await websocket.send_text(messages.field_spec_json())
+            await websocket.send_text(messages.initial_info_json(channels, seq))
+        else:
+            await websocket.send_bytes(messages.field_spec_bert())
+            await websocket.send_bytes(messages.initial_info_bert(channels))
+    commands = asyncio.create_task(_read_commands(websocket, services, subscriber))
+    try:
+        while True:
+            getter = asyncio.ensure_future(subscriber.queue.get())
+            waiting: set[asyncio.Future[Any]] = {getter, subscriber.closed, commands}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await _send(websocket, as_json, event=getter.result())
+                continue
+            getter.cancel()
+            if subscriber.closed.done():
+                with contextlib.suppress(Exception):
+                    await _send(websocket, as_json, system=subscriber.closed.result())
+                    await websocket.close()
+            return
+    finally:
+        commands.cancel()
+
+
+async def _read_commands(websocket: WebSocket, services: Services, subscriber: Subscriber) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            text = await websocket.receive_text()
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                command = json.loads(text)
+                if command.get("cmd") == "hangup" and isinstance(command.get("uuid"), str):
+                    services.engine.hangup(subscriber.domain, command["uuid"])
+
+
+async def _send(
+    websocket: WebSocket, as_json: bool, *, event: Event | None = None, system: str | None = None
+) -> None:
+    if event is not None:
+        if as_json:
+            await websocket.send_text(messages.info_event_json(event.event, event.channel,
+                                                               event.seq))  # fmt: skip
+        else:
+            await websocket.send_bytes(messages.info_event_bert(event.event, event.channel))
+    elif system is not None:
+        if as_json:
+            await websocket.send_text(messages.system_msg_json(system))
+        else:
+            await websocket.send_bytes(messages.system_msg_bert(system))
