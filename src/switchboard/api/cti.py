@@ -57,7 +57,7 @@ def router(services: Services) -> APIRouter:
     async def ws_cti(websocket: WebSocket) -> None:
         domain = _authenticate_upgrade(websocket, services)
         if domain is None:
-            await websocket.close(code=4401, reason="authentication_required")
+            await websocket.close(code=4401)  # before accept: the upgrade is refused, 403
             return
         query = websocket.query_params
         as_json = query.get("format") == "json"

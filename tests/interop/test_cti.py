@@ -1,0 +1,194 @@
+"""ws_cti end to end: a real WebSocket client watches a call_group call made with SIPp
+phones and a SIPp trunk (API §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.cti.test_wire import _decode
+from tests.interop.sipp import SCENARIOS, free_port, start_sipp
+from tests.interop.test_call_group import (
+    AUTH,
+    Phones,
+    _config,
+    _post,
+    _server,
+    _trunk_scenario,
+    _uas,
+    _wait_bridged,
+)
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+OTHER_AUTH = "Basic " + base64.b64encode(b"other.example:other-token").decode()
+OTHER_DOMAIN = """
+[[domains]]
+name = "other.example"
+api_token = "other-token"
+"""
+
+
+def _ws_url(client: httpx.AsyncClient, query: str = "") -> str:
+    base = str(client.base_url).replace("http://", "ws://")
+    return f"{base}/basix/api/ws_cti{query}"
+
+
+async def _json_frame(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    frame = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(frame, str), "format=json sends text frames"
+    message: dict[str, Any] = json.loads(frame)
+    return message
+
+
+async def _events_until_removed(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """info_events until ``count`` channels have been removed."""
+    events: list[dict[str, Any]] = []
+    while sum(1 for e in events if e["event"] == "removed") < count:
+        message = await _json_frame(ws)
+        assert message["type"] == "info_event", message
+        events.append(message)
+    return events
+
+
+async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "05068680000")))
+    config = _config(phones) + OTHER_DOMAIN
+    async with (
+        _server(tmp_path, config) as (server, client),
+        connect(_ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}) as ws,
+        connect(
+            _ws_url(client, "?format=json"), additional_headers={"Authorization": OTHER_AUTH}
+        ) as other,
+    ):
+        spec = await _json_frame(ws)
+        assert spec["type"] == "field_spec" and spec["data"][0] == "uuid"
+        initial = await _json_frame(ws)
+        assert initial["type"] == "initial_info" and initial["data"] == []
+        for _ in range(2):
+            await _json_frame(other)
+        answer = await _post(client, "call_group", {
+            "group_extension": "1111",
+            "destination": {"called_number": "0312341234", "calling_number": "05068680000",
+                            "end_user": {"id": "#1234", "name": "Tim Tyler"}},
+        })  # fmt: skip
+        assert answer["result_code"] == 0, answer
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        await _wait_bridged(server)
+        assert await _post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
+        events = await _events_until_removed(ws, 2)
+        await asyncio.wait_for(alice.communicate(), 15)
+        await asyncio.wait_for(trunk.communicate(), 15)
+        # the other domain saw nothing of it
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other.recv(), 0.5)
+
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq counts every event"
+    alice_events = [e for e in events if e["data"]["uuid"] == uuids[0]]
+    assert alice_events[0]["event"] == "added"
+    assert alice_events[-1]["event"] == "removed"
+    assert alice_events[0]["data"]["calling_name"] == "Support"
+    assert alice_events[0]["data"]["target"]["name"] == "alice"
+    assert alice_events[-1]["data"]["last_event_data"] == "send_bye,NORMAL_CLEARING"
+    trunk_events = [e for e in events if e["data"]["uuid"] not in uuids]
+    added = trunk_events[0]
+    assert added["event"] == "added" and added["data"]["peer_location"] == "external"
+    assert added["data"]["called_number"] == "0312341234"
+    assert added["data"]["other_uuid"] == uuids[0]
+    assert added["data"]["end_user"] == {
+        "count": 1,
+        "items": [{"id": "#1234", "name": "Tim Tyler", "organization": None, "avatar": None}],
+    }
+    bridged = [e for e in events if e["data"]["state"]["name"] == "bridged"]
+    assert {e["data"]["uuid"] for e in bridged} == {uuids[0], added["data"]["uuid"]}
+    assert all(e["data"]["answer_timestamp"] for e in bridged)
+    assert trunk_events[-1]["event"] == "removed"
+    assert not any(e["data"]["uuid"] == uuids[1] for e in events), "bob was never rung"
+    assert server.cti.snapshot("example.com")[0] == []
+
+
+async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames(
+    tmp_path: Path,
+) -> None:
+    """Nobody answers within answer_timeout: each rung member's channel is added, then
+    removed as cancelled; BERT (the default) decodes to the Basix tuples."""
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_ring_until_cancel.xml"))
+    config = _config(phones, member_timeout=1, answer_timeout=1)
+    async with (
+        _server(tmp_path, config) as (_, client),
+        connect(_ws_url(client), additional_headers={"Authorization": AUTH}) as ws,
+    ):
+        kind, element, fields = _decode(await asyncio.wait_for(ws.recv(), 5))
+        assert (kind, element) == ("field_spec", "channel")
+        # an empty list travels as BERT's nil, {bert, nil} (API §4)
+        initial = _decode(await asyncio.wait_for(ws.recv(), 5))
+        assert initial == ("initial_info", "channel", ("bert", "nil"))
+        answer = await _post(client, "call_group", {"group_name": "support",
+                                                    "destination": "0312341234"})  # fmt: skip
+        assert answer["result_code"] == 0
+        rows = []
+        while len(rows) < 2:
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            assert isinstance(frame, bytes)
+            kind, _element, event, row = _decode(frame)
+            rows.append((event, dict(zip(fields, row, strict=True))))
+        await asyncio.wait_for(alice.communicate(), 15)
+    (added, a), (removed, r) = rows
+    assert (added, removed) == ("added", "removed")
+    assert a["uuid"] == r["uuid"] == answer["uuids"][0]  # type: ignore[index]
+    assert a["state"][1] == "calling" and r["hangup_timestamp"] >= a["offer_timestamp"]
+    assert r["last_event"] == "CHANNEL_HANGUP"
+    assert r["last_event_data"] == "send_cancel,NO_ANSWER"
+
+
+async def test_ticket_opens_one_websocket_once(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    async with _server(tmp_path, _config(phones)) as (_, client):
+        uri = "/basix/api/ws_cti?format=json"
+        issued = await _post(client, "gen_ws_ticket", {"uri": uri})
+        ticket = base64.b64encode(f"ws_ticket:{issued['ticket']}".encode()).decode()
+        headers = {"Authorization": f"Basic {ticket}"}
+        async with connect(_ws_url(client, "?format=json"), additional_headers=headers) as ws:
+            assert (await _json_frame(ws))["type"] == "field_spec"
+        with pytest.raises(InvalidStatus) as refused_upgrade:  # used up: the upgrade is refused
+            await connect(_ws_url(client, "?format=json"), additional_headers=headers)
+        assert refused_upgrade.value.response.status_code == 403
+        with pytest.raises(InvalidStatus):  # and so is no authentication at all
+            await connect(_ws_url(client, "?format=json"))
+        refused = await _post(client, "gen_ws_ticket", {"uri": "/elsewhere"})
+        assert refused["result_code"] != 0
+
+
+async def test_hangup_command_over_the_websocket_ends_the_call(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(_uas(phones.alice))
+    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    async with (
+        _server(tmp_path, _config(phones)) as (server, client),
+        connect(_ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}) as ws,
+    ):
+        for _ in range(2):
+            await _json_frame(ws)
+        answer = await _post(client, "call_group", {"group_name": "support",
+                                                    "destination": "0312341234"})  # fmt: skip
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        await _wait_bridged(server)
+        await ws.send(json.dumps({"cmd": "hangup", "uuid": uuids[0]}))
+        events = await _events_until_removed(ws, 2)
+        await asyncio.wait_for(alice.communicate(), 15)
+        await asyncio.wait_for(trunk.communicate(), 15)
+    assert events[-1]["event"] == "removed"
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}
