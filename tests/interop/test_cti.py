@@ -48,6 +48,12 @@ async def _json_frame(ws: ClientConnection, timeout: float = 10) -> dict[str, An
     return message
 
 
+async def _bert_frame(ws: ClientConnection) -> bytes:
+    frame = await asyncio.wait_for(ws.recv(), 10)
+    assert isinstance(frame, bytes), "BERT travels in binary frames"
+    return frame
+
+
 async def _events_until_removed(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """info_events until ``count`` channels have been removed."""
     events: list[dict[str, Any]] = []
@@ -130,19 +136,17 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
         _server(tmp_path, config) as (_, client),
         connect(_ws_url(client), additional_headers={"Authorization": AUTH}) as ws,
     ):
-        kind, element, fields = _decode(await asyncio.wait_for(ws.recv(), 5))
+        kind, element, fields = _decode(await _bert_frame(ws))
         assert (kind, element) == ("field_spec", "channel")
         # an empty list travels as BERT's nil, {bert, nil} (API §4)
-        initial = _decode(await asyncio.wait_for(ws.recv(), 5))
+        initial = _decode(await _bert_frame(ws))
         assert initial == ("initial_info", "channel", ("bert", "nil"))
         answer = await _post(client, "call_group", {"group_name": "support",
                                                     "destination": "0312341234"})  # fmt: skip
         assert answer["result_code"] == 0
-        rows = []
+        rows: list[tuple[str, dict[str, Any]]] = []
         while len(rows) < 2:
-            frame = await asyncio.wait_for(ws.recv(), 5)
-            assert isinstance(frame, bytes)
-            kind, _element, event, row = _decode(frame)
+            kind, _element, event, row = _decode(await _bert_frame(ws))
             rows.append((event, dict(zip(fields, row, strict=True))))
         await asyncio.wait_for(alice.communicate(), 15)
     (added, a), (removed, r) = rows
