@@ -121,10 +121,12 @@ async def _serve(
             getter = asyncio.ensure_future(subscriber.queue.get())
             waiting: set[asyncio.Future[Any]] = {getter, subscriber.closed, commands}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
+            if getter in done and not subscriber.closed.done():
                 await _send(websocket, as_json, event=getter.result())
+                while not subscriber.queue.empty() and not subscriber.closed.done():
+                    await _send(websocket, as_json, event=subscriber.queue.get_nowait())
                 continue
-            getter.cancel()
+            getter.cancel()  # closed (too slow, replaced) wins over what is still queued
             if subscriber.closed.done():
                 with contextlib.suppress(Exception):
                     await _send(websocket, as_json, system=subscriber.closed.result())
