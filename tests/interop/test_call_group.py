@@ -4,128 +4,42 @@ a real HTTP listener (issue: call_group end to end)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from switchboard.app import Server
-from switchboard.pbx.call import CallGroupCall
-from switchboard.sip.message import Message
-from switchboard.sip.transaction.base import Peer
-from tests.callbacks.receiver import CallbackReceiver, callback_receiver
-from tests.interop.servers import running_server
+from tests.callbacks.receiver import callback_receiver
+from tests.interop.call_group_harness import (
+    Phones,
+    SipTap,
+    callback_body,
+    config_for,
+    finish,
+    post,
+    serving,
+    start_call_group,
+    trunk_scenario,
+    uas,
+    wait_bridged,
+)
 from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 from tests.media.peers import close_all_peers, packet, rtp_peer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
-AUTH = "Basic " + base64.b64encode(b"example.com:token-for-tests").decode()
-
-
-@dataclass
-class Phones:
-    alice: int
-    bob: int
-    trunk: int
-
-
-def _config(phones: Phones, *, member_timeout: int = 15, answer_timeout: int = 60) -> str:
-    return f"""
-[[domains]]
-name = "example.com"
-api_token = "token-for-tests"
-channel_limit = 10
-calling_number = "0506868000"
-  [[domains.users]]
-  id = 1
-  name = "alice"
-  contacts = ["sip:alice@127.0.0.1:{phones.alice}"]
-  [[domains.users]]
-  id = 2
-  name = "bob"
-  contacts = ["sip:bob@127.0.0.1:{phones.bob}"]
-  [[domains.users]]
-  id = 3
-  name = "carol"
-  sip_password = "never-registered"
-  [[domains.groups]]
-  id = 1111
-  name = "support"
-  label = "Support"
-  extension = "1111"
-  answer_timeout = {answer_timeout}
-  member_answer_timeout = {member_timeout}
-  members = ["alice", "bob"]
-  [[domains.trunks]]
-  name = "pstn"
-  address = "127.0.0.1:{phones.trunk}"
-"""
-
-
-@asynccontextmanager
-async def _server(
-    tmp_path: Path, config: str, extra: str = ""
-) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
-    settings = "callback_allow_private = true\n" + extra  # the callback listener: loopback
-    async with running_server(config, tmp_path / "db.sqlite", settings) as server:
-        host, port = server.config.server.http_address
-        task = asyncio.create_task(server.http.serve())
-        while not server.http.started:
-            await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
-            try:
-                yield server, client
-            finally:
-                server.http.should_exit = True
-                await task
-
-
-def _trunk_scenario(tmp_path: Path, caller: str) -> Path:
-    path = tmp_path / "trunk.xml"
-    path.write_text((SCENARIOS / "uas_trunk.xml").read_text().replace("CALLER_NUMBER", caller))
-    return path
-
-
-def _uas(port: int, scenario: Path | None = None, calls: int = 1) -> list[str]:
-    """SIPp answering: the built-in ``uas`` or a scenario file."""
-    kind = ["-sn", "uas"] if scenario is None else ["-sf", str(scenario)]
-    return [*kind, "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin"]
-
-
-async def _wait_bridged(server: Server) -> CallGroupCall:
-    for _ in range(200):
-        bridged = [call for call in server.engine.calls if call.bridged]
-        if bridged:
-            return bridged[0]
-        await asyncio.sleep(0.025)
-    raise AssertionError("the call was not bridged")
-
-
-async def _post(client: httpx.AsyncClient, method: str, body: object) -> dict[str, object]:
-    response = await client.post(f"/basix/api/{method}", json=body, headers={"Authorization": AUTH})
-    assert response.status_code == 200
-    result: dict[str, object] = response.json()
-    return result
 
 
 async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    alice = await start_sipp(uas(phones.alice))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
     async with (
         callback_receiver() as receiver,
-        _server(tmp_path, _config(phones)) as (
+        serving(tmp_path, config_for(phones)) as (
             server,
             client,
         ),
     ):
-        answer = await _post(
+        answer = await post(
             client,
             "call_group",
             {
@@ -137,13 +51,12 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
         assert answer["result_code"] == 0, answer
         uuids = answer["uuids"]
         assert isinstance(uuids, list) and len(uuids) == 2
-        (callback,) = await receiver.wait_for(1)
-        body = json.loads(callback.body)
+        body = await callback_body(receiver)
         assert body["result_code"] == 0 and body["uuid"] == uuids[0]
         assert body["answered_by"] == "alice" and body["request_uuids"] == uuids
         assert [a["result"] for a in body["attempts"]] == ["answered", "skipped"]
-        await _wait_bridged(server)
-        hung_up = await _post(client, "hangup", {"uuid": uuids[0]})
+        await wait_bridged(server)
+        hung_up = await post(client, "hangup", {"uuid": uuids[0]})
         assert hung_up == {"result_code": 0}
         alice_out, _ = await asyncio.wait_for(alice.communicate(), 15)
         trunk_out, _ = await asyncio.wait_for(trunk.communicate(), 15)
@@ -165,110 +78,69 @@ async def test_first_member_answers_and_the_trunk_gets_the_caller_id(tmp_path: P
         assert alice_record.offered_at <= alice_record.answered_at <= alice_record.ended_at
 
 
-class SipTap:
-    """Times of SIP messages leaving the server, by first line (e.g. "CANCEL sip:alice…")."""
-
-    def __init__(self, server: Server) -> None:
-        self.sent: list[tuple[float, str, str]] = []  # (loop time, first line, Call-ID)
-        self.messages: list[Message] = []
-        endpoint = server.endpoint
-        original = endpoint._send
-
-        def send(message: Message, peer: Peer) -> None:
-            self.sent.append((endpoint.now(), message.first_line, message.get("Call-ID") or ""))
-            self.messages.append(message)
-            original(message, peer)
-
-        endpoint._send = send  # type: ignore[method-assign]
-
-    def first(self, prefix: str, call_id: str | None = None) -> float:
-        for time, line, cid in self.sent:
-            if line.startswith(prefix) and (call_id is None or cid == call_id):
-                return time
-        raise AssertionError(f"no {prefix} sent: {[s[1] for s in self.sent]}")
-
-
-async def _finish(*processes: asyncio.subprocess.Process) -> None:
-    for process in processes:
-        out, _ = await asyncio.wait_for(process.communicate(), 15)
-        assert process.returncode == 0, out.decode(errors="replace")[-1500:]
-
-
-async def _callback(receiver: CallbackReceiver) -> dict[str, Any]:
-    (callback,) = await receiver.wait_for(1)
-    result: dict[str, Any] = json.loads(callback.body)
-    return result
-
-
 RING = SCENARIOS / "uas_ring_until_cancel.xml"
 BUSY = SCENARIOS / "uas_busy.xml"
 
 
 async def test_second_member_answers_after_first_times_out(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, RING))
-    bob = await start_sipp(_uas(phones.bob))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    config = _config(phones, member_timeout=1)
-    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+    alice = await start_sipp(uas(phones.alice, RING))
+    bob = await start_sipp(uas(phones.bob))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    config = config_for(phones, member_timeout=1)
+    async with callback_receiver() as receiver, serving(tmp_path, config) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        uuids = await start_call_group(
             client,
-            "call_group",
             {
                 "group_extension": "1111",
                 "destination": "0312341234",
                 "callback_url": receiver.url,
             },
         )
-        uuids = answer["uuids"]
-        assert isinstance(uuids, list)
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["result_code"] == 0 and body["uuid"] == uuids[1]
         assert [a["result"] for a in body["attempts"]] == ["no_answer", "answered"]
         rang_for = tap.first("CANCEL", uuids[0]) - tap.first("INVITE", uuids[0])
         assert abs(rang_for - 1.0) <= 0.05  # member_answer_timeout honoured to 50 ms
         assert tap.first("INVITE", uuids[1]) - tap.first("CANCEL", uuids[0]) < 0.05
-        await _post(client, "hangup", {"uuid": uuids[1]})
-        await _finish(alice, bob, trunk)
+        await post(client, "hangup", {"uuid": uuids[1]})
+        await finish(alice, bob, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_all_members_silent_is_no_answer_at_answer_timeout(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, RING))
-    bob = await start_sipp(_uas(phones.bob, RING))
-    config = _config(phones, member_timeout=1, answer_timeout=2)
-    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+    alice = await start_sipp(uas(phones.alice, RING))
+    bob = await start_sipp(uas(phones.bob, RING))
+    config = config_for(phones, member_timeout=1, answer_timeout=2)
+    async with callback_receiver() as receiver, serving(tmp_path, config) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        uuids = await start_call_group(
             client,
-            "call_group",
             {
                 "group_name": "support",
                 "destination": "0312341234",
                 "callback_url": receiver.url,
             },
         )
-        uuids = answer["uuids"]
-        assert isinstance(uuids, list)
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["result_code"] == 500 and body["error"] == {"id": "no_answer"}
         started = tap.first("INVITE", uuids[0])
         assert abs(tap.first("CANCEL", uuids[1]) - started - 2.0) <= 0.05  # answer_timeout
-        await _finish(alice, bob)
+        await finish(alice, bob)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_busy_and_unregistered_members_are_skipped_at_once(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, BUSY))
-    bob = await start_sipp(_uas(phones.bob, BUSY))
-    config = _config(phones) + (
+    alice = await start_sipp(uas(phones.alice, BUSY))
+    bob = await start_sipp(uas(phones.bob, BUSY))
+    config = config_for(phones) + (
         '  [[domains.groups]]\n  id = 2222\n  name = "night"\n  members = ["carol"]\n'
     )
-    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
-        answer = await _post(
+    async with callback_receiver() as receiver, serving(tmp_path, config) as (server, client):
+        answer = await post(
             client,
             "call_group",
             {
@@ -278,14 +150,14 @@ async def test_busy_and_unregistered_members_are_skipped_at_once(tmp_path: Path)
             },
         )
         assert answer["result_code"] == 0
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["error"] == {"id": "no_member_available"}
         assert [(a["result"], a["sip_status"]) for a in body["attempts"]] == [
             ("busy", 486),
             ("busy", 486),
         ]
         receiver.received.clear()
-        night = await _post(
+        night = await post(
             client,
             "call_group",
             {
@@ -295,28 +167,27 @@ async def test_busy_and_unregistered_members_are_skipped_at_once(tmp_path: Path)
             },
         )
         assert night["result_code"] == 0
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["error"] == {"id": "no_member_available"}
         assert body["attempts"][0]["result"] == "unregistered"
-        await _finish(alice, bob)
+        await finish(alice, bob)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_ring_strategy_first_answer_wins_and_the_others_get_cancel(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, RING))
-    bob = await start_sipp(_uas(phones.bob))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    alice = await start_sipp(uas(phones.alice, RING))
+    bob = await start_sipp(uas(phones.bob))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
     async with (
         callback_receiver() as receiver,
-        _server(tmp_path, _config(phones)) as (
+        serving(tmp_path, config_for(phones)) as (
             server,
             client,
         ),
     ):
-        answer = await _post(
+        uuids = await start_call_group(
             client,
-            "call_group",
             {
                 "group_name": "support",
                 "destination": "0312341234",
@@ -324,53 +195,51 @@ async def test_ring_strategy_first_answer_wins_and_the_others_get_cancel(tmp_pat
                 "callback_url": receiver.url,
             },
         )
-        uuids = answer["uuids"]
-        assert isinstance(uuids, list)
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["uuid"] == uuids[1]
         assert [a["result"] for a in body["attempts"]] == ["canceled", "answered"]
-        await _post(client, "hangup", {"uuid": uuids[1]})
-        await _finish(alice, bob, trunk)
+        await post(client, "hangup", {"uuid": uuids[1]})
+        await finish(alice, bob, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_destination_busy_releases_the_member_with_bye(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))  # expects our BYE
-    trunk = await start_sipp(_uas(phones.trunk, BUSY))
-    async with _server(tmp_path, _config(phones)) as (server, client):
-        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
-        await _finish(alice, trunk)
+    alice = await start_sipp(uas(phones.alice))  # expects our BYE
+    trunk = await start_sipp(uas(phones.trunk, BUSY))
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        await post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await finish(alice, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert not server.media.sessions
 
 
 async def test_member_hanging_up_while_the_destination_rings_cancels_it(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
-    trunk = await start_sipp(_uas(phones.trunk, RING))  # rings until CANCEL
-    async with _server(tmp_path, _config(phones)) as (server, client):
-        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
-        await _finish(alice, trunk)
+    alice = await start_sipp(uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
+    trunk = await start_sipp(uas(phones.trunk, RING))  # rings until CANCEL
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        await post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await finish(alice, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_channel_limit_refuses_a_second_concurrent_call(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, RING))
-    config = _config(phones).replace("channel_limit = 10", "channel_limit = 2")
-    async with _server(tmp_path, config) as (server, client):
-        first = await _post(
+    alice = await start_sipp(uas(phones.alice, RING))
+    config = config_for(phones).replace("channel_limit = 10", "channel_limit = 2")
+    async with serving(tmp_path, config) as (server, client):
+        first = await post(
             client, "call_group", {"group_name": "support", "destination": "0312341234"}
         )
         assert first["result_code"] == 0
-        second = await _post(client, "call_group", {"group_id": 1111, "destination": "bob"})
+        second = await post(client, "call_group", {"group_id": 1111, "destination": "bob"})
         assert second["result_code"] == 500
         assert second["error"]["id"] == "channel_limit_reached"  # type: ignore[index]
         uuids = first["uuids"]
         assert isinstance(uuids, list)
-        assert await _post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
-        await _finish(alice)
+        assert await post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
+        await finish(alice)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
@@ -381,15 +250,15 @@ async def test_rtp_flows_both_ways_between_the_member_and_the_destination(
     packets cross the relay to the member, are echoed, and cross back."""
     phones = Phones(free_port(), free_port(), free_port())
     alice_media = free_port()
-    alice = await start_sipp([*_uas(phones.alice), "-mp", str(alice_media), "-rtp_echo"])
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    async with _server(tmp_path, _config(phones)) as (server, client):
-        answer = await _post(
+    alice = await start_sipp([*uas(phones.alice), "-mp", str(alice_media), "-rtp_echo"])
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        answer = await post(
             client, "call_group", {"group_name": "support", "destination": "0312341234"}
         )
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        session = (await _wait_bridged(server)).session
+        session = (await wait_bridged(server)).session
         peer = await rtp_peer()
         try:
             for n in range(25):  # half a second of audio from the destination side
@@ -401,8 +270,8 @@ async def test_rtp_flows_both_ways_between_the_member_and_the_destination(
         assert {p.header.sequence for p in echoed} <= set(range(25))
         assert all(p.payload == b"\x7e" * 160 for p in echoed)
         assert session.a.stats.packets_in >= 24 and session.b.stats.packets_out >= 24
-        await _post(client, "hangup", {"uuid": uuids[0]})
-        await _finish(alice, trunk)
+        await post(client, "hangup", {"uuid": uuids[0]})
+        await finish(alice, trunk)
 
 
 async def test_a_members_terminals_ring_together_and_the_first_answer_cancels_the_rest(
@@ -410,35 +279,35 @@ async def test_a_members_terminals_ring_together_and_the_first_answer_cancels_th
 ) -> None:
     phones = Phones(free_port(), free_port(), free_port())
     desk = free_port()
-    alice_mobile = await start_sipp(_uas(phones.alice))
-    alice_desk = await start_sipp(_uas(desk, RING))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    config = _config(phones).replace(
+    alice_mobile = await start_sipp(uas(phones.alice))
+    alice_desk = await start_sipp(uas(desk, RING))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    config = config_for(phones).replace(
         f'contacts = ["sip:alice@127.0.0.1:{phones.alice}"]',
         f'contacts = ["sip:alice@127.0.0.1:{phones.alice}", "sip:alice@127.0.0.1:{desk}"]',
     )
-    async with _server(tmp_path, config) as (server, client):
+    async with serving(tmp_path, config) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        answer = await post(
             client, "call_group", {"group_name": "support", "destination": "0312341234"}
         )
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        await _finish(alice_desk)  # cancelled when the mobile answered
+        await finish(alice_desk)  # cancelled when the mobile answered
         invites = [line for _, line, cid in tap.sent if cid == uuids[0] and "INVITE" in line]
         assert len(invites) == 2  # one leg (one Call-ID) forked to both terminals
-        await _post(client, "hangup", {"uuid": uuids[0]})
-        await _finish(alice_mobile, trunk)
+        await post(client, "hangup", {"uuid": uuids[0]})
+        await finish(alice_mobile, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 async def test_destination_hanging_up_releases_the_member(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))  # expects our BYE
-    trunk = await start_sipp(_uas(phones.trunk, SCENARIOS / "uas_answer_then_bye.xml"))
-    async with _server(tmp_path, _config(phones)) as (server, client):
-        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
-        await _finish(alice, trunk)
+    alice = await start_sipp(uas(phones.alice))  # expects our BYE
+    trunk = await start_sipp(uas(phones.trunk, SCENARIOS / "uas_answer_then_bye.xml"))
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        await post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await finish(alice, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert not server.media.sessions
 
@@ -446,11 +315,11 @@ async def test_destination_hanging_up_releases_the_member(tmp_path: Path) -> Non
 async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
     erik_port, frank_port = free_port(), free_port()
-    alice = await start_sipp(_uas(phones.alice))
-    frank = await start_sipp(_uas(frank_port, BUSY))  # the sales group's first member: busy
-    erik = await start_sipp(_uas(erik_port))
+    alice = await start_sipp(uas(phones.alice))
+    frank = await start_sipp(uas(frank_port, BUSY))  # the sales group's first member: busy
+    erik = await start_sipp(uas(erik_port))
     config = (
-        _config(phones)
+        config_for(phones)
         + f"""
   [[domains.users]]
   id = 5
@@ -468,13 +337,13 @@ async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
   members = ["frank", "erik"]
 """
     )
-    async with _server(tmp_path, config) as (server, client):
-        answer = await _post(client, "call_group", {"group_name": "support", "destination": "3333"})
+    async with serving(tmp_path, config) as (server, client):
+        answer = await post(client, "call_group", {"group_name": "support", "destination": "3333"})
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        await _wait_bridged(server)
-        await _post(client, "hangup", {"uuid": uuids[0]})
-        await _finish(alice, frank, erik)
+        await wait_bridged(server)
+        await post(client, "hangup", {"uuid": uuids[0]})
+        await finish(alice, frank, erik)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         await asyncio.gather(*server.engine.pending_writes)
         records = await server.records.for_domain("example.com")
@@ -484,11 +353,11 @@ async def test_a_group_as_destination_runs_its_own_hunt(tmp_path: Path) -> None:
 
 async def test_member_hanging_up_a_bridged_call_releases_the_destination(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    async with _server(tmp_path, _config(phones)) as (server, client):
-        await _post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
-        await _finish(alice, trunk)  # alice's BYE became our BYE to the trunk
+    alice = await start_sipp(uas(phones.alice, SCENARIOS / "uas_answer_then_bye.xml"))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        await post(client, "call_group", {"group_name": "support", "destination": "0312341234"})
+        await finish(alice, trunk)  # alice's BYE became our BYE to the trunk
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         await asyncio.gather(*server.engine.pending_writes)
         records = await server.records.for_domain("example.com")
@@ -502,28 +371,25 @@ async def test_a_phone_that_never_answers_sip_is_passed_over_at_the_member_timeo
     tmp_path: Path,
 ) -> None:
     phones = Phones(free_port(), free_port(), free_port())  # nothing listens on alice's port
-    bob = await start_sipp(_uas(phones.bob))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
-    config = _config(phones, member_timeout=1)
-    async with callback_receiver() as receiver, _server(tmp_path, config) as (server, client):
+    bob = await start_sipp(uas(phones.bob))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    config = config_for(phones, member_timeout=1)
+    async with callback_receiver() as receiver, serving(tmp_path, config) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        uuids = await start_call_group(
             client,
-            "call_group",
             {
                 "group_name": "support",
                 "destination": "0312341234",
                 "callback_url": receiver.url,
             },
         )
-        uuids = answer["uuids"]
-        assert isinstance(uuids, list)
-        body = await _callback(receiver)
+        body = await callback_body(receiver)
         assert body["uuid"] == uuids[1]
         moved_on = tap.first("INVITE", uuids[1]) - tap.first("INVITE", uuids[0])
         assert abs(moved_on - 1.0) <= 0.05
-        await _post(client, "hangup", {"uuid": uuids[1]})
-        await _finish(bob, trunk)
+        await post(client, "hangup", {"uuid": uuids[1]})
+        await finish(bob, trunk)
 
 
 @pytest.mark.parametrize(
@@ -534,15 +400,15 @@ async def test_calls_are_released_by_max_call_seconds_and_by_dead_media(
     tmp_path: Path, server_setting: str, cause: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))  # sends no RTP, expects our BYE
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    alice = await start_sipp(uas(phones.alice))  # sends no RTP, expects our BYE
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
     caplog.set_level("INFO", logger="switchboard.pbx")
-    async with _server(tmp_path, _config(phones), server_setting) as (server, client):
+    async with serving(tmp_path, config_for(phones), server_setting) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        answer = await post(
             client, "call_group", {"group_name": "support", "destination": "0312341234"}
         )
-        await _finish(alice, trunk)
+        await finish(alice, trunk)
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
         answered = tap.first("ACK", uuids[0])  # we acknowledge alice's 200
@@ -558,32 +424,29 @@ async def test_members_see_the_calling_name_and_the_group_and_the_trunk_challeng
     phones = Phones(free_port(), free_port(), free_port())
     credentials = tmp_path / "trunk.csv"
     credentials.write_text("SEQUENTIAL\ntrunkuser;trunk-secret\n")
-    alice = await start_sipp(_uas(phones.alice))
+    alice = await start_sipp(uas(phones.alice))
     trunk = await start_sipp(
-        [*_uas(phones.trunk, SCENARIOS / "uas_digest.xml"), "-inf", str(credentials)]
+        [*uas(phones.trunk, SCENARIOS / "uas_digest.xml"), "-inf", str(credentials)]
     )
-    config = _config(phones).replace(
+    config = config_for(phones).replace(
         f'address = "127.0.0.1:{phones.trunk}"',
         f'address = "127.0.0.1:{phones.trunk}"\n  username = "trunkuser"\n'
         '  password = "trunk-secret"',
     )
-    async with _server(tmp_path, config) as (server, client):
+    async with serving(tmp_path, config) as (server, client):
         tap = SipTap(server)
-        answer = await _post(
+        uuids = await start_call_group(
             client,
-            "call_group",
             {
                 "group_name": "support",
                 "destination": "0312341234",
                 "calling_name": "Erik Lehnsherr",
             },
         )
-        uuids = answer["uuids"]
-        assert isinstance(uuids, list)
-        await _wait_bridged(server)  # the trunk only answers valid digest credentials
+        await wait_bridged(server)  # the trunk only answers valid digest credentials
         invite = next(m for m in tap.messages if m.first_line.startswith("INVITE sip:alice"))
         assert invite.from_.display_name == "Erik Lehnsherr"
         assert invite.get("X-Switchboard-Group") == "support"
         assert invite.call_id == uuids[0]
-        await _post(client, "hangup", {"uuid": uuids[0]})
-        await _finish(alice, trunk)
+        await post(client, "hangup", {"uuid": uuids[0]})
+        await finish(alice, trunk)

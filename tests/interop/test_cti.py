@@ -19,17 +19,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.cti.channels import Channel
 from tests.cti.test_wire import _decode
-from tests.interop.sipp import SCENARIOS, free_port, start_sipp
-from tests.interop.test_call_group import (
+from tests.interop.call_group_harness import (
     AUTH,
     Phones,
-    _config,
-    _post,
-    _server,
-    _trunk_scenario,
-    _uas,
-    _wait_bridged,
+    config_for,
+    post,
+    serving,
+    trunk_scenario,
+    uas,
+    wait_bridged,
 )
+from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 OTHER_AUTH = "Basic " + base64.b64encode(b"other.example:other-token").decode()
@@ -70,11 +70,11 @@ async def _events_until_removed(ws: ClientConnection, count: int) -> list[dict[s
 
 async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "05068680000")))
-    config = _config(phones) + OTHER_DOMAIN
+    alice = await start_sipp(uas(phones.alice))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "05068680000")))
+    config = config_for(phones) + OTHER_DOMAIN
     async with (
-        _server(tmp_path, config) as (server, client),
+        serving(tmp_path, config) as (server, client),
         connect(_ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}) as ws,
         connect(
             _ws_url(client, "?format=json"), additional_headers={"Authorization": OTHER_AUTH}
@@ -86,7 +86,7 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
         assert initial["type"] == "initial_info" and initial["data"] == []
         for _ in range(2):
             await _json_frame(other)
-        answer = await _post(client, "call_group", {
+        answer = await post(client, "call_group", {
             "group_extension": "1111",
             "destination": {"called_number": "0312341234", "calling_number": "05068680000",
                             "end_user": {"id": "#1234", "name": "Tim Tyler"}},
@@ -94,8 +94,8 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
         assert answer["result_code"] == 0, answer
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        await _wait_bridged(server)
-        assert await _post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
+        await wait_bridged(server)
+        assert await post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
         events = await _events_until_removed(ws, 2)
         await asyncio.wait_for(alice.communicate(), 15)
         await asyncio.wait_for(trunk.communicate(), 15)
@@ -134,10 +134,10 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
     """Nobody answers within answer_timeout: each rung member's channel is added, then
     removed as cancelled; BERT (the default) decodes to the Basix tuples."""
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice, SCENARIOS / "uas_ring_until_cancel.xml"))
-    config = _config(phones, member_timeout=1, answer_timeout=1)
+    alice = await start_sipp(uas(phones.alice, SCENARIOS / "uas_ring_until_cancel.xml"))
+    config = config_for(phones, member_timeout=1, answer_timeout=1)
     async with (
-        _server(tmp_path, config) as (_, client),
+        serving(tmp_path, config) as (_, client),
         connect(_ws_url(client), additional_headers={"Authorization": AUTH}) as ws,
     ):
         kind, element, fields = _decode(await _bert_frame(ws))
@@ -145,7 +145,7 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
         # an empty list travels as BERT's nil, {bert, nil} (API §4)
         initial = _decode(await _bert_frame(ws))
         assert initial == ("initial_info", "channel", ("bert", "nil"))
-        answer = await _post(client, "call_group", {"group_name": "support",
+        answer = await post(client, "call_group", {"group_name": "support",
                                                     "destination": "0312341234"})  # fmt: skip
         assert answer["result_code"] == 0
         rows: list[tuple[str, dict[str, Any]]] = []
@@ -163,9 +163,9 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
 
 async def test_ticket_opens_one_websocket_once(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    async with _server(tmp_path, _config(phones)) as (_, client):
+    async with serving(tmp_path, config_for(phones)) as (_, client):
         uri = "/basix/api/ws_cti?format=json"
-        issued = await _post(client, "gen_ws_ticket", {"uri": uri})
+        issued = await post(client, "gen_ws_ticket", {"uri": uri})
         ticket = base64.b64encode(f"ws_ticket:{issued['ticket']}".encode()).decode()
         headers = {"Authorization": f"Basic {ticket}"}
         async with connect(_ws_url(client, "?format=json"), additional_headers=headers) as ws:
@@ -175,25 +175,25 @@ async def test_ticket_opens_one_websocket_once(tmp_path: Path) -> None:
         assert refused_upgrade.value.response.status_code == 403
         with pytest.raises(InvalidStatus):  # and so is no authentication at all
             await connect(_ws_url(client, "?format=json"))
-        refused = await _post(client, "gen_ws_ticket", {"uri": "/elsewhere"})
+        refused = await post(client, "gen_ws_ticket", {"uri": "/elsewhere"})
         assert refused["result_code"] != 0
 
 
 async def test_hangup_command_over_the_websocket_ends_the_call(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    alice = await start_sipp(_uas(phones.alice))
-    trunk = await start_sipp(_uas(phones.trunk, _trunk_scenario(tmp_path, "0506868000")))
+    alice = await start_sipp(uas(phones.alice))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
     async with (
-        _server(tmp_path, _config(phones)) as (server, client),
+        serving(tmp_path, config_for(phones)) as (server, client),
         connect(_ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}) as ws,
     ):
         for _ in range(2):
             await _json_frame(ws)
-        answer = await _post(client, "call_group", {"group_name": "support",
+        answer = await post(client, "call_group", {"group_name": "support",
                                                     "destination": "0312341234"})  # fmt: skip
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
-        await _wait_bridged(server)
+        await wait_bridged(server)
         await ws.send(json.dumps({"cmd": "hangup", "uuid": uuids[0]}))
         events = await _events_until_removed(ws, 2)
         await asyncio.wait_for(alice.communicate(), 15)
@@ -213,7 +213,7 @@ async def test_slow_subscriber_is_dropped_and_a_reading_one_keeps_every_event(
     """One client stops reading; once its socket buffers and its queue are full it is
     closed with ``too_slow`` while the reading client receives every event in order."""
     phones = Phones(free_port(), free_port(), free_port())
-    async with _server(tmp_path, _config(phones)) as (server, client):
+    async with serving(tmp_path, config_for(phones)) as (server, client):
         url = _ws_url(client, "?format=json")
         headers = {"Authorization": AUTH}
         async with (
