@@ -8,23 +8,25 @@ import base64
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
+from switchboard.app import Server
 from switchboard.cti.channels import Channel
 from tests.cti.test_wire import _decode
 from tests.interop.call_group_harness import (
     AUTH,
     Phones,
+    SipTap,
     config_for,
     post,
     serving,
+    start_call_group,
     trunk_scenario,
     uas,
     wait_bridged,
@@ -202,11 +204,6 @@ async def test_hangup_command_over_the_websocket_ends_the_call(tmp_path: Path) -
     assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's WebSocket send does not wait for a stalled reader: the frames pile up "
-    "in the server's transport buffer, so the hub's queue never fills (known gap, issue note)",
-)
 async def test_slow_subscriber_is_dropped_and_a_reading_one_keeps_every_event(
     tmp_path: Path,
 ) -> None:
@@ -214,17 +211,12 @@ async def test_slow_subscriber_is_dropped_and_a_reading_one_keeps_every_event(
     closed with ``too_slow`` while the reading client receives every event in order."""
     phones = Phones(free_port(), free_port(), free_port())
     async with serving(tmp_path, config_for(phones)) as (server, client):
-        url = _ws_url(client, "?format=json")
-        headers = {"Authorization": AUTH}
-        async with (
-            connect(
-                url, additional_headers=headers, max_queue=4, sock=_small_socket(client)
-            ) as slow,
-            connect(url, additional_headers=headers, max_size=None) as fast,
-        ):
-            for ws in (slow, fast):
-                for _ in range(2):
-                    await _json_frame(ws)
+        stalled = await _stalled_subscriber(client)
+        async with connect(
+            _ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}
+        ) as fast:
+            for _ in range(2):
+                await _json_frame(fast)
             received: list[int] = []
 
             async def read_all(count: int) -> None:
@@ -233,31 +225,84 @@ async def test_slow_subscriber_is_dropped_and_a_reading_one_keeps_every_event(
 
             events = 20_000
             reader = asyncio.create_task(read_all(events))
-            padding = "x" * 1000  # fills the slow client's socket buffers quickly
-            channel = Channel(uuid="c-1", domain="example.com", calling_name=padding)
-            first = server.cti.publish("added", channel).seq
-            for number in range(1, events):
-                server.cti.publish("updated", channel.with_(offer_timestamp=number))
-                if number % 10 == 0:
-                    await asyncio.sleep(0.001)  # ~10 000 events/s: far beyond real call rates
+            first = await _flood(server, events)
             await asyncio.wait_for(reader, 60)
-            assert received == list(range(first, first + events))
-            assert server.cti.counters["cti_dropped_subscribers"] == 1
-            frames = [frame async for frame in _until_closed(slow)]
-            assert json.loads(frames[-1]) == {"type": "system_msg", "data": "too_slow"}
-            assert len(frames) < events
+        assert received == list(range(first, first + events))
+        assert server.cti.counters["cti_dropped_subscribers"] == 1
+        assert len(server.cti.subscribers["example.com"]) == 0
+        assert await _read_until(stalled, b'"data":"too_slow"'), "told why it was closed"
+        stalled.close()
 
 
-def _small_socket(client: httpx.AsyncClient) -> socket.socket:
-    """A client socket with a small receive buffer (fixed before connect, so the kernel
-    does not grow it): a stalled reader fills up after kilobytes, not megabytes."""
+async def test_a_stalled_subscriber_does_not_delay_call_setup(tmp_path: Path) -> None:
+    """With a subscriber that reads nothing and a backlog queued for it, a call_group still
+    sends its first INVITE promptly and the reading subscriber sees the call."""
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(uas(phones.alice))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        stalled = await _stalled_subscriber(client)
+        await _flood(server, 1500)  # its socket is full and events queue for it
+        (backlogged,) = server.cti.subscribers["example.com"]
+        assert backlogged.queue.qsize() > 0
+        tap = SipTap(server)
+        async with connect(
+            _ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}
+        ) as ws:
+            for _ in range(2):
+                await _json_frame(ws)
+            posted = server.endpoint.now()
+            uuids = await start_call_group(client, {"group_name": "support",
+                                                    "destination": "0312341234"})  # fmt: skip
+            setup = tap.first("INVITE sip:alice", uuids[0]) - posted
+            added = await _json_frame(ws)
+            await wait_bridged(server)
+            await post(client, "hangup", {"uuid": uuids[0]})
+            await asyncio.wait_for(alice.communicate(), 15)
+            await asyncio.wait_for(trunk.communicate(), 15)
+        stalled.close()
+    assert setup < 0.1, f"first INVITE {setup * 1000:.0f} ms after the request"
+    assert added["event"] == "added" and added["data"]["uuid"] == uuids[0]
+
+
+async def _stalled_subscriber(client: httpx.AsyncClient) -> socket.socket:
+    """A ws_cti subscriber that upgrades and then never reads: a raw socket whose receive
+    buffer is fixed small before connect, so it fills after kilobytes, not megabytes."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((client.base_url.host, client.base_url.port or 80))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (client.base_url.host, client.base_url.port or 80))
+    key = base64.b64encode(b"stalled-client!!").decode()
+    await loop.sock_sendall(sock, (
+        "GET /basix/api/ws_cti?format=json&app_name=stalled HTTP/1.1\r\nHost: switchboard\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nAuthorization: {AUTH}\r\n\r\n"
+    ).encode())  # fmt: skip
+    assert await _read_until(sock, b"101 Switching Protocols")
     return sock
 
 
-async def _until_closed(ws: ClientConnection) -> AsyncIterator[str | bytes]:
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            yield await asyncio.wait_for(ws.recv(), 10)
+async def _flood(server: Server, events: int) -> int:
+    """Publish ``events`` channel updates of 1 kB at ~10 000 events/s (far beyond what calls
+    produce); the first one's seq."""
+    channel = Channel(uuid="flood", domain="example.com", calling_name="x" * 1000)
+    first = server.cti.publish("added", channel).seq
+    for number in range(1, events):
+        server.cti.publish("updated", channel.with_(offer_timestamp=number))
+        if number % 10 == 0:
+            await asyncio.sleep(0.001)
+    return first
+
+
+async def _read_until(sock: socket.socket, marker: bytes, timeout: float = 15) -> bool:
+    loop = asyncio.get_running_loop()
+    seen = b""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while marker not in seen:
+                chunk = await loop.sock_recv(sock, 65536)
+                if not chunk:
+                    break
+                seen = seen[-len(marker):] + chunk  # fmt: skip
+    return marker in seen
