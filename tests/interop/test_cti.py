@@ -108,7 +108,14 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq counts every event"
     alice_events = [e for e in events if e["data"]["uuid"] == uuids[0]]
-    assert alice_events[0]["event"] == "added"
+    assert [(e["event"], e["data"]["state"]["name"], e["data"]["last_event"])
+            for e in alice_events] == [
+        ("added", "calling", "STATE_CHANGE"),
+        ("updated", "ringing", "CHANNEL_PROGRESS"),  # SIPp's 180
+        ("updated", "ringing", "CHANNEL_ANSWER"),
+        ("updated", "bridged", "CHANNEL_ANSWER"),
+        ("removed", "bridged", "CHANNEL_HANGUP"),
+    ]  # fmt: skip
     assert alice_events[-1]["event"] == "removed"
     assert alice_events[0]["data"]["calling_name"] == "Support"
     assert alice_events[0]["data"]["target"]["name"] == "alice"

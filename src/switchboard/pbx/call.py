@@ -143,8 +143,15 @@ class CallGroupCall(HuntDriver):
     def ring(self, index: int) -> list[OutgoingCall]:
         leg = self.members[index]
         user = self.request.group.members[index]
-        return self.ring_terminals(user, leg.uuid, self.from_tag, bytes(self.member_offer),
-                                   member=True)  # fmt: skip
+        calls = self.ring_terminals(user, leg.uuid, self.from_tag, bytes(self.member_offer),
+                                    member=True)  # fmt: skip
+        for call in calls:
+            call.on_provisional = functools.partial(self._member_progress, leg.uuid)
+        return calls
+
+    def _member_progress(self, uuid: str, response: Response) -> None:
+        if response.status in (180, 183):
+            self.cti.ringing(uuid)
 
     def answered_terminal(self, index: int, call: OutgoingCall) -> None:
         call.ended.add_done_callback(lambda _f: self._member_ended())
@@ -252,7 +259,7 @@ class CallGroupCall(HuntDriver):
             self.destination_group.start_hunt()
             return
         for call in leg.calls:
-            call.on_provisional = self._destination_progress
+            call.on_provisional = functools.partial(self._destination_progress, leg.uuid)
             call.answered.add_done_callback(functools.partial(self._destination_future, call))
 
     def _destination_answered(self, leg: Leg, call: OutgoingCall, response: Response) -> None:
@@ -270,7 +277,9 @@ class CallGroupCall(HuntDriver):
         call.ended.add_done_callback(lambda _f: self._destination_ended())
         log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
 
-    def _destination_progress(self, response: Response) -> None:
+    def _destination_progress(self, uuid: str, response: Response) -> None:
+        if response.status in (180, 183):
+            self.cti.ringing(uuid)
         if response.body and self.destination_offer is not None and self.session.b.media is None:
             try:  # a 183 with SDP: early media will replace our ringback (RFC 3960)
                 negotiation.accept_answer(self.session.b, self.destination_offer, response.body)

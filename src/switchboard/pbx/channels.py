@@ -8,6 +8,7 @@ destination leg. ``end_user`` rides on the destination's channel.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from switchboard.cti.channels import Channel, ChannelState, EndUserItem, Target
@@ -73,6 +74,14 @@ class CallChannels:
                     self._publish("updated", answered)
             elif attempt.result is not None:
                 self._remove(published, member_hangup(attempt, "switchboard"))
+
+    def ringing(self, uuid: str) -> None:
+        """A 180/183 from a leg's phone: its state becomes ``ringing`` (once)."""
+        channel = self.published.get(uuid)
+        if channel is None or channel.state is None or channel.state.name != "calling":
+            return
+        state = replace(channel.state, ts=_us(time.time()) or 0, name="ringing")
+        self._publish("updated", channel.with_(state=state, last_event="CHANNEL_PROGRESS"))
 
     def destination_dialed(self, uuid: str) -> None:
         call = self.call
