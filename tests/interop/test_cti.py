@@ -158,14 +158,15 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
                                                     "destination": "0312341234"})  # fmt: skip
         assert answer["result_code"] == 0
         rows: list[tuple[str, dict[str, Any]]] = []
-        while len(rows) < 2:
+        while not rows or rows[-1][0] != "removed":
             kind, _element, event, row = _decode(await _bert_frame(ws))
             rows.append((event, dict(zip(fields, row, strict=True))))
         await asyncio.wait_for(alice.communicate(), 15)
-    (added, a), (removed, r) = rows
-    assert (added, removed) == ("added", "removed")
+    assert [event for event, _ in rows] == ["added", "updated", "removed"]
+    (_, a), (_, ringing), (_, r) = rows
     assert a["uuid"] == r["uuid"] == answer["uuids"][0]  # type: ignore[index]
-    assert a["state"][1] == "calling" and r["hangup_timestamp"] >= a["offer_timestamp"]
+    assert a["state"][1] == "calling" and ringing["state"][1] == "ringing"
+    assert r["hangup_timestamp"] >= a["offer_timestamp"]
     assert r["last_event"] == "CHANNEL_HANGUP"
     assert r["last_event_data"] == "send_cancel,NO_ANSWER"
 
