@@ -15,10 +15,12 @@ import contextlib
 import hmac
 import json
 import time
+from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from switchboard.api.basix import authenticate, json_object
 from switchboard.api.errors import ApiError, error_response
@@ -27,6 +29,8 @@ from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
 from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
 from switchboard.pbx.engine import Engine
+
+_BOARD = (resources.files("switchboard") / "api" / "static" / "board.html").read_text()
 
 
 class Services(Protocol):
@@ -37,9 +41,9 @@ class Services(Protocol):
 
 
 def router(services: Services) -> APIRouter:
-    api = APIRouter(prefix="/basix/api")
+    api = APIRouter()
 
-    @api.post("/gen_ws_ticket")
+    @api.post("/basix/api/gen_ws_ticket")
     async def gen_ws_ticket(request: Request) -> JSONResponse:
         """A single-use ticket (10 s) for opening exactly ``uri`` with ``ws_ticket:TICKET``."""
         try:
@@ -53,7 +57,12 @@ def router(services: Services) -> APIRouter:
         except ApiError as error:
             return error_response(error)
 
-    @api.websocket("/ws_cti")
+    @api.get("/board", include_in_schema=False)
+    async def board() -> HTMLResponse:
+        """The live call board: a static page that subscribes to ws_cti with a ticket."""
+        return HTMLResponse(_BOARD)
+
+    @api.websocket("/basix/api/ws_cti")
     async def ws_cti(websocket: WebSocket) -> None:
         domain = _authenticate_upgrade(websocket, services)
         if domain is None:
@@ -80,6 +89,12 @@ def router(services: Services) -> APIRouter:
 
 
 def _authenticate_upgrade(websocket: WebSocket, services: Services) -> str | None:
+    ticket = websocket.query_params.get("ws_ticket")
+    if ticket is not None:  # ours, for browsers: the ticket in the query, not in a header
+        rest = urlencode([(k, v) for k, v in websocket.query_params.multi_items()
+                          if k != "ws_ticket"])  # fmt: skip
+        uri = websocket.url.path + (f"?{rest}" if rest else "")
+        return services.tickets.redeem(ticket, uri, time.monotonic())
     header = websocket.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
