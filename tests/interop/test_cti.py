@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import socket
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,36 @@ async def _read_until(sock: socket.socket, marker: bytes, timeout: float = 15) -
                     break
                 seen = seen[-len(marker):] + chunk  # fmt: skip
     return marker in seen
+
+
+async def test_reconnecting_with_since_replays_exactly_the_missed_events(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        headers = {"Authorization": AUTH}
+        channel = Channel(uuid="c-9", domain="example.com", called_number="alice")
+        server.cti.publish("added", channel)
+        async with connect(_ws_url(client, "?format=json"), additional_headers=headers) as ws:
+            assert (await _json_frame(ws))["type"] == "field_spec"
+            initial = await _json_frame(ws)
+            assert [c["uuid"] for c in initial["data"]] == ["c-9"]
+            seen = initial["seq"]
+        server.cti.publish("updated", channel.with_(answer_timestamp=1))
+        server.cti.publish("removed", channel.with_(hangup_timestamp=2))
+        query = f"?format=json&since={seen}"
+        async with connect(_ws_url(client, query), additional_headers=headers) as ws:
+            assert (await _json_frame(ws))["type"] == "field_spec"
+            replayed = [await _json_frame(ws) for _ in range(2)]
+            assert [(m["event"], m["seq"]) for m in replayed] == [
+                ("updated", seen + 1), ("removed", seen + 2),
+            ]  # fmt: skip
+            with pytest.raises(TimeoutError):  # nothing twice
+                await asyncio.wait_for(ws.recv(), 0.3)
+        # too far back for the buffer: a fresh snapshot instead
+        server.cti.history_size = 1
+        server.cti.history["example.com"] = deque(list(server.cti.history["example.com"])[-1:])
+        async with connect(
+            _ws_url(client, "?format=json&since=0"), additional_headers=headers
+        ) as ws:
+            await _json_frame(ws)
+            fresh = await _json_frame(ws)
+            assert fresh["type"] == "initial_info" and fresh["data"] == []

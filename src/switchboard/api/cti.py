@@ -119,17 +119,20 @@ async def _serve(
 ) -> None:  # fmt: skip
     hub = services.cti
     replay = hub.missed(subscriber.domain, int(since)) if since and since.isdigit() else None
-    if replay is not None:
-        for event in replay:
-            await _send(websocket, as_json, event=event)
+    channels, horizon = hub.snapshot(subscriber.domain)
+    # Events queued since subscribing and already in the replay or the snapshot (seq up to
+    # ``horizon``) are skipped below. field_spec comes first: BERT rows need it.
+    if as_json:
+        await websocket.send_text(messages.field_spec_json())
     else:
-        channels, seq = hub.snapshot(subscriber.domain)
-        if as_json:
-            await websocket.send_text(messages.field_spec_json())
-            await websocket.send_text(messages.initial_info_json(channels, seq))
-        else:
-            await websocket.send_bytes(messages.field_spec_bert())
-            await websocket.send_bytes(messages.initial_info_bert(channels))
+        await websocket.send_bytes(messages.field_spec_bert())
+    if replay is not None:
+        for missed in replay:
+            await _send(websocket, as_json, event=missed)
+    elif as_json:
+        await websocket.send_text(messages.initial_info_json(channels, horizon))
+    else:
+        await websocket.send_bytes(messages.initial_info_bert(channels))
     commands = asyncio.create_task(_read_commands(websocket, services, subscriber))
     try:
         while True:
@@ -137,9 +140,12 @@ async def _serve(
             waiting: set[asyncio.Future[Any]] = {getter, subscriber.closed, commands}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if getter in done and not subscriber.closed.done():
-                await _send(websocket, as_json, event=getter.result())
-                while not subscriber.queue.empty() and not subscriber.closed.done():
-                    await _send(websocket, as_json, event=subscriber.queue.get_nowait())
+                pending: Event | None = getter.result()
+                while pending is not None and not subscriber.closed.done():
+                    if pending.seq > horizon:
+                        await _send(websocket, as_json, event=pending)
+                    queue = subscriber.queue
+                    pending = queue.get_nowait() if not queue.empty() else None
                 continue
             getter.cancel()  # closed (too slow, replaced) wins over what is still queued
             if subscriber.closed.done():
