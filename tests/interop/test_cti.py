@@ -122,6 +122,15 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     assert alice_events[0]["data"]["target"]["name"] == "alice"
     assert alice_events[-1]["data"]["last_event_data"] == "send_bye,NORMAL_CLEARING"
     trunk_events = [e for e in events if e["data"]["uuid"] not in uuids]
+    assert [(e["event"], e["data"]["state"]["name"], e["data"]["last_event"])
+            for e in trunk_events] == [
+        ("added", "calling", "STATE_CHANGE"),
+        ("updated", "ringing", "CHANNEL_PROGRESS"),
+        ("updated", "bridged", "CHANNEL_ANSWER"),
+        ("removed", "bridged", "CHANNEL_HANGUP"),
+    ]  # fmt: skip
+    # the API hung up: Switchboard sent BYE on both legs
+    assert trunk_events[-1]["data"]["last_event_data"] == "send_bye,NORMAL_CLEARING"
     added = trunk_events[0]
     assert added["event"] == "added" and added["data"]["peer_location"] == "external"
     assert added["data"]["called_number"] == "0312341234"
