@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.app import Server
 from switchboard.cti.channels import Channel
@@ -357,3 +357,28 @@ async def test_reconnecting_with_since_replays_exactly_the_missed_events(tmp_pat
             await _json_frame(ws)
             fresh = await _json_frame(ws)
             assert fresh["type"] == "initial_info" and fresh["data"] == []
+
+
+async def test_a_third_connection_is_refused_unless_forced_which_replaces_the_oldest(
+    tmp_path: Path,
+) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    async with serving(tmp_path, config_for(phones)) as (_, client):
+        headers = {"Authorization": AUTH}
+        url = _ws_url(client, "?format=json&app_name=crm")
+        async with (
+            connect(url, additional_headers=headers) as first,
+            connect(url, additional_headers=headers) as second,
+        ):
+            for ws in (first, second):
+                for _ in range(2):
+                    await _json_frame(ws)
+            async with connect(url, additional_headers=headers) as third:
+                refused = await _json_frame(third)
+                assert refused == {"type": "system_msg", "data": "connection_limit_reached"}
+            async with connect(f"{url}&forced=true", additional_headers=headers) as forced:
+                assert (await _json_frame(forced))["type"] == "field_spec"
+                replaced = await _json_frame(first)
+                assert replaced == {"type": "system_msg", "data": "connection_replaced"}
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(first.recv(), 5)
