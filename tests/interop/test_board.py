@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
@@ -31,12 +34,7 @@ async def test_board_shows_the_ringing_member_then_the_bridged_call(tmp_path: Pa
     alice = await start_sipp(uas(phones.alice, SCENARIOS / "uas_ring_then_answer.xml"))
     trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "05068680000")))
     ARTIFACTS.mkdir(exist_ok=True)
-    async with serving(tmp_path, config_for(phones)) as (server, client), async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=shutil.which("chromium"), args=["--no-sandbox"]
-        )
-        page = await browser.new_page()
-        await page.goto(f"{client.base_url}/board")
+    async with serving(tmp_path, config_for(phones)) as (server, client), _board(client) as page:
         await _log_in(page, "example.com", "token-for-tests")
         await expect(page.locator("#status")).to_have_text("connected to example.com")
 
@@ -63,22 +61,30 @@ async def test_board_shows_the_ringing_member_then_the_bridged_call(tmp_path: Pa
         await expect(page.locator("tr.hangup .cause").first).to_have_text(
             "send_bye,NORMAL_CLEARING"
         )
-        await browser.close()
     await asyncio.wait_for(alice.communicate(), 15)
     await asyncio.wait_for(trunk.communicate(), 15)
 
 
 async def test_board_refuses_a_wrong_token(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
-    async with serving(tmp_path, config_for(phones)) as (_, client), async_playwright() as pw:
+    async with serving(tmp_path, config_for(phones)) as (_, client), _board(client) as page:
+        await _log_in(page, "example.com", "not-the-token")
+        await expect(page.locator("#status")).to_have_text("login refused: authentication_required")
+
+
+@asynccontextmanager
+async def _board(client: httpx.AsyncClient) -> AsyncIterator[Page]:
+    """Debian's chromium, headless, on the server's /board page."""
+    async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=shutil.which("chromium"), args=["--no-sandbox"]
         )
-        page = await browser.new_page()
-        await page.goto(f"{client.base_url}/board")
-        await _log_in(page, "example.com", "not-the-token")
-        await expect(page.locator("#status")).to_have_text("login refused: authentication_required")
-        await browser.close()
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{client.base_url}/board")
+            yield page
+        finally:
+            await browser.close()
 
 
 async def _log_in(page: Page, domain: str, token: str) -> None:
