@@ -41,15 +41,24 @@ class Services(Protocol):
 
 def authenticate(request: Request, directory: Directory) -> DomainConfig:
     """HTTP Basic ``DOMAIN:TOKEN``; the token compared in constant time (API §1)."""
-    header = request.headers.get("authorization", "")
+    user, token = basic_credentials(request.headers.get("authorization", ""))
+    return domain_for_token(directory, user, token)
+
+
+def basic_credentials(header: str) -> tuple[str, str]:
+    """User and password of an ``Authorization: Basic`` header (RFC 7617)."""
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         raise ApiError("authentication_required", "HTTP Basic DOMAIN:API_TOKEN is required")
     try:
-        user, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise ApiError("authentication_required", "malformed Basic credentials") from None
-    domain = directory.domain(user)
+    return user, password
+
+
+def domain_for_token(directory: Directory, name: str, token: str) -> DomainConfig:
+    domain = directory.domain(name)
     expected = domain.api_token if domain else "x" * 32
     if not hmac.compare_digest(token.encode(), expected.encode()) or domain is None:
         raise ApiError("authentication_required", "wrong domain or API token")

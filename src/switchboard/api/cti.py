@@ -9,10 +9,7 @@ frames by default; JSON text frames with ``format=json``. A text frame
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hmac
 import json
 import time
 from importlib import resources
@@ -22,7 +19,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from switchboard.api.basix import authenticate, json_object
+from switchboard.api.basix import (
+    authenticate,
+    basic_credentials,
+    domain_for_token,
+    json_object,
+)
 from switchboard.api.errors import ApiError, error_response
 from switchboard.cti import messages
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -95,22 +97,14 @@ def _authenticate_upgrade(websocket: WebSocket, services: Services) -> str | Non
                           if k != "ws_ticket"])  # fmt: skip
         uri = websocket.url.path + (f"?{rest}" if rest else "")
         return services.tickets.redeem(ticket, uri, time.monotonic())
-    header = websocket.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        user, secret = basic_credentials(websocket.headers.get("authorization", ""))
+        if user == "ws_ticket":
+            uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+            return services.tickets.redeem(secret, uri, time.monotonic())
+        return domain_for_token(services.directory, user, secret).name
+    except ApiError:
         return None
-    if user == "ws_ticket":
-        uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
-        return services.tickets.redeem(secret, uri, time.monotonic())
-    domain = services.directory.domain(user)
-    expected = domain.api_token if domain else "x" * 32
-    if domain is None or not hmac.compare_digest(secret.encode(), expected.encode()):
-        return None
-    return domain.name
 
 
 async def _serve(

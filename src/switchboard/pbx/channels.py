@@ -25,6 +25,10 @@ def _us(wall: float | None) -> int | None:
     return None if wall is None else int(wall * 1_000_000)
 
 
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
 class CallChannels:
     def __init__(self, hub: CtiHub | None, call: CallGroupCall) -> None:
         self.hub = hub
@@ -41,7 +45,7 @@ class CallChannels:
             self.published[channel.uuid] = channel
         self.hub.publish(event, channel)
 
-    def _member(self, index: int, attempt: Attempt) -> Channel:
+    def _member(self, attempt: Attempt) -> Channel:
         call = self.call
         request = call.request
         user = next((u for u in request.domain.users if u.name == attempt.user), None)
@@ -61,15 +65,15 @@ class CallChannels:
 
     def sync_members(self) -> None:
         """Publish what changed in the attempts since the last call."""
-        for index, attempt in enumerate(self.call.hunt.attempts):
+        for attempt in self.call.hunt.attempts:
             published = self.published.get(attempt.uuid)
             if attempt.ringing and published is None:
-                self._publish("added", self._member(index, attempt))
+                self._publish("added", self._member(attempt))
             elif published is None:
                 continue  # never rung (busy, unregistered, skipped) or already removed
             elif attempt.result is Result.ANSWERED:
                 if published.answer_timestamp is None:
-                    answered = published.with_(answer_timestamp=_us(time.time()),
+                    answered = published.with_(answer_timestamp=_now_us(),
                                                last_event="CHANNEL_ANSWER")  # fmt: skip
                     self._publish("updated", answered)
             elif attempt.result is not None:
@@ -80,7 +84,7 @@ class CallChannels:
         channel = self.published.get(uuid)
         if channel is None or channel.state is None or channel.state.name != "calling":
             return
-        state = replace(channel.state, ts=_us(time.time()) or 0, name="ringing")
+        state = replace(channel.state, ts=_now_us(), name="ringing")
         self._publish("updated", channel.with_(state=state, last_event="CHANNEL_PROGRESS"))
 
     def destination_dialed(self, uuid: str) -> None:
@@ -89,7 +93,7 @@ class CallChannels:
         destination = request.destination
         target = destination.target
         member = self._answered_member()
-        now = _us(time.time()) or 0
+        now = _now_us()
         self.destination_uuid = uuid
         call.engine.by_uuid[uuid] = call  # so a CTI or API hangup can name it
         if isinstance(target, PstnTarget):
@@ -117,7 +121,7 @@ class CallChannels:
         ))  # fmt: skip
 
     def bridged(self) -> None:
-        now = _us(time.time()) or 0
+        now = _now_us()
         member = self._answered_member()
         destination = self.destination_uuid
         for uuid, other in ((destination, member), (member, destination)):
@@ -146,7 +150,7 @@ class CallChannels:
 
     def _remove(self, channel: Channel, data: str) -> None:
         self._publish("removed", channel.with_(
-            hangup_timestamp=_us(time.time()), last_event="CHANNEL_HANGUP", last_event_data=data,
+            hangup_timestamp=_now_us(), last_event="CHANNEL_HANGUP", last_event_data=data,
         ))  # fmt: skip
 
     def _answered_member(self) -> str | None:
