@@ -14,6 +14,7 @@ from contextlib import suppress
 import uvicorn
 
 from switchboard.api.app import create_app
+from switchboard.api.auth import ApiAuth
 from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import Config
 from switchboard.cti.hub import CtiHub
@@ -78,6 +79,7 @@ class Server:
         self.records = CallRecordStore(self.database)
         self.cti = CtiHub()
         self.tickets = TicketBook()
+        self.api_auth = ApiAuth(self.directory)
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -107,6 +109,7 @@ class Server:
             **self.engine.statistics(),
             **self.callbacks.counters,
             **self.cti.counters,
+            **self.api_auth.counters,
         }
 
     async def start(self) -> None:

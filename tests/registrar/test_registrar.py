@@ -10,11 +10,11 @@ from switchboard.config import parse_config
 from switchboard.directory import Directory
 from switchboard.registrar.location import LocationService
 from switchboard.registrar.registrar import RegisterDecision, Registrar, RegistrarSettings, apply
-from switchboard.registrar.throttle import FailureThrottle, ThrottleSettings
 from switchboard.sip.digest import answer_challenge
 from switchboard.sip.message import Request, headers
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri, parse_uri
+from switchboard.throttle import FailureThrottle, ThrottleSettings
 
 CONFIG = parse_config("""
 [[domains]]

@@ -10,9 +10,6 @@ first response and start nothing (24 h).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import time
 from collections import OrderedDict
@@ -21,6 +18,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
 from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig
@@ -35,34 +33,15 @@ IDEMPOTENCY_SECONDS = 24 * 3600
 
 class Services(Protocol):
     directory: Directory
+    api_auth: ApiAuth
     engine: Engine
     allow_private_callbacks: bool
 
 
-def authenticate(request: Request, directory: Directory) -> DomainConfig:
-    """HTTP Basic ``DOMAIN:TOKEN``; the token compared in constant time (API §1)."""
-    user, token = basic_credentials(request.headers.get("authorization", ""))
-    return domain_for_token(directory, user, token)
-
-
-def basic_credentials(header: str) -> tuple[str, str]:
-    """User and password of an ``Authorization: Basic`` header (RFC 7617)."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise ApiError("authentication_required", "HTTP Basic DOMAIN:API_TOKEN is required")
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError("authentication_required", "malformed Basic credentials") from None
-    return user, password
-
-
-def domain_for_token(directory: Directory, name: str, token: str) -> DomainConfig:
-    domain = directory.domain(name)
-    expected = domain.api_token if domain else "x" * 32
-    if not hmac.compare_digest(token.encode(), expected.encode()) or domain is None:
-        raise ApiError("authentication_required", "wrong domain or API token")
-    return domain
+def authenticate(request: Request, auth: ApiAuth) -> DomainConfig:
+    """HTTP Basic ``DOMAIN:TOKEN`` (API §1), counted against the client's address."""
+    source = request.client.host if request.client else "unknown"
+    return auth.domain(source, request.headers.get("authorization", ""))
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -246,7 +225,7 @@ def router(services: Services) -> APIRouter:
     async def call_group(request: Request) -> JSONResponse:
         """Ring a group (hunting) and connect whoever answers to a destination."""
         try:
-            domain = authenticate(request, services.directory)
+            domain = authenticate(request, services.api_auth)
             body = await json_object(request)
             key = request.headers.get("idempotency-key")
             if key:
@@ -277,7 +256,7 @@ def router(services: Services) -> APIRouter:
     async def hangup(request: Request) -> JSONResponse:
         """Hang up a channel of the caller's domain (ours)."""
         try:
-            domain = authenticate(request, services.directory)
+            domain = authenticate(request, services.api_auth)
             body = await json_object(request)
             channel = body.get("uuid")
             if not isinstance(channel, str) or not channel:

@@ -19,12 +19,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from switchboard.api.basix import (
-    authenticate,
-    basic_credentials,
-    domain_for_token,
-    json_object,
-)
+from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
+from switchboard.api.basix import authenticate, json_object
 from switchboard.api.errors import ApiError, error_response
 from switchboard.cti import messages
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -37,6 +33,7 @@ _BOARD = (resources.files("switchboard") / "api" / "static" / "board.html").read
 
 class Services(Protocol):
     directory: Directory
+    api_auth: ApiAuth
     engine: Engine
     cti: CtiHub
     tickets: TicketBook
@@ -49,7 +46,7 @@ def router(services: Services) -> APIRouter:
     async def gen_ws_ticket(request: Request) -> JSONResponse:
         """A single-use ticket (10 s) for opening exactly ``uri`` with ``ws_ticket:TICKET``."""
         try:
-            domain = authenticate(request, services.directory)
+            domain = authenticate(request, services.api_auth)
             body = await json_object(request)
             uri = body.get("uri")
             if not isinstance(uri, str) or not uri.startswith("/basix/api/ws_cti"):
@@ -91,17 +88,35 @@ def router(services: Services) -> APIRouter:
 
 
 def _authenticate_upgrade(websocket: WebSocket, services: Services) -> str | None:
+    """The subscriber's domain, or None to refuse; failures count against the source."""
+    source = websocket.client.host if websocket.client else "unknown"
+    auth = services.api_auth
+    try:
+        auth.check_not_blocked(source)
+    except ApiError:
+        return None
+    domain = _upgrade_domain(websocket, services)
+    if domain is None:
+        auth.failed(source)
+    return domain
+
+
+def _upgrade_domain(websocket: WebSocket, services: Services) -> str | None:
     ticket = websocket.query_params.get("ws_ticket")
     if ticket is not None:  # ours, for browsers: the ticket in the query, not in a header
         rest = urlencode([(k, v) for k, v in websocket.query_params.multi_items()
                           if k != "ws_ticket"])  # fmt: skip
         uri = websocket.url.path + (f"?{rest}" if rest else "")
         return services.tickets.redeem(ticket, uri, time.monotonic())
+    authorization = websocket.headers.get("authorization", "")
     try:
-        user, secret = basic_credentials(websocket.headers.get("authorization", ""))
-        if user == "ws_ticket":
-            uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
-            return services.tickets.redeem(secret, uri, time.monotonic())
+        user, secret = basic_credentials(authorization)
+    except ApiError:
+        return None
+    if user == "ws_ticket":
+        uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+        return services.tickets.redeem(secret, uri, time.monotonic())
+    try:
         return domain_for_token(services.directory, user, secret).name
     except ApiError:
         return None

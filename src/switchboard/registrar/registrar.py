@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
-from switchboard.registrar.throttle import FailureThrottle
 from switchboard.sip.address import Address
 from switchboard.sip.builders import make_response
 from switchboard.sip.digest import DigestServer, parse_auth_params
@@ -36,6 +35,7 @@ from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, headers
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri
+from switchboard.throttle import FailureThrottle
 
 # Measured here: baresip 1.0.0 (libre) aborts registration when any challenge names an
 # algorithm it lacks (SHA-256), and SIPp 3.6 reads only the first challenge. Deployed phones

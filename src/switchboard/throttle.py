@@ -1,8 +1,9 @@
 """Throttling sources that keep failing authentication (password guessing).
 
 A source that fails ``max_failures`` times within ``window`` seconds is blocked for
-``block_seconds``: its REGISTERs are refused at once, without a digest challenge, and the
-block is logged once. Successes do not clear the count (a scanner may know one password).
+``block_seconds``: its requests are refused at once (a REGISTER without a digest challenge, an
+API request with HTTP 429), and the block is logged once. Successes do not clear the
+count (a scanner may know one password).
 Pure; the table is bounded so a flood of sources cannot grow it without limit.
 """
 
@@ -34,6 +35,10 @@ class FailureThrottle:
             del self._blocked_until[source]
             return False
         return True
+
+    def blocked_for(self, source: str, now: float) -> float:
+        """Seconds left of the source's block (0 when it is not blocked)."""
+        return max(0.0, self._blocked_until.get(source, now) - now)
 
     def record_failure(self, source: str, now: float) -> bool:
         """Count a failure; True when this failure starts a block."""

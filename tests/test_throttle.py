@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from switchboard.registrar.throttle import FailureThrottle, ThrottleSettings
+from switchboard.throttle import FailureThrottle, ThrottleSettings
 
 
 def test_failures_outside_the_window_do_not_add_up() -> None:
