@@ -6,7 +6,8 @@ the transaction layer; everything above it (UAS, UAC, the PBX) is a ``Transactio
 
 Rules:
 - A message that does not parse is dropped and logged, except a request that was readable
-  enough to answer: it gets ``400`` with the reason in the Reason-Phrase (§21.4.1).
+  enough to answer: it gets ``400`` with the reason in the Reason-Phrase (§21.4.1). Those
+  warnings are rate-limited (``LogBudget``) so that a flood cannot flood the log too.
 - Client transactions report to a callback with a response. A timeout is reported as a
   synthesised 408 and a transport failure as 503, as §8.1.3.1 tells the TU to treat them.
 - An exception in a TU callback is logged and never stops the endpoint.
@@ -22,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from switchboard.logbudget import LogBudget
 from switchboard.sip.builders import make_response
 from switchboard.sip.dialog import SuccessRetransmitter
 from switchboard.sip.errors import ParseError
@@ -88,6 +90,7 @@ class SipEndpoint:
         self._armed_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = {"in": 0, "out": 0, "dropped": 0, "bad_request": 0}
+        self._junk_log = LogBudget()  # warnings about unparseable input, per second
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -185,12 +188,20 @@ class SipEndpoint:
         partial = exc.partial
         if isinstance(partial, Request) and partial.method != "ACK":
             self.counters["bad_request"] += 1
-            log.warning("400 to %s: %s", peer, exc.reason)
+            self._warn_junk("400 to %s: %s", peer, exc.reason)
             with contextlib.suppress(ParseError):  # e.g. an unparseable Via: nowhere to answer
                 self._send(make_response(partial, 400, exc.reason), peer)
             return
         self.counters["dropped"] += 1
-        log.warning("dropped from %s (%s): %r", peer, exc.reason, data[:80])
+        self._warn_junk("dropped from %s (%s): %r", peer, exc.reason, data[:80])
+
+    def _warn_junk(self, text: str, *args: object) -> None:
+        left_out = self._junk_log.take(self.now())
+        if left_out is None:
+            return
+        if left_out:
+            text += f" ({left_out} similar lines left out)"
+        log.warning(text, *args)
 
     def _dispatch(self, events: list[LayerEvent]) -> None:
         for event in events:
