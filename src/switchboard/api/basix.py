@@ -196,7 +196,7 @@ CALL_GROUP_BODY = {
 }
 
 
-def _documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
+def documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for handlers that read the raw body: the Basix envelope, success or error."""
     return {
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
@@ -215,7 +215,7 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/call_group",
-        openapi_extra=_documented(
+        openapi_extra=documented(
             CALL_GROUP_BODY,
             {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]},
                                               "uuids": {"type": "array",
@@ -248,7 +248,7 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/hangup",
-        openapi_extra=_documented(
+        openapi_extra=documented(
             {"type": "object", "required": ["uuid"], "properties": {"uuid": {"type": "string"}}},
             {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]}}},
         ),

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
-from switchboard.api.basix import authenticate, json_object
+from switchboard.api.basix import authenticate, documented, json_object
 from switchboard.api.errors import ApiError, error_response
 from switchboard.cti import messages
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -42,7 +42,16 @@ class Services(Protocol):
 def router(services: Services) -> APIRouter:
     api = APIRouter()
 
-    @api.post("/basix/api/gen_ws_ticket")
+    @api.post(
+        "/basix/api/gen_ws_ticket",
+        openapi_extra=documented(
+            {"type": "object", "required": ["uri"], "properties": {
+                "uri": {"type": "string", "pattern": "^/basix/api/ws_cti",
+                        "example": "/basix/api/ws_cti?format=json"}}},
+            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]},
+                                              "ticket": {"type": "string"}}},
+        ),
+    )  # fmt: skip
     async def gen_ws_ticket(request: Request) -> JSONResponse:
         """A single-use ticket (10 s) for opening exactly ``uri`` with ``ws_ticket:TICKET``."""
         try:
