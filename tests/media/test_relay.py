@@ -182,3 +182,34 @@ async def test_a_port_held_by_someone_else_is_skipped() -> None:
     session = await relay.create_session()
     assert session.a.port == 41302 and session.b.port == 41304
     session.close()
+
+
+async def test_a_leg_gone_silent_is_inactivity_even_while_the_other_leg_talks(
+    relay: MediaRelay,
+) -> None:
+    """A phone that vanishes without BYE: its leg goes quiet, the far end keeps talking."""
+    session, phone, far = await _session(relay, ("PCMU", 0), ("PCMU", 0))
+    session.bridge()
+    fired: list[float] = []
+    session.watch_inactivity(0.3, lambda: fired.append(relay.loop.time()))
+    for n in range(30):  # the far end talks for 0.6 s; the phone only for the first 0.1 s
+        far.send(packet(0, n, PCMU_FRAME), session.b.local)
+        if n < 5:
+            phone.send(packet(0, n, PCMU_FRAME), session.a.local)
+        await asyncio.sleep(0.02)
+    last_from_phone = session.a.stats.last_in
+    assert last_from_phone is not None and len(fired) == 1
+    assert abs(fired[0] - (last_from_phone + 0.3)) < 0.05
+
+
+async def test_rtcp_alone_keeps_a_muted_leg_alive(relay: MediaRelay) -> None:
+    session, phone, far = await _session(relay, ("PCMU", 0), ("PCMU", 0))
+    session.bridge()
+    fired: list[float] = []
+    session.watch_inactivity(0.3, lambda: fired.append(relay.loop.time()))
+    for _ in range(12):  # RTCP receiver reports only, from both sides, for 0.6 s
+        phone.send(b"\x80\xc9\x00\x01" + b"\x00" * 4, (session.a.host, session.a.port + 1))
+        far.send(b"\x80\xc9\x00\x01" + b"\x00" * 4, (session.b.host, session.b.port + 1))
+        await asyncio.sleep(0.05)
+    assert fired == []
+    session.close()

@@ -19,8 +19,10 @@ Rules:
   first relayed packet then carries the marker bit (RFC 3550 §5.1: a new talkspurt).
 - Media toward a leg flows only once the session is bridged, or the other leg sends early
   media while this one hears ringback; before that, packets are counted and dropped.
-- Inactivity: ``idle_for(now)`` is the time since the last packet on either leg (or since
-  creation), so the engine can release a dead call.
+- Inactivity, per leg as a PBX's RTP timeout is (a phone that vanishes without BYE leaves
+  its leg silent while the far end still talks): ``idle_for(now)`` is the longest silence,
+  RTP or RTCP, of a leg that should be sending: leg a from the start of the watch, leg b
+  from the bridge, and neither when we told it not to send (sendonly/inactive toward it).
 - ``close()`` releases the ports on every path; it is idempotent.
 """
 
@@ -197,6 +199,7 @@ class MediaSession:
         self._flowing: set[str] = set()  # legs media is being relayed toward
         self._mark_next: set[str] = set()  # legs whose next relayed packet gets a marker
         self._inactivity: asyncio.TimerHandle | None = None
+        self._heard_from: dict[str, float] = {}  # leg → when its silence started to count
         for leg in (a, b):
             other = b if leg is a else a
             leg.rtp.on_packet = self._rtp_handler(leg, other)
@@ -225,14 +228,27 @@ class MediaSession:
             self.stop_ringback(name)
             self._flowing.add(name)
         self.bridged = True
+        self._heard_from.setdefault("b", self.relay.loop.time())
 
     def idle_for(self, now: float) -> float:
-        last = [leg.stats.last_in for leg in (self.a, self.b) if leg.stats.last_in is not None]
-        return now - max([self.created, *last])
+        """The longest silence of a leg that should be sending (0 if none is watched)."""
+        silences = [0.0]
+        for name, since in self._heard_from.items():
+            leg = self.leg(name)
+            if leg.media is not None and not leg.media.receives:
+                continue  # we asked it not to send
+            heard = [t for t in (since, leg.stats.last_in, leg.stats.last_rtcp_in) if t is not None]
+            silences.append(now - max(heard))
+        return max(silences)
 
     def watch_inactivity(self, timeout: float, on_inactive: Callable[[], None]) -> None:
-        """Call ``on_inactive`` once no RTP arrived on either leg for ``timeout`` seconds."""
+        """Call ``on_inactive`` once a leg that should send has been silent ``timeout`` s.
+
+        Leg a is watched from now; leg b from the bridge (or now, if already bridged)."""
         loop = self.relay.loop
+        self._heard_from["a"] = loop.time()
+        if self.bridged:
+            self._heard_from["b"] = loop.time()
 
         def check() -> None:
             if self.closed:
@@ -313,6 +329,7 @@ class MediaSession:
                 leg.stats.rejected += 1
                 return
             leg.stats.rtcp_in += 1
+            leg.stats.last_rtcp_in = self.relay.loop.time()
             if other.name in self._flowing:
                 other.send_rtcp(packet)
 

@@ -17,6 +17,7 @@ class LegStats:
     rejected: int = 0  # from a source other than the latched one
     lost: int = 0  # sequence numbers never seen (after the first packet)
     last_in: float | None = None  # loop time of the last packet received
+    last_rtcp_in: float | None = None  # loop time of the last RTCP packet received
     _highest_seq: int | None = None
 
     def received(self, sequence: int, size: int, now: float) -> None:
@@ -40,4 +41,5 @@ class LegStats:
             "packets_out": self.packets_out, "bytes_out": self.bytes_out,
             "rtcp_in": self.rtcp_in, "rtcp_out": self.rtcp_out,
             "rejected": self.rejected, "lost": self.lost, "last_in": self.last_in,
+            "last_rtcp_in": self.last_rtcp_in,
         }  # fmt: skip

@@ -89,7 +89,7 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.counters = {"in": 0, "out": 0, "dropped": 0, "bad_request": 0}
+        self.counters = {"in": 0, "out": 0, "retransmitted": 0, "dropped": 0, "bad_request": 0}
         self._junk_log = LogBudget()  # warnings about unparseable input, per second
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -228,6 +228,8 @@ class SipEndpoint:
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
+                if effect.retransmission:
+                    self.counters["retransmitted"] += 1
                 self._send(effect.message, effect.peer)
             elif isinstance(effect, Deliver):
                 self._deliver(effect)
@@ -300,6 +302,7 @@ class SipEndpoint:
             retransmitter, on_give_up = self._retransmitters[key]
             resend, give_up = retransmitter.on_timer(now)
             if resend:
+                self.counters["retransmitted"] += 1
                 self._send(retransmitter.response, retransmitter.peer)
             if give_up:
                 del self._retransmitters[key]

@@ -94,6 +94,7 @@ def response_input(status: int, *, outgoing: bool) -> Input:
 class Send:
     message: Message
     peer: Peer
+    retransmission: bool = False  # counted by the endpoint: a sign of loss on the path
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +202,8 @@ class Transaction:
     def _stop(self, name: str) -> None:
         self.timers.pop(name, None)
 
-    def _send(self, message: Message) -> None:
-        self._effects.append(Send(message, self.peer))
+    def _send(self, message: Message, *, retransmission: bool = False) -> None:
+        self._effects.append(Send(message, self.peer, retransmission))
 
     def _deliver(self) -> None:
         assert self._message is not None
@@ -258,4 +259,4 @@ class ServerTransactionBase(Transaction):
 
     def _do_resend_last(self) -> None:
         if self.last_response is not None:
-            self._send(self.last_response)
+            self._send(self.last_response, retransmission=True)

@@ -65,7 +65,7 @@ class ClientInviteTransaction(ClientTransactionBase):
         self._ack: Request | None = None
 
     def _do_retransmit(self) -> None:
-        self._send(self.request)
+        self._send(self.request, retransmission=True)
         self._start("A", self.intervals.get("A", self.config.t1) * 2)
 
     def _do_send_ack(self) -> None:

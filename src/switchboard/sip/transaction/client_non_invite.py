@@ -55,11 +55,11 @@ class ClientNonInviteTransaction(ClientTransactionBase):
         super().__init__(request, peer, State.TRYING, config)
 
     def _do_retransmit(self) -> None:
-        self._send(self.request)
+        self._send(self.request, retransmission=True)
         self._start("E", min(self.intervals.get("E", self.config.t1) * 2, self.config.t2))
 
     def _do_retransmit_t2(self) -> None:
-        self._send(self.request)
+        self._send(self.request, retransmission=True)
         self._start("E", self.config.t2)
 
     def _do_start_k(self) -> None:
