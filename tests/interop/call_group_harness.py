@@ -83,9 +83,14 @@ async def serving(
                 await task
 
 
-def trunk_scenario(tmp_path: Path, caller: str) -> Path:
+def trunk_scenario(tmp_path: Path, caller: str, *, linger: bool = False) -> Path:
+    """The SIPp trunk expecting ``caller``; ``linger``: each call stays 4 s after its BYE to
+    answer a retransmitted BYE (when its 200 may have been lost)."""
+    text = (SCENARIOS / "uas_trunk.xml").read_text().replace("CALLER_NUMBER", caller)
+    if linger:
+        text = text.replace("<!--LINGER-->", '<timewait milliseconds="4000"/>')
     path = tmp_path / "trunk.xml"
-    path.write_text((SCENARIOS / "uas_trunk.xml").read_text().replace("CALLER_NUMBER", caller))
+    path.write_text(text)
     return path
 
 
