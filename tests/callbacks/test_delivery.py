@@ -129,10 +129,15 @@ async def test_a_callback_failing_for_24_hours_is_given_up(tmp_path: Path) -> No
         Outbox(engine), secret_for=lambda d: None, allow_private=True, clock=lambda: clock[0]
     )
     dead = f"http://127.0.0.1:{free_port(socket.SOCK_STREAM)}/hook"
-    await delivery.enqueue("example.com", dead, {"result_code": 500})
-    clock[0] += policy.GIVE_UP_AFTER + 1  # the first try happens a day later, and fails
     await delivery.start()
     try:
+        await delivery.enqueue("example.com", dead, {"result_code": 500})  # tried at once
+        for _ in range(100):
+            if delivery.counters["callbacks_retried"]:
+                break
+            await asyncio.sleep(0.05)
+        clock[0] += policy.GIVE_UP_AFTER + 1  # the next try happens a day later, and fails
+        delivery._wake.set()
         for _ in range(100):
             if delivery.counters["callbacks_failed"]:
                 break

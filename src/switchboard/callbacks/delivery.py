@@ -1,8 +1,11 @@
 """Delivering callbacks from the outbox (API §3), the edge: httpx POSTs, one worker.
 
-- ``enqueue`` stores the callback before anything is sent, so a crash loses nothing; the
-  worker claims what is due (a lease in the database, so nothing is sent twice at once)
-  and posts it, at most ``concurrency`` at a time.
+- ``enqueue`` stores the callback before anything is sent, so a crash loses nothing. It is
+  stored already claimed (a lease of ``LEASE`` seconds) and sent at once; the worker claims
+  what falls due later, retries and what a crashed process left leased, the same way (a
+  lease in the database, so nothing is sent twice at once). At most ``concurrency`` POSTs
+  are in flight. The worker re-reads the outbox only when its schedule changed (a failed
+  try), not after every success: two statements per delivered callback in all.
 - A 2xx ends a delivery; anything else (an error status, a refused connection, a timeout)
   schedules a retry by the backoff of ``policy``; after 24 hours it is given up and logged.
 - Host names are resolved before sending and refused if they lead to a private address,
@@ -26,6 +29,7 @@ from switchboard.callbacks import policy
 from switchboard.store.outbox import Outbox, PendingCallback
 
 log = logging.getLogger("switchboard.callbacks")
+LEASE = 60.0  # seconds a claimed callback is not handed out again
 
 
 class CallbackDelivery:
@@ -66,15 +70,18 @@ class CallbackDelivery:
         delivery_id = uuid.uuid4().hex
         body = json.dumps(payload, separators=(",", ":"))
         now = self.clock()
-        await self.outbox.add(PendingCallback(delivery_id, domain, url, body, now, 0), now)
-        self._wake.set()
+        callback = PendingCallback(delivery_id, domain, url, body, now, 0)
+        await self.outbox.add(callback, now, lease=LEASE)
+        task = asyncio.get_running_loop().create_task(self._deliver(callback))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return delivery_id
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
-                for callback in await self.outbox.claim_due(self.clock()):
+                for callback in await self.outbox.claim_due(self.clock(), LEASE):
                     task = asyncio.get_running_loop().create_task(self._deliver(callback))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -99,6 +106,7 @@ class CallbackDelivery:
             attempts, retry_at = await self.outbox.failed(
                 callback.delivery_id, error, now, policy.next_delay, policy.GIVE_UP_AFTER
             )
+            self._wake.set()  # a retry is scheduled: the worker must look at the outbox again
             if retry_at is None:
                 self.counters["callbacks_failed"] += 1
                 log.error("callback %s given up after %d tries: %s", callback.delivery_id,
@@ -107,8 +115,9 @@ class CallbackDelivery:
                 self.counters["callbacks_retried"] += 1
                 log.warning("callback %s to %s failed (%s); retry in %.0f s",
                             callback.delivery_id, callback.url, error, retry_at - now)  # fmt: skip
-        finally:
-            self._wake.set()
+        except Exception:
+            # The row keeps its lease: the worker tries it again when the lease is over.
+            log.exception("recording the result of callback %s failed", callback.delivery_id)
 
     async def _post(self, callback: PendingCallback) -> str | None:
         """None when delivered, else why not."""

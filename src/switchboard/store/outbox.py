@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from switchboard.store.schema import CallbackRow
@@ -25,13 +25,15 @@ class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def add(self, callback: PendingCallback, now: float) -> None:
-        async with AsyncSession(self.engine) as session, session.begin():
-            session.add(
-                CallbackRow(
+    async def add(self, callback: PendingCallback, now: float, lease: float = 0.0) -> None:
+        """Store a new callback, due at ``now``; with a ``lease``, claimed by the caller at
+        once (it is sending it now) and due again only if that try never reports back."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(CallbackRow).values(
                     delivery_id=callback.delivery_id, domain=callback.domain, url=callback.url,
-                    body=callback.body, created_at=callback.created_at, next_attempt_at=now,
-                    attempts=0,
+                    body=callback.body, created_at=callback.created_at,
+                    next_attempt_at=now + lease, attempts=0,
                 )
             )  # fmt: skip
 
@@ -107,8 +109,8 @@ class Outbox:
             return len(rows.all())
 
     async def _update(self, delivery_id: str, **values: object) -> None:
-        async with AsyncSession(self.engine) as session, session.begin():
-            await session.execute(
+        async with self.engine.begin() as connection:
+            await connection.execute(
                 update(CallbackRow).where(CallbackRow.delivery_id == delivery_id).values(**values)
             )
 
