@@ -64,6 +64,7 @@ class CallbackDelivery:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.outbox.writes.drain()  # results of tries already made are still stored
         await self._client.aclose()
 
     async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str:

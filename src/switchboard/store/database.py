@@ -28,9 +28,14 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(async_url(url))
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if not async_url(url).startswith("sqlite"):
+        return create_async_engine(async_url(url))
+    # SQLite takes one writer at a time. With a pool of connections, concurrent writers
+    # collide on the file lock and SQLite's busy handler sleeps them (1, 2, 5 … 100 ms):
+    # under load that backlog was measured growing without bound (bench.call_group_ladder).
+    # One connection queues them in the event loop instead, each taking its turn at once.
+    engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from switchboard.store.schema import CallbackRow
+from switchboard.store.writes import WriteQueue
+
+_INSERT = insert(CallbackRow)
+_DELIVERED = (
+    update(CallbackRow)
+    .where(CallbackRow.delivery_id == bindparam("id"))
+    .values(delivered_at=bindparam("at"), last_error=None)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,20 +30,19 @@ class PendingCallback:
 
 
 class Outbox:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writes: WriteQueue | None = None) -> None:
         self.engine = engine
+        self.writes = writes or WriteQueue(engine)
 
     async def add(self, callback: PendingCallback, now: float, lease: float = 0.0) -> None:
         """Store a new callback, due at ``now``; with a ``lease``, claimed by the caller at
         once (it is sending it now) and due again only if that try never reports back."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                insert(CallbackRow).values(
-                    delivery_id=callback.delivery_id, domain=callback.domain, url=callback.url,
-                    body=callback.body, created_at=callback.created_at,
-                    next_attempt_at=now + lease, attempts=0,
-                )
-            )  # fmt: skip
+        row = {
+            "delivery_id": callback.delivery_id, "domain": callback.domain, "url": callback.url,
+            "body": callback.body, "created_at": callback.created_at,
+            "next_attempt_at": now + lease, "attempts": 0,
+        }  # fmt: skip
+        await self.writes.run(_INSERT, [row])
 
     async def claim_due(
         self, now: float, lease: float = 60.0, limit: int = 100
@@ -73,7 +80,7 @@ class Outbox:
             return None if row is None else float(row)
 
     async def delivered(self, delivery_id: str, now: float) -> None:
-        await self._update(delivery_id, delivered_at=now, last_error=None)
+        await self.writes.run(_DELIVERED, [{"id": delivery_id, "at": now}])
 
     async def failed(
         self,
@@ -107,12 +114,6 @@ class Outbox:
                 )
             )
             return len(rows.all())
-
-    async def _update(self, delivery_id: str, **values: object) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(CallbackRow).where(CallbackRow.delivery_id == delivery_id).values(**values)
-            )
 
 
 def _pending(row: CallbackRow) -> PendingCallback:
