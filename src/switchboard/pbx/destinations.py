@@ -92,22 +92,35 @@ def _take_prefix(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _match(text: str, domain: DomainConfig) -> Target:
-    for user in domain.users:
-        if user.name == text:
-            return UserTarget(user)
-    for group in domain.groups:
-        if group.name == text:
-            return GroupTarget(group)
-    for key in ("extension", "did"):
-        for user in domain.users:
-            if getattr(user, key) == text:
-                return UserTarget(user)
-        for group in domain.groups:
-            if getattr(group, key) == text:
-                return GroupTarget(group)
+    target = _index(domain).get(text)
+    if target is not None:
+        return target
     if _NUMBER.match(text):
         return _pstn(text, domain)
     raise InvalidDestinationError(f"{text!r} is no user, group, extension, DID or number")
+
+
+_INDEXES: dict[int, tuple[DomainConfig, dict[str, Target]]] = {}
+
+
+def _index(domain: DomainConfig) -> dict[str, Target]:
+    """Names, then extensions, then DIDs (users before groups at each step), first match
+    kept: the order of DESIGN §5, looked up once per call instead of scanned."""
+    cached = _INDEXES.get(id(domain))
+    if cached is not None and cached[0] is domain:
+        return cached[1]
+    index: dict[str, Target] = {}
+    for key in ("name", "extension", "did"):
+        for user in domain.users:
+            value = getattr(user, key)
+            if value is not None:
+                index.setdefault(value, UserTarget(user))
+        for group in domain.groups:
+            value = getattr(group, key)
+            if value is not None:
+                index.setdefault(value, GroupTarget(group))
+    _INDEXES[id(domain)] = (domain, index)
+    return index
 
 
 def _pstn(number: str, domain: DomainConfig) -> PstnTarget:
