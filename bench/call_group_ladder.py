@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -112,29 +113,43 @@ async def offer(
     return latencies, answers
 
 
-async def step(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
+Probe = Callable[[HttpClient, str], Coroutine[Any, Any, int]]  # (client, callback URL) → calls made
+
+
+async def step(
+    rate: int, seconds: float, workdir: Path, *, extra: str = "", probe: Probe | None = None
+) -> dict[str, Any]:
+    """One step of load; ``extra`` TOML is added to the directory and ``probe`` runs beside
+    the load (its calls are waited for too)."""
     calls = int(rate * seconds)
     member_port, trunk_port, sink_port = free_port(), free_port(), free_port(socket.SOCK_STREAM)
     members_log, trunk_log = workdir / f"members_{rate}.log", workdir / f"trunk_{rate}.log"
     timeout = ["-timeout", str(int(seconds + 60)), "-max_socket", "60000"]
-    members = sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(member_port), "-m", str(calls),
-                    *timeout], members_log)  # fmt: skip
-    trunk = sipp(["-sf", str(SCENARIOS / "uas_trunk_talk.xml"), "-i", "127.0.0.1",
-                  "-p", str(trunk_port), "-m", str(calls), *timeout], trunk_log)  # fmt: skip
+    peers = []
+    if calls:
+        peers.append(sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(member_port),
+                           "-m", str(calls), *timeout], members_log))  # fmt: skip
+        talk = str(SCENARIOS / "uas_trunk_talk.xml")
+        peers.append(sipp(["-sf", talk, "-i", "127.0.0.1", "-p", str(trunk_port),
+                           "-m", str(calls), *timeout], trunk_log))  # fmt: skip
     sink = CallbackSink(sink_port)
     await sink.start()
-    directory = Directory(GROUPS * GROUP_SIZE, GROUP_SIZE, member_port, trunk_port)
+    directory = Directory(GROUPS * GROUP_SIZE, GROUP_SIZE, member_port, trunk_port, extra)
+    callback_url = f"http://127.0.0.1:{sink_port}/hook"
     with switchboard(directory, workdir, sink_port) as pbx:
         client = HttpClient(pbx.http_port, connections=64)
         await client.open()
         before = healthz(pbx.http_port)
         cpu_before, wall_before = cpu_seconds(pbx.pid), time.monotonic()
-        latencies, answers = await offer(client, rate, seconds,
-                                         f"http://127.0.0.1:{sink_port}/hook")  # fmt: skip
+        probing: asyncio.Task[int] | None = None
+        if probe is not None:
+            probing = asyncio.create_task(probe(client, callback_url))
+        latencies, answers = await offer(client, rate, seconds, callback_url)
+        probed = await probing if probing else 0
         accepted = answers.get("accepted", 0)
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:  # every outcome delivered, every call over
-            if sink.total() >= accepted and healthz(pbx.http_port)["calls"] == 0:
+            if sink.total() >= accepted + probed and healthz(pbx.http_port)["calls"] == 0:
                 break
             await asyncio.sleep(0.2)
         wall = time.monotonic() - wall_before
@@ -142,17 +157,18 @@ async def step(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         after = healthz(pbx.http_port)
         client.close()
     sink.close()
-    for process in (members, trunk):
+    for process in peers:
         try:
             process.wait(70)
         except Exception:
             process.kill()
-    member_ok, member_failed = sipp_counts(members_log)
-    trunk_ok, trunk_failed = sipp_counts(trunk_log)
+    member_ok, member_failed = sipp_counts(members_log) if calls else (0, 0)
+    trunk_ok, trunk_failed = sipp_counts(trunk_log) if calls else (0, 0)
     completed = min(sink.outcomes.get("0", 0), member_ok, trunk_ok)
     return {
         "rate": rate, "offered": calls, "completed": completed,
         "completed_per_s": completed / seconds, "failed": calls - completed,
+        "probed": probed,
         "answers": answers, "outcomes": sink.outcomes,
         "sipp": {"members": [member_ok, member_failed], "trunk": [trunk_ok, trunk_failed]},
         "retransmitted": after["retransmitted"] - before["retransmitted"],
