@@ -146,23 +146,28 @@ class HttpClient:
         payload = json.dumps(body).encode()
         head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH}\r\n"
                 "Content-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n")  # fmt: skip
+                f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload  # fmt: skip
         reader, writer = await self._idle.get()
-        try:
-            writer.write(head.encode() + payload)
-            status_line = await reader.readuntil(b"\r\n")
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            answer = json.loads(await reader.readexactly(length))
-        except Exception:
-            writer.close()
-            self._idle.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
-            raise
-        self._idle.put_nowait((reader, writer))
-        return int(status_line.split()[1]), answer
+        for attempt in (1, 2):  # an idle connection may have been closed by the server
+            try:
+                writer.write(head)
+                status_line = await reader.readuntil(b"\r\n")
+                length = 0
+                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                answer = json.loads(await reader.readexactly(length))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                if attempt == 2:
+                    self._idle.put_nowait((reader, writer))
+                    raise
+                continue
+            self._idle.put_nowait((reader, writer))
+            return int(status_line.split()[1]), answer
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         while not self._idle.empty():
@@ -175,6 +180,7 @@ class CallbackSink:
 
     port: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    answered: list[str] = field(default_factory=list)  # the answering member channels
     arrived: float = 0.0
 
     async def start(self) -> None:
@@ -192,6 +198,8 @@ class CallbackSink:
                 body = json.loads(await reader.readexactly(length))
                 key = "0" if body["result_code"] == 0 else body["error"]["id"]
                 self.outcomes[key] = self.outcomes.get(key, 0) + 1
+                if body["result_code"] == 0:
+                    self.answered.append(body["uuid"])
                 self.arrived = time.monotonic()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
