@@ -104,3 +104,32 @@ def test_pstn_needs_a_trunk() -> None:
     ).domains[0]
     with pytest.raises(InvalidDestinationError, match="no trunk"):
         resolve("0312341234", domain)
+
+
+@pytest.mark.parametrize(
+    ("destination", "allowed"),
+    [
+        ("0312341234", True),
+        ("0612341234", True),
+        ("0120444444", False),  # a national prefix the domain did not list (premium rate)
+        ("+442071234567", False),  # international
+        ("00442071234567", False),
+        ("{calling_number=0312341234}0900123456", False),  # a prefix trick changes nothing
+        ({"called_number": "+882345678"}, False),  # the object form is checked the same
+        ({"called_number": 612341234}, False),
+        ({"called_number": "0612341234"}, True),
+    ],
+)
+def test_toll_fraud_guard_allows_only_the_domains_pstn_prefixes(
+    destination: object, allowed: bool
+) -> None:
+    domain = parse_config(
+        '[[domains]]\nname = "narrow.example"\napi_token = "token-for-tests"\n'
+        'pstn_prefixes = ["03", "06"]\n'
+        '[[domains.trunks]]\nname = "pstn"\naddress = "127.0.0.1:5080"\n'
+    ).domains[0]
+    if allowed:
+        assert resolve(destination, domain).target.number.startswith(("03", "06"))  # type: ignore[union-attr]
+    else:
+        with pytest.raises(InvalidDestinationError, match="allowed PSTN prefixes"):
+            resolve(destination, domain)
