@@ -16,6 +16,7 @@ import uvicorn
 
 from switchboard.api.app import create_app
 from switchboard.api.auth import ApiAuth
+from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import Config
 from switchboard.cti.hub import CtiHub
@@ -83,6 +84,7 @@ class Server:
         self.cti = CtiHub()
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)
+        self.overload = LoopLagMonitor()
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -114,6 +116,7 @@ class Server:
             **self.cti.counters,
             **self.api_auth.counters,
             **self.writes.counters,
+            **self.overload.counters,
         }
 
     async def start(self) -> None:
@@ -122,6 +125,7 @@ class Server:
         await self.registrar.start()
         await self.callbacks.start()
         await self.endpoint.start()
+        self.overload.start()
         # What exists now (modules, the directory, the app) lives as long as the process.
         # Frozen, the collector stops re-scanning it; and a call's many small objects mostly
         # die young, so a larger first generation lets them go before they are promoted and
@@ -133,6 +137,7 @@ class Server:
         gc.set_threshold(20_000, 20, 100)
 
     async def stop(self) -> None:
+        await self.overload.stop()
         for call in list(self.engine.calls):
             call.hang_up("shutting down")
         for session in list(self.media.sessions):

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
+from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig
 from switchboard.directory import Directory
@@ -34,6 +35,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600
 class Services(Protocol):
     directory: Directory
     api_auth: ApiAuth
+    overload: LoopLagMonitor
     engine: Engine
     allow_private_callbacks: bool
 
@@ -232,6 +234,12 @@ def router(services: Services) -> APIRouter:
                 cached = idempotency.get((domain.name, key), time.time())
                 if cached is not None:
                     return JSONResponse(cached)
+            overload = services.overload
+            if overload.overloaded:
+                overload.counters["calls_refused_overloaded"] += 1
+                raise ApiError("overloaded", f"the server is behind by {overload.lag * 1000:.0f}"
+                               " ms; retry in a second", http_status=503,
+                               headers={"Retry-After": "1"})  # fmt: skip
             call_request = call_group_request(domain, body, services.allow_private_callbacks)
             try:
                 call = await services.engine.call_group(call_request)

@@ -1,7 +1,8 @@
 """API errors (API §1): every failure is ``{"result_code": 500, "error": {"id", "description"}}``,
 rendered in one place. HTTP status is 200 (Basix clients read ``result_code``), except a
-body that is not JSON at all (400), a wrong method (405) and a source refused for
-too many failed authentications (429, with ``Retry-After``)."""
+body that is not JSON at all (400), a wrong method (405), a source refused for
+too many failed authentications (429, with ``Retry-After``) and a call refused while the
+server is overloaded (503, with ``Retry-After``)."""
 
 from __future__ import annotations
 
