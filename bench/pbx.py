@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 TOKEN = "bench-token"
@@ -127,6 +128,17 @@ def sipp(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return process
 
 
+async def read_http_message(reader: asyncio.StreamReader) -> tuple[bytes, Any]:
+    """One HTTP/1.1 message with a JSON body: its first line and the decoded body."""
+    first_line = await reader.readuntil(b"\r\n")
+    length = 0
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return first_line, json.loads(await reader.readexactly(length))
+
+
 class HttpClient:
     """HTTP/1.1 keep-alive POSTs over a pool of raw connections: microseconds per request,
     where a general-purpose client would cost the generator a millisecond."""
@@ -151,13 +163,7 @@ class HttpClient:
         for attempt in (1, 2):  # an idle connection may have been closed by the server
             try:
                 writer.write(head)
-                status_line = await reader.readuntil(b"\r\n")
-                length = 0
-                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    name, _, value = line.decode().partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                answer = json.loads(await reader.readexactly(length))
+                status_line, answer = await read_http_message(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -189,13 +195,7 @@ class CallbackSink:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                await reader.readuntil(b"\r\n")
-                length = 0
-                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    name, _, value = line.decode().partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                body = json.loads(await reader.readexactly(length))
+                _, body = await read_http_message(reader)
                 key = "0" if body["result_code"] == 0 else body["error"]["id"]
                 self.outcomes[key] = self.outcomes.get(key, 0) + 1
                 if body["result_code"] == 0:
