@@ -126,15 +126,6 @@ class Server:
         await self.callbacks.start()
         await self.endpoint.start()
         self.overload.start()
-        # What exists now (modules, the directory, the app) lives as long as the process.
-        # Frozen, the collector stops re-scanning it; and a call's many small objects mostly
-        # die young, so a larger first generation lets them go before they are promoted and
-        # re-scanned by full collections. Measured at 100 calls/s (bench.call_group_ladder):
-        # with Python's defaults (700, 10, 10) full collections paused the loop up to 280 ms
-        # and API p99 was 150 ms; with these, 19 ms, and a third of the collector's CPU.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 100)
 
     async def stop(self) -> None:
         await self.overload.stop()
@@ -152,6 +143,15 @@ class Server:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT or ``stopping`` is set, then shut down in order."""
         await self.start()
+        # What exists now (modules, the directory, the app) lives as long as the process.
+        # Frozen, the collector stops re-scanning it; and a call's many small objects mostly
+        # die young, so a larger first generation lets them go before they are promoted and
+        # re-scanned by full collections. Measured at 100 calls/s (bench.call_group_ladder):
+        # with Python's defaults (700, 10, 10) full collections paused the loop up to 280 ms
+        # and API p99 was 150 ms; with these, 19 ms, and a third of the collector's CPU.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 100)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with suppress(NotImplementedError, RuntimeError):

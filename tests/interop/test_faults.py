@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.app import Server
 from tests.callbacks.receiver import callback_receiver
 from tests.interop.call_group_harness import (
     Phones,
@@ -32,10 +33,9 @@ CALLS = 8
 LOSS_PERCENT = 10
 
 
-async def _calls_ended(server: object, timeout: float = 10) -> None:
-    engine = server.engine  # type: ignore[attr-defined]
+async def _calls_ended(server: Server, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while engine.statistics() != {"calls": 0, "channels": 0}:
+        while server.engine.statistics() != {"calls": 0, "channels": 0}:
             await asyncio.sleep(0.02)
 
 

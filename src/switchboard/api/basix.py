@@ -234,12 +234,7 @@ def router(services: Services) -> APIRouter:
                 cached = idempotency.get((domain.name, key), time.time())
                 if cached is not None:
                     return JSONResponse(cached)
-            overload = services.overload
-            if overload.overloaded:
-                overload.counters["calls_refused_overloaded"] += 1
-                raise ApiError("overloaded", f"the server is behind by {overload.lag * 1000:.0f}"
-                               " ms; retry in a second", http_status=503,
-                               headers={"Retry-After": "1"})  # fmt: skip
+            services.overload.admit()
             call_request = call_group_request(domain, body, services.allow_private_callbacks)
             try:
                 call = await services.engine.call_group(call_request)

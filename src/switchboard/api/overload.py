@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from switchboard.api.errors import ApiError
+
 TICK = 0.02  # seconds between measurements
 LIMIT = 0.05  # seconds of average lag above which new calls are refused (the timer promise)
 WEIGHT = 0.1  # moving average weight of the newest sample: about 10 ticks, ~0.2–0.5 s
@@ -34,6 +36,14 @@ class LoopLagMonitor:
     @property
     def overloaded(self) -> bool:
         return self.lag > self.limit
+
+    def admit(self) -> None:
+        """Raise ``overloaded`` (HTTP 503, Retry-After) while the loop runs late."""
+        if self.overloaded:
+            self.counters["calls_refused_overloaded"] += 1
+            raise ApiError("overloaded", f"the server is behind by {self.lag * 1000:.0f} ms; "
+                           "retry in a second", http_status=503,
+                           headers={"Retry-After": "1"})  # fmt: skip
 
     def start(self) -> None:
         if self._task is None:

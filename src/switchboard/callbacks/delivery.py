@@ -26,10 +26,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from switchboard.callbacks import policy
-from switchboard.store.outbox import Outbox, PendingCallback
+from switchboard.store.outbox import LEASE, Outbox, PendingCallback
 
 log = logging.getLogger("switchboard.callbacks")
-LEASE = 60.0  # seconds a claimed callback is not handed out again
 
 
 class CallbackDelivery:
@@ -82,7 +81,7 @@ class CallbackDelivery:
         while True:
             self._wake.clear()
             try:
-                for callback in await self.outbox.claim_due(self.clock(), LEASE):
+                for callback in await self.outbox.claim_due(self.clock()):
                     task = asyncio.get_running_loop().create_task(self._deliver(callback))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)

@@ -194,7 +194,6 @@ class MediaSession:
         self.a, self.b = a, b
         self.bridged = False
         self.closed = False
-        self.created = relay.loop.time()
         self._ringback: dict[str, _Ringback] = {}
         self._flowing: set[str] = set()  # legs media is being relayed toward
         self._mark_next: set[str] = set()  # legs whose next relayed packet gets a marker

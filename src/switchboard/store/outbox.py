@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from switchboard.store.schema import CallbackRow
 from switchboard.store.writes import WriteQueue
 
+LEASE = 60.0  # seconds a claimed callback is not handed out again
 _INSERT = insert(CallbackRow)
 _DELIVERED = (
     update(CallbackRow)
@@ -45,7 +46,7 @@ class Outbox:
         await self.writes.run(_INSERT, [row])
 
     async def claim_due(
-        self, now: float, lease: float = 60.0, limit: int = 100
+        self, now: float, lease: float = LEASE, limit: int = 100
     ) -> list[PendingCallback]:
         """Take what is due and push its next try ``lease`` seconds away, in one
         transaction: a claimed callback is not handed out again while it is being sent,
