@@ -19,6 +19,7 @@ from switchboard.api.auth import ApiAuth
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import Config
+from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
 from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
@@ -82,6 +83,8 @@ class Server:
         )
         self.records = CallRecordStore(self.database, self.writes)
         self.cti = CtiHub()
+        self.directory_feed = DirectoryFeed(self.cti, config, self.registrar.contacts)
+        self.registrar.on_binding = self.directory_feed.binding_changed
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)
         self.overload = LoopLagMonitor()
@@ -123,6 +126,7 @@ class Server:
         await migrate(self.database)
         await apply_config(self.database, self.config)
         await self.registrar.start()
+        self.directory_feed.seed(self.registrar.location.all_bindings())
         await self.callbacks.start()
         await self.endpoint.start()
         self.overload.start()

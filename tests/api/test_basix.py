@@ -23,16 +23,18 @@ CONFIG = """
 [[domains]]
 name = "example.com"
 api_token = "token-for-tests"
-channel_limit = 4
+channel_limit = 8
 calling_number = "0506868000"
   [[domains.users]]
   id = 1
   name = "alice"
   sip_password = "pw-alice"
+  contacts = ["sip:alice@127.0.0.1:SILENT_PORT;line=desk", "sip:alice@127.0.0.1:SILENT_PORT"]
   [[domains.users]]
   id = 2
   name = "bob"
   sip_password = "pw-bob"
+  contacts = ["sip:bob@127.0.0.1:SILENT_PORT"]
   [[domains.users]]
   id = 3
   name = "erik"
@@ -75,7 +77,9 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Server, httpx.AsyncClient, 
     dan = free_port()
     extra = "callback_allow_private = true"
     async with running_server(
-        CONFIG.replace("DAN_PORT", str(dan)), tmp_path / "db.sqlite", extra
+        CONFIG.replace("DAN_PORT", str(dan)).replace("SILENT_PORT", str(free_port())),
+        tmp_path / "db.sqlite",
+        extra,
     ) as server:
         host, port = server.config.server.http_address
         task = asyncio.create_task(server.http.serve())
@@ -239,8 +243,10 @@ async def test_the_seeds_five_curl_examples(
         answers.append(json.loads(out))
     for index in (0, 1, 2, 4):
         assert answers[index]["result_code"] == 0, answers[index]
-        assert len(answers[index]["uuids"]) == 2  # alice and bob, in hunting order
-    # Example 4: the ring group needs 4 member channels + 1 for the destination > limit 4
+        # one channel per terminal, in hunting order: alice's two, then bob's
+        assert len(set(answers[index]["uuids"])) == 3
+    # Example 4: the ring group needs 4 member channels + 1 for the destination, on top of
+    # the 6 held by examples 1-3 (their members ring on): more than the limit of 8
     assert answers[3]["result_code"] == 500
     assert answers[3]["error"]["id"] == "channel_limit_reached"
 

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from switchboard.cti.channels import Channel
+from switchboard.cti.elements import TerminalRow, UserRow
 from switchboard.cti.hub import ConnectionLimitError, CtiHub
 
 
@@ -23,10 +24,31 @@ async def test_a_subscriber_sees_only_its_own_domain_in_sequence() -> None:
     hub.publish("added", _chan("z", "other.example"))
     hub.publish("removed", _chan("a"))
     mine = [ours.queue.get_nowait() for _ in range(ours.queue.qsize())]
-    assert [(e.seq, e.event, e.channel.uuid) for e in mine] == [(1, "added", "a"),
-                                                                (2, "removed", "a")]  # fmt: skip
-    assert [e.channel.uuid for e in [theirs.queue.get_nowait()]] == ["z"]
-    assert hub.snapshot("example.com") == ([], 2)
+    assert [(e.seq, e.event, e.item.key) for e in mine] == [(1, "added", "a"), (2, "removed", "a")]
+    assert [e.item.key for e in [theirs.queue.get_nowait()]] == ["z"]
+    assert hub.snapshot("example.com") == ({}, 2)
+
+
+async def test_a_user_selected_subscriber_gets_only_that_users_channels_but_every_element() -> None:
+    hub = CtiHub()
+    alice = hub.subscribe("example.com", "api", "crm", forced=False, user_id=1001)
+    everyone = hub.subscribe("example.com", "api", "wall", forced=False)
+    hub.publish("added", Channel("a", "example.com", user_id=1001))
+    hub.publish("added", Channel("b", "example.com", user_id=1002))
+    terminal = TerminalRow("example.com", "t1", "sip:bob@h", 1002, "sip", None, True, None)
+    hub.publish("added", terminal)
+    seen = [alice.queue.get_nowait().item.key for _ in range(alice.queue.qsize())]
+    assert seen == ["a", "t1"]
+    assert everyone.queue.qsize() == 3
+    elements, seq = hub.snapshot("example.com")
+    assert seq == 3 and elements["terminal"] == [terminal] and len(elements["channel"]) == 2
+
+
+def test_seeded_elements_are_in_the_snapshot_without_an_event() -> None:
+    hub = CtiHub()
+    user = UserRow("example.com", 1001, "alice", None, "1001", None, None, "offline")
+    hub.seed(user)
+    assert hub.snapshot("example.com") == ({"user": [user]}, 0)
 
 
 async def test_a_subscriber_that_stops_reading_is_dropped_without_slowing_others() -> None:

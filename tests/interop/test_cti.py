@@ -144,7 +144,7 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     assert all(e["data"]["answer_timestamp"] for e in bridged)
     assert trunk_events[-1]["event"] == "removed"
     assert not any(e["data"]["uuid"] == uuids[1] for e in events), "bob was never rung"
-    assert server.cti.snapshot("example.com")[0] == []
+    assert server.cti.channels("example.com") == []
 
 
 async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames(

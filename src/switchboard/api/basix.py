@@ -181,7 +181,7 @@ CALL_GROUP_BODY = {
                             "type": "object",
                             "properties": {
                                 key: {"type": ["string", "integer"]}
-                                for key in ("id", "name", "organization", "avatar")
+                                for key in ("id", "name", "organization", "avatar", "prefecture")
                             },
                         },
                     },

@@ -1,8 +1,11 @@
 """``ws_cti`` and ``gen_ws_ticket`` (API §4): live channel events over WebSocket.
 
-On connect: ``field_spec`` and ``initial_info`` (or, with ``since=<seq>``, the missed
-events when the buffer still has them), then one ``info_event`` per change. BERT binary
-frames by default; JSON text frames with ``format=json``. A text frame
+On connect: a ``field_spec`` for every element Basix's client keeps (``domain``, ``user``,
+``group``, ``group_member``, ``terminal``, ``channel``, ``channel_waiting``), then an
+``initial_info`` for each (or, with ``since=<seq>``, the missed events when the buffer still
+has them), then one ``info_event`` per change. BERT binary frames by default; JSON text
+frames with ``format=json``. A ``user_*`` selector restricts channels to that user's
+(unless ``full_events=true``); ``force=true`` is ``forced=true``. A text frame
 ``{"cmd": "hangup", "uuid": …}`` hangs up a channel of the domain, as Basix's client sends.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -23,6 +27,7 @@ from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
 from switchboard.api.basix import authenticate, documented, json_object
 from switchboard.api.errors import ApiError, error_response
 from switchboard.cti import messages
+from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
 from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
@@ -45,13 +50,26 @@ def router(services: Services) -> APIRouter:
     @api.post(
         "/basix/api/gen_ws_ticket",
         openapi_extra=documented(
-            {"type": "object", "required": ["uri"], "properties": {
-                "uri": {"type": "string", "pattern": "^/basix/api/ws_cti",
-                        "example": "/basix/api/ws_cti?format=json"}}},
-            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]},
-                                              "ticket": {"type": "string"}}},
+            {
+                "type": "object",
+                "required": ["uri"],
+                "properties": {
+                    "uri": {
+                        "type": "string",
+                        "pattern": "^/basix/api/ws_cti",
+                        "example": "/basix/api/ws_cti?format=json",
+                    }
+                },
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "result_code": {"type": "integer", "enum": [0]},
+                    "ticket": {"type": "string"},
+                },
+            },
         ),
-    )  # fmt: skip
+    )
     async def gen_ws_ticket(request: Request) -> JSONResponse:
         """A single-use ticket (10 s) for opening exactly ``uri`` with ``ws_ticket:TICKET``."""
         try:
@@ -72,22 +90,25 @@ def router(services: Services) -> APIRouter:
 
     @api.websocket("/basix/api/ws_cti")
     async def ws_cti(websocket: WebSocket) -> None:
-        domain = _authenticate_upgrade(websocket, services)
+        query = websocket.query_params
+        full_events = query.get("full_events") == "true"
+        domain = _authenticate_upgrade(websocket, services, full_events=full_events)
         if domain is None:
             await websocket.close(code=4401)  # before accept: the upgrade is refused, 403
             return
-        query = websocket.query_params
         as_json = query.get("format") == "json"
+        forced = "true" in (query.get("forced"), query.get("force"))  # Basix's README: force
+        await websocket.accept()
         try:
+            user_id = None if full_events else _selected_user(services, domain, query)
             subscriber = services.cti.subscribe(
-                domain, "api", query.get("app_name", ""), forced=query.get("forced") == "true"
+                domain, "api", query.get("app_name", ""), forced=forced, user_id=user_id
             )
-        except ConnectionLimitError:
-            await websocket.accept()
-            await _send(websocket, as_json, system="connection_limit_reached")
+        except (ConnectionLimitError, ApiError) as refusal:
+            reason = refusal.error_id if isinstance(refusal, ApiError) else str(refusal)
+            await _send(websocket, as_json, system=reason)
             await websocket.close()
             return
-        await websocket.accept()
         try:
             await _serve(websocket, services, subscriber, as_json, query.get("since"))
         finally:
@@ -96,61 +117,100 @@ def router(services: Services) -> APIRouter:
     return api
 
 
-def _authenticate_upgrade(websocket: WebSocket, services: Services) -> str | None:
-    """The subscriber's domain, or None to refuse; failures count against the source."""
+def _authenticate_upgrade(
+    websocket: WebSocket, services: Services, *, full_events: bool
+) -> str | None:
+    """The subscriber's domain, or None to refuse; failures count against the source.
+
+    A ticket is for a browser page, which should see what its user may see: it cannot
+    authorise ``full_events=true`` (API §4); only the domain's token can."""
     source = websocket.client.host if websocket.client else "unknown"
     auth = services.api_auth
     try:
         auth.check_not_blocked(source)
     except ApiError:
         return None
-    domain = _upgrade_domain(websocket, services)
+    domain, by_ticket = _upgrade_domain(websocket, services)
     if domain is None:
         auth.failed(source)
+    elif by_ticket and full_events:
+        return None
     return domain
 
 
-def _upgrade_domain(websocket: WebSocket, services: Services) -> str | None:
+def _upgrade_domain(websocket: WebSocket, services: Services) -> tuple[str | None, bool]:
+    """The domain the credentials name, and whether they were a ticket."""
     ticket = websocket.query_params.get("ws_ticket")
     if ticket is not None:  # ours, for browsers: the ticket in the query, not in a header
-        rest = urlencode([(k, v) for k, v in websocket.query_params.multi_items()
-                          if k != "ws_ticket"])  # fmt: skip
+        rest = urlencode(
+            [(k, v) for k, v in websocket.query_params.multi_items() if k != "ws_ticket"]
+        )
         uri = websocket.url.path + (f"?{rest}" if rest else "")
-        return services.tickets.redeem(ticket, uri, time.monotonic())
+        return services.tickets.redeem(ticket, uri, time.monotonic()), True
     authorization = websocket.headers.get("authorization", "")
     try:
         user, secret = basic_credentials(authorization)
     except ApiError:
-        return None
+        return None, False
     if user == "ws_ticket":
         uri = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
-        return services.tickets.redeem(secret, uri, time.monotonic())
+        return services.tickets.redeem(secret, uri, time.monotonic()), True
     try:
-        return domain_for_token(services.directory, user, secret).name
+        return domain_for_token(services.directory, user, secret).name, False
     except ApiError:
+        return None, False
+
+
+USER_SELECTORS = ("user_id", "user_name", "user_label", "user_extension", "user_did", "user_email")
+
+
+def _selected_user(services: Services, domain: str, query: Mapping[str, str]) -> int | None:
+    """The user a ``user_*`` selector names (API §4), whose channels alone the socket gets."""
+    given = {key: query[key] for key in USER_SELECTORS if query.get(key)}
+    if not given:
         return None
+    config = services.directory.domain(domain)
+    users = config.users if config else []
+    found = set()
+    for key, value in given.items():
+        field = {"user_extension": "extension"}.get(key, key.removeprefix("user_"))
+        match = [u.id for u in users if str(getattr(u, field) or "") == value]
+        if not match:
+            raise ApiError("user_not_found", f"no user matches {key}={value}")
+        found.update(match)
+    if len(found) > 1:
+        raise ApiError("conflicting_user_selectors", "the selectors name different users")
+    return found.pop()
 
 
 async def _serve(
-    websocket: WebSocket, services: Services, subscriber: Subscriber, as_json: bool,
+    websocket: WebSocket,
+    services: Services,
+    subscriber: Subscriber,
+    as_json: bool,
     since: str | None,
-) -> None:  # fmt: skip
+) -> None:
     hub = services.cti
     replay = hub.missed(subscriber.domain, int(since)) if since and since.isdigit() else None
-    channels, horizon = hub.snapshot(subscriber.domain)
+    elements, horizon = hub.snapshot(subscriber.domain)
     # Events queued since subscribing and already in the replay or the snapshot (seq up to
-    # ``horizon``) are skipped below. field_spec comes first: BERT rows need it.
-    if as_json:
-        await websocket.send_text(messages.field_spec_json())
-    else:
-        await websocket.send_bytes(messages.field_spec_bert())
+    # ``horizon``) are skipped below. Every field_spec comes first: rows need them.
+    for element in ELEMENT_FIELDS:
+        if as_json:
+            await websocket.send_text(messages.field_spec_json(element))
+        else:
+            await websocket.send_bytes(messages.field_spec_bert(element))
     if replay is not None:
         for missed in replay:
-            await _send(websocket, as_json, event=missed)
-    elif as_json:
-        await websocket.send_text(messages.initial_info_json(channels, horizon))
+            if subscriber.wants(missed.item):
+                await _send(websocket, as_json, event=missed)
     else:
-        await websocket.send_bytes(messages.initial_info_bert(channels))
+        for element in ELEMENT_FIELDS:
+            items = [i for i in elements.get(element, ()) if subscriber.wants(i)]
+            if as_json:
+                await websocket.send_text(messages.initial_info_json(element, items, horizon))
+            else:
+                await websocket.send_bytes(messages.initial_info_bert(element, items))
     commands = asyncio.create_task(_read_commands(websocket, services, subscriber))
     try:
         while True:
@@ -190,10 +250,9 @@ async def _send(
 ) -> None:
     if event is not None:
         if as_json:
-            await websocket.send_text(messages.info_event_json(event.event, event.channel,
-                                                               event.seq))  # fmt: skip
+            await websocket.send_text(messages.info_event_json(event.event, event.item, event.seq))
         else:
-            await websocket.send_bytes(messages.info_event_bert(event.event, event.channel))
+            await websocket.send_bytes(messages.info_event_bert(event.event, event.item))
     elif system is not None:
         if as_json:
             await websocket.send_text(messages.system_msg_json(system))

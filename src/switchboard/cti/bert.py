@@ -1,9 +1,17 @@
 """BERT: Erlang's external term format (version 131), the wire format of Basix CTI frames.
 
-Python values map to terms: ``Atom`` → atom, ``tuple`` → tuple, ``list`` → list (``[]`` is
-nil), ``str``/``bytes`` → binary (UTF-8), ``int`` → small integer, integer or big, ``float``
-→ new float, ``None`` → the atom ``undefined`` (what Basix sends for a missing field),
-``BERT_NIL`` → ``{bert, nil}``. Encoding only: clients decode.
+Basix's own client library decodes only part of the format (API §4): small integer (97),
+integer (98), small and large big (110, 111), the old string float (99), ``ATOM_EXT`` (100)
+and ``SMALL_ATOM_EXT`` (115), ``STRING_EXT`` (107), ``BINARY_EXT`` (109), tuples (104,
+105), lists (108) and nil (106). Anything else (UTF-8 atoms, new floats, maps) makes it
+throw and drop the frame, so this encoder writes only those tags.
+
+Python values map to terms: ``Atom`` → atom, ``Chars`` → string (107: the client turns it
+into a plain JavaScript string, which is what it compares element and event names with),
+``tuple`` → tuple, ``list`` → list (``[]`` is nil), ``str``/``bytes`` → binary (UTF-8),
+``int`` → integer, ``float`` → old float, ``bool`` → the atoms ``true``/``false``,
+``None`` → the atom ``undefined`` (the client's JavaScript ``undefined``), ``BERT_NIL`` →
+``{bert, nil}``. Encoding only: clients decode.
 """
 
 from __future__ import annotations
@@ -12,6 +20,10 @@ import struct
 from dataclasses import dataclass
 
 VERSION = 131
+# The client reads a 4-byte INTEGER_EXT as negative only when its first byte is above 128,
+# so -2**31 .. -2**31 + 2**24 - 1 would come out positive; its own encoder keeps INTEGER_EXT
+# within ±2**27. Larger magnitudes go as bignums, which it reads exactly up to 2**53.
+_INTEGER_RANGE = range(-(2**27), 2**27)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +31,17 @@ class Atom:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Chars:
+    """A ``STRING_EXT`` term: Latin-1 text of at most 65535 characters."""
+
+    text: str
+
+
 UNDEFINED = Atom("undefined")
 BERT_NIL = (Atom("bert"), Atom("nil"))  # BERT's empty-collection marker
 
-Term = Atom | tuple["Term", ...] | list["Term"] | str | bytes | int | float | None
+Term = Atom | Chars | tuple["Term", ...] | list["Term"] | str | bytes | int | float | None
 
 
 def encode(term: Term) -> bytes:
@@ -35,16 +54,18 @@ def _encode(term: Term, out: bytearray) -> None:
     if term is None:
         term = UNDEFINED
     if isinstance(term, Atom):
-        name = term.name.encode()
-        if len(name) > 255:
-            raise ValueError("atom too long")
-        out += bytes((119, len(name))) + name  # SMALL_ATOM_UTF8_EXT
+        _encode_atom(term.name, out)
+    elif isinstance(term, Chars):
+        data = term.text.encode("latin-1")
+        if len(data) > 0xFFFF:
+            raise ValueError("STRING_EXT longer than 65535 bytes")
+        out += b"k" + struct.pack(">H", len(data)) + data  # STRING_EXT
     elif isinstance(term, bool):
-        _encode(Atom("true" if term else "false"), out)
+        _encode_atom("true" if term else "false", out)
     elif isinstance(term, int):
         _encode_int(term, out)
     elif isinstance(term, float):
-        out += b"F" + struct.pack(">d", term)  # NEW_FLOAT_EXT
+        out += b"c" + f"{term:.20e}".encode().ljust(31, b"\0")  # FLOAT_EXT
     elif isinstance(term, str | bytes):
         data = term.encode() if isinstance(term, str) else term
         out += b"m" + struct.pack(">I", len(data)) + data  # BINARY_EXT
@@ -67,12 +88,26 @@ def _encode(term: Term, out: bytearray) -> None:
         raise TypeError(f"cannot encode {type(term).__name__} as BERT")
 
 
+def _encode_atom(name: str, out: bytearray) -> None:
+    data = name.encode("ascii")
+    if len(data) < 256:
+        out += bytes((115, len(data))) + data  # SMALL_ATOM_EXT
+    elif len(data) <= 0xFFFF:
+        out += b"d" + struct.pack(">H", len(data)) + data  # ATOM_EXT
+    else:
+        raise ValueError("atom too long")
+
+
 def _encode_int(value: int, out: bytearray) -> None:
     if 0 <= value < 256:
         out += bytes((97, value))  # SMALL_INTEGER_EXT
-    elif -(2**31) <= value < 2**31:
+    elif value in _INTEGER_RANGE:
         out += b"b" + struct.pack(">i", value)  # INTEGER_EXT
     else:
         magnitude = abs(value)
         digits = magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "little")
-        out += bytes((110, len(digits), 1 if value < 0 else 0)) + digits  # SMALL_BIG_EXT
+        sign = 1 if value < 0 else 0
+        if len(digits) < 256:
+            out += bytes((110, len(digits), sign)) + digits  # SMALL_BIG_EXT
+        else:
+            out += b"o" + struct.pack(">I", len(digits)) + bytes((sign,)) + digits  # LARGE_BIG

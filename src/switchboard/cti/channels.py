@@ -1,26 +1,72 @@
 """The channel element of CTI (API §4): fields, JSON shape and BERT row.
 
 Rows are positional in ``FIELDS`` order (the ``field_spec`` message tells clients the order).
-Shapes follow Basix's client library: ``state`` travels as a tuple ``{ts, name, …data}``,
-``target`` as ``{type, id, name, address}``, ``end_user`` as ``id*name*organization*avatar*
-prefecture`` (each URL-encoded; ``_MANY_:<count>|item|…`` for several), ``tags`` as a
-``;``-joined string, missing values as the atom ``undefined``. Timestamps are µs.
+Shapes follow what Basix's client library decodes:
+- ``state`` is a tuple ``{ts, name, …data}`` with a Basix state name only; ``calling``
+  carries ``{location, type, target_data}`` (``{user_id}``, ``{group_type, group_id}`` or
+  ``{address}``). Progress within a state (the phone is ringing) is the tag ``ringing``,
+  never a new state name: the client knows only Basix's names.
+- ``target`` is ``{type, id, name, address}``; ``other_info`` (a summary of the peer
+  channel) is ``{type, user_id | end_user, direction, peer_location, address,
+  offer_timestamp, group_id}`` with type ``user`` or ``end_user``.
+- ``end_user`` is ``id*name*organization*avatar*prefecture`` (each URL-encoded;
+  ``_MANY_:<count>|item|…`` for several), ``origination`` a ``*``-joined string of URL-encoded
+  tokens, ``tags`` a ``;``-joined string; missing values are the atom ``undefined``.
+- ``last_event`` is ``STATE_CHANGE``, ``CHANNEL_ANSWER`` or ``CHANNEL_HANGUP``.
+Timestamps are µs since the epoch. The JSON variant carries the same values as objects, the
+shapes the client library builds from the row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard.cti.bert import Atom, Term
 
 FIELDS = (
-    "uuid", "direction", "peer_location", "calling_name", "calling_number", "called_number",
-    "offer_timestamp", "answer_timestamp", "hangup_timestamp", "other_uuid", "user_id",
-    "group_id", "state", "target", "origination", "end_user", "tags", "last_event",
-    "last_event_data", "call_id",
-)  # fmt: skip
+    "uuid",
+    "direction",
+    "peer_location",
+    "calling_name",
+    "calling_number",
+    "called_number",
+    "offer_timestamp",
+    "answer_timestamp",
+    "hangup_timestamp",
+    "other_uuid",
+    "user_id",
+    "group_id",
+    "state",
+    "target",
+    "origination",
+    "end_user",
+    "tags",
+    "last_event",
+    "last_event_data",
+    "call_id",
+    "other_info",
+    "last_bridged_user_id",
+)
+
+# Basix's state names (its client's translate_state knows these and nothing else).
+STATE_NAMES = frozenset(
+    (
+        "calling",
+        "bridged",
+        "voicemail",
+        "checking_voicemail",
+        "calling_siptermination",
+        "ivr",
+        "system_operation",
+        "conference",
+        "xml_ivr",
+        "park",
+        "eavesdrop",
+    )
+)
+LAST_EVENTS = frozenset(("STATE_CHANGE", "CHANNEL_ANSWER", "CHANNEL_HANGUP"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,22 +77,37 @@ class EndUserItem:
     avatar: str | None = None
     prefecture: str | None = None
 
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "organization": self.organization,
+            "avatar": self.avatar,
+            "prefecture": self.prefecture,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelState:
     ts: int
-    name: str  # calling | bridged | …
+    name: str  # a Basix state name: calling | bridged | …
     target_location: str | None = None  # calling: int | ext
     target_type: str | None = None  # calling: user | group | pstn
     target_id: int | None = None
-    group_type: str | None = None
+    group_type: str | None = None  # calling a group: hunt | ring
     address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in STATE_NAMES:
+            raise ValueError(f"{self.name!r} is not a Basix channel state")
 
     def data(self) -> dict[str, Any]:
         if self.name != "calling":
             return {}
-        data: dict[str, Any] = {"target_location": self.target_location,
-                                "target_type": self.target_type}  # fmt: skip
+        data: dict[str, Any] = {
+            "target_location": self.target_location,
+            "target_type": self.target_type,
+        }
         if self.target_type == "user":
             data["user_id"] = self.target_id
         elif self.target_type == "group":
@@ -64,8 +125,13 @@ class ChannelState:
             target_data = (Atom(self.group_type or "hunt"), self.target_id)
         else:
             target_data = (self.address,)
-        return (self.ts, Atom("calling"), Atom(self.target_location or "int"),
-                Atom(self.target_type or "user"), target_data)  # fmt: skip
+        return (
+            self.ts,
+            Atom("calling"),
+            Atom(self.target_location or "int"),
+            Atom(self.target_type or "user"),
+            target_data,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +143,49 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherInfo:
+    """The peer channel as this channel's user sees it: a user of the PBX or an end user."""
+
+    type: str  # user | end_user
+    direction: str
+    peer_location: str
+    address: str | None = None
+    offer_timestamp: int | None = None
+    user_id: int | None = None
+    group_id: int | None = None
+    end_user: tuple[EndUserItem, ...] = ()
+
+    def term(self) -> Term:
+        who: Term = self.user_id if self.type == "user" else end_user_wire(self.end_user)
+        return (
+            Atom(self.type),
+            who,
+            Atom(self.direction),
+            Atom(self.peer_location),
+            self.address,
+            self.offer_timestamp,
+            self.group_id,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "direction": self.direction,
+            "peer_location": self.peer_location,
+            "address": self.address,
+            "offer_timestamp": self.offer_timestamp,
+        }
+        if self.type == "user":
+            out.update(user_id=self.user_id, group_id=self.group_id)
+        else:
+            out["end_user"] = end_user_json(self.end_user)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
+    ELEMENT: ClassVar[str] = "channel"
+
     uuid: str
     domain: str
     direction: str = "outbound"
@@ -93,33 +201,50 @@ class Channel:
     group_id: int | None = None
     state: ChannelState | None = None
     target: Target | None = None
-    origination: str | None = None
+    origination: tuple[str, ...] = ()
     end_user: tuple[EndUserItem, ...] = ()
     tags: tuple[str, ...] = field(default=())
     last_event: str | None = None
     last_event_data: str | None = None
     call_id: str | None = None
+    other_info: OtherInfo | None = None
+    last_bridged_user_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.last_event is not None and self.last_event not in LAST_EVENTS:
+            raise ValueError(f"{self.last_event!r} is not a Basix last_event")
+
+    @property
+    def key(self) -> str:
+        return self.uuid
 
     def with_(self, **changes: Any) -> Channel:
         return replace(self, **changes)
+
+    def tagged(self, tag: str) -> Channel:
+        return self if tag in self.tags else replace(self, tags=(*self.tags, tag))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
         out["state"] = (
             {"ts": self.state.ts, "name": self.state.name, "data": self.state.data()}
-            if self.state else None
-        )  # fmt: skip
+            if self.state
+            else None
+        )
         out["target"] = (
-            {"type": self.target.type, "id": self.target.id, "name": self.target.name,
-             "address": self.target.address} if self.target else None
-        )  # fmt: skip
-        out["end_user"] = (
-            {"count": len(self.end_user),
-             "items": [{"id": e.id, "name": e.name, "organization": e.organization,
-                        "avatar": e.avatar} for e in self.end_user]}
-            if self.end_user else None
-        )  # fmt: skip
+            {
+                "type": self.target.type,
+                "id": self.target.id,
+                "name": self.target.name,
+                "address": self.target.address,
+            }
+            if self.target
+            else None
+        )
+        out["origination"] = list(self.origination) or None
+        out["end_user"] = end_user_json(self.end_user)
         out["tags"] = list(self.tags)
+        out["other_info"] = self.other_info.to_json() if self.other_info else None
         return out
 
     def to_row(self) -> list[Term]:
@@ -129,15 +254,25 @@ class Channel:
         values["state"] = self.state.term() if self.state else None
         values["target"] = (
             (Atom(self.target.type), self.target.id, self.target.name, self.target.address)
-            if self.target else None
-        )  # fmt: skip
+            if self.target
+            else None
+        )
+        values["origination"] = (
+            "*".join(quote(token, safe="") for token in self.origination)
+            if self.origination
+            else None
+        )
         values["end_user"] = end_user_wire(self.end_user) if self.end_user else None
         values["tags"] = ";".join(self.tags) if self.tags else None
         values["last_event"] = Atom(self.last_event) if self.last_event else None
+        values["other_info"] = self.other_info.term() if self.other_info else None
         return [values[name] for name in FIELDS]
 
 
-def end_user_wire(items: tuple[EndUserItem, ...]) -> str:
+def end_user_wire(items: tuple[EndUserItem, ...]) -> str | None:
+    if not items:
+        return None
+
     def one(item: EndUserItem) -> str:
         parts = (item.id, item.name, item.organization, item.avatar, item.prefecture)
         return "*".join(quote(part or "", safe="") for part in parts)
@@ -145,3 +280,9 @@ def end_user_wire(items: tuple[EndUserItem, ...]) -> str:
     if len(items) == 1:
         return one(items[0])
     return f"_MANY_:{len(items)}|" + "|".join(one(item) for item in items)
+
+
+def end_user_json(items: tuple[EndUserItem, ...]) -> dict[str, Any] | None:
+    if not items:
+        return None
+    return {"count": len(items), "items": [item.to_json() for item in items]}

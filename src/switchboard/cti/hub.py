@@ -1,4 +1,5 @@
-"""The CTI hub: the live channels of each domain and the subscribers who watch them.
+"""The CTI hub: the live elements of each domain (channels, and the directory's users,
+groups, members, terminals) and the subscribers who watch them.
 
 Rules (API §4, issue "Live CTI"):
 - A subscriber sees only its own domain. Each event gets the next ``seq`` of that domain.
@@ -19,13 +20,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from switchboard.cti.channels import Channel
+from switchboard.cti.elements import DomainRow, GroupMemberRow, GroupRow, TerminalRow, UserRow
+
+Element = Channel | DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     seq: int
     event: str  # added | updated | removed
-    channel: Channel
+    item: Element
 
 
 class ConnectionLimitError(Exception):
@@ -39,6 +43,7 @@ class Subscriber:
     app_name: str
     queue: asyncio.Queue[Event]
     number: int
+    user_id: int | None = None  # only this user's channels (the user_* selectors)
     closed: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -47,13 +52,18 @@ class Subscriber:
         if not self.closed.done():
             self.closed.set_result(reason)
 
+    def wants(self, item: Element) -> bool:
+        if self.user_id is None or not isinstance(item, Channel):
+            return True
+        return item.user_id == self.user_id
+
 
 class CtiHub:
     def __init__(self, *, queue_size: int = 1000, history: int = 2000, per_app: int = 2) -> None:
         self.queue_size = queue_size
         self.history_size = history
         self.per_app = per_app
-        self.channels: dict[str, dict[str, Channel]] = {}
+        self.items: dict[str, dict[tuple[str, str | int], Element]] = {}
         self.seq: dict[str, int] = {}
         self.history: dict[str, deque[Event]] = {}
         self.subscribers: dict[str, list[Subscriber]] = {}
@@ -62,37 +72,46 @@ class CtiHub:
 
     # -- from the engine ------------------------------------------------------------------
 
-    def publish(self, event: str, channel: Channel) -> Event:
-        domain = channel.domain
-        live = self.channels.setdefault(domain, {})
+    def seed(self, item: Element) -> None:
+        """Set an element's start-up state, which nobody has been told of yet."""
+        self.items.setdefault(item.domain, {})[(item.ELEMENT, item.key)] = item
+
+    def publish(self, event: str, item: Element) -> Event:
+        domain = item.domain
+        live = self.items.setdefault(domain, {})
         if event == "removed":
-            live.pop(channel.uuid, None)
+            live.pop((item.ELEMENT, item.key), None)
         else:
-            live[channel.uuid] = channel
+            live[(item.ELEMENT, item.key)] = item
         seq = self.seq.get(domain, 0) + 1
         self.seq[domain] = seq
-        item = Event(seq, event, channel)
-        self.history.setdefault(domain, deque(maxlen=self.history_size)).append(item)
+        published = Event(seq, event, item)
+        self.history.setdefault(domain, deque(maxlen=self.history_size)).append(published)
         self.counters["cti_events"] += 1
         for subscriber in list(self.subscribers.get(domain, ())):
+            if not subscriber.wants(item):
+                continue
             try:
-                subscriber.queue.put_nowait(item)
+                subscriber.queue.put_nowait(published)
             except asyncio.QueueFull:
                 self.counters["cti_dropped_subscribers"] += 1
                 self.unsubscribe(subscriber, "too_slow")
-        return item
+        return published
 
     # -- from WebSocket connections -------------------------------------------------------
 
-    def subscribe(self, domain: str, user: str, app_name: str, *, forced: bool) -> Subscriber:
+    def subscribe(
+        self, domain: str, user: str, app_name: str, *, forced: bool, user_id: int | None = None
+    ) -> Subscriber:
         key = (user, app_name)
         same = [s for s in self.subscribers.get(domain, ()) if (s.user, s.app_name) == key]
         if len(same) >= self.per_app:
             if not forced:
                 raise ConnectionLimitError("connection_limit_reached")
             self.unsubscribe(min(same, key=lambda s: s.number), "connection_replaced")
-        subscriber = Subscriber(domain, user, app_name, asyncio.Queue(self.queue_size),
-                                next(self._numbers))  # fmt: skip
+        subscriber = Subscriber(
+            domain, user, app_name, asyncio.Queue(self.queue_size), next(self._numbers), user_id
+        )
         self.subscribers.setdefault(domain, []).append(subscriber)
         return subscriber
 
@@ -102,9 +121,15 @@ class CtiHub:
             listed.remove(subscriber)
         subscriber.close(reason)
 
-    def snapshot(self, domain: str) -> tuple[list[Channel], int]:
-        """The live channels and the seq they are current as of."""
-        return list(self.channels.get(domain, {}).values()), self.seq.get(domain, 0)
+    def snapshot(self, domain: str) -> tuple[dict[str, list[Element]], int]:
+        """The live elements by element name, and the seq they are current as of."""
+        elements: dict[str, list[Element]] = {}
+        for (element, _), item in self.items.get(domain, {}).items():
+            elements.setdefault(element, []).append(item)
+        return elements, self.seq.get(domain, 0)
+
+    def channels(self, domain: str) -> list[Channel]:
+        return [i for i in self.items.get(domain, {}).values() if isinstance(i, Channel)]
 
     def missed(self, domain: str, since: int) -> list[Event] | None:
         """Events after ``since``, or None when the buffer no longer reaches back there."""

@@ -1,47 +1,62 @@
 """CTI messages in both wire formats (API §4): BERT binary frames (Basix) and JSON text
-frames (``format=json``, ours, with ``seq``)."""
+frames (``format=json``, ours, with ``seq``).
+
+BERT messages have the shapes Basix's client library reads: ``{field_spec, Element,
+[Field…]}`` with field names as atoms (it reads their ``.value``), ``{initial_info, Element,
+[Row…] | {bert, nil}}``, ``{info_event, Element, Row, Event}`` and ``{system_msg, Msg}``.
+Element, event and message names travel as strings, because the client compares them with
+JavaScript ``===`` against strings; an atom there would never match.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from switchboard.cti import bert
-from switchboard.cti.bert import Atom
-from switchboard.cti.channels import FIELDS, Channel
-
-ELEMENT = "channel"
-
-
-def field_spec_bert() -> bytes:
-    return bert.encode((Atom("field_spec"), Atom(ELEMENT), [Atom(f) for f in FIELDS]))
+from switchboard.cti.bert import Atom, Chars
+from switchboard.cti.elements import ELEMENT_FIELDS
+from switchboard.cti.hub import Element
 
 
-def initial_info_bert(channels: list[Channel]) -> bytes:
-    rows: bert.Term = [c.to_row() for c in channels] if channels else bert.BERT_NIL
-    return bert.encode((Atom("initial_info"), Atom(ELEMENT), rows))
+def field_spec_bert(element: str) -> bytes:
+    fields: list[bert.Term] = [Atom(name) for name in ELEMENT_FIELDS[element]]
+    return bert.encode((Atom("field_spec"), Chars(element), fields))
 
 
-def info_event_bert(event: str, channel: Channel) -> bytes:
-    return bert.encode((Atom("info_event"), Atom(ELEMENT), Atom(event), channel.to_row()))
+def initial_info_bert(element: str, items: Iterable[Element]) -> bytes:
+    rows: bert.Term = [item.to_row() for item in items] or bert.BERT_NIL
+    return bert.encode((Atom("initial_info"), Chars(element), rows))
+
+
+def info_event_bert(event: str, item: Element) -> bytes:
+    return bert.encode((Atom("info_event"), Chars(item.ELEMENT), item.to_row(), Chars(event)))
 
 
 def system_msg_bert(message: str) -> bytes:
-    return bert.encode((Atom("system_msg"), Atom(message)))
+    return bert.encode((Atom("system_msg"), Chars(message)))
 
 
-def field_spec_json() -> str:
-    return _json({"type": "field_spec", "element": ELEMENT, "data": list(FIELDS)})
+def field_spec_json(element: str) -> str:
+    return _json({"type": "field_spec", "element": element, "data": list(ELEMENT_FIELDS[element])})
 
 
-def initial_info_json(channels: list[Channel], seq: int) -> str:
-    return _json({"type": "initial_info", "element": ELEMENT,
-                  "data": [c.to_json() for c in channels], "seq": seq})  # fmt: skip
+def initial_info_json(element: str, items: Iterable[Element], seq: int) -> str:
+    data = [item.to_json() for item in items]
+    return _json({"type": "initial_info", "element": element, "data": data, "seq": seq})
 
 
-def info_event_json(event: str, channel: Channel, seq: int) -> str:
-    return _json({"type": "info_event", "element": ELEMENT, "event": event,
-                  "data": channel.to_json(), "seq": seq})  # fmt: skip
+def info_event_json(event: str, item: Element, seq: int) -> str:
+    return _json(
+        {
+            "type": "info_event",
+            "element": item.ELEMENT,
+            "event": event,
+            "data": item.to_json(),
+            "seq": seq,
+        }
+    )
 
 
 def system_msg_json(message: str) -> str:

@@ -9,6 +9,7 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from switchboard.pbx.hunt import (
     Hunt,
 )
 from switchboard.pbx.records import build as build_records
+from switchboard.registrar.location import contact_key
 from switchboard.sip.errors import SipError
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Response
@@ -63,11 +65,13 @@ class CallGroupCall(HuntDriver):
         self.session = session
         self.channels = channels
         domain = request.domain.name
-        self.members = [Leg(str(uuid.uuid4())) for _ in request.group.members]
-        attempts = [
-            Attempt(leg.uuid, user, self.availability(user))
-            for leg, user in zip(self.members, request.group.members, strict=True)
-        ]
+        self.members: list[Leg] = []
+        attempts: list[Attempt] = []
+        for user in request.group.members:
+            availability = self.availability(user)
+            leg = self._member_leg(user, availability)
+            self.members.append(leg)
+            attempts.append(Attempt(leg.uuid, user, availability))
         super().__init__(
             Hunt(
                 attempts,
@@ -92,12 +96,34 @@ class CallGroupCall(HuntDriver):
         self._cap: asyncio.TimerHandle | None = None
         self._busy: tuple[str, str] | None = None
         self.cti = CallChannels(engine.cti, self)
-        log.info("call_group %s@%s: %d member(s), destination %s", request.group.name, domain,
-                 len(self.members), type(request.destination.target).__name__)  # fmt: skip
+        log.info(
+            "call_group %s@%s: %d member(s), destination %s",
+            request.group.name,
+            domain,
+            len(self.members),
+            type(request.destination.target).__name__,
+        )
+
+    def _member_leg(self, user: str, availability: Availability) -> Leg:
+        """One uuid per terminal the hunt will ring, allocated now (API §2)."""
+        contacts = []
+        if availability is Availability.AVAILABLE:
+            contacts = self.engine.registrar.contacts(self.request.domain.name, user)
+        planned = {contact_key(contact): str(uuid.uuid4()) for contact in contacts}
+        first = next(iter(planned.values()), None)
+        return Leg(first or str(uuid.uuid4()), planned=planned)
 
     @property
     def uuids(self) -> list[str]:
-        return [leg.uuid for leg in self.members]
+        """The members' terminal channels, in hunting order: the API's answer."""
+        return [uuid for leg in self.members for uuid in leg.planned.values()]
+
+    @property
+    def channel_uuids(self) -> list[str]:
+        """Every uuid a hangup may name: planned, rung since, and the destination's."""
+        rung = [call.call_id for leg in self.members for call in leg.calls]
+        destination = [self.cti.destination_uuid] if self.cti.destination_uuid else []
+        return list(dict.fromkeys([*self.uuids, *rung, *destination]))
 
     def availability(self, user: str) -> Availability:
         domain = self.request.domain.name
@@ -117,9 +143,16 @@ class CallGroupCall(HuntDriver):
         self.cti.sync_members()  # CTI follows each step of the hunt
 
     def ring_terminals(
-        self, user: str, call_id: str, from_tag: str, body: bytes, *, member: bool = False
+        self,
+        user: str,
+        call_id_for: Callable[[str], str],
+        from_tag: str,
+        body: bytes,
+        *,
+        member: bool = False,
     ) -> list[OutgoingCall]:
-        """INVITE every terminal of ``user`` as one leg (one Call-ID, one From tag)."""
+        """INVITE every terminal of ``user`` as one leg (one From tag); ``call_id_for``
+        gives each contact's Call-ID."""
         request = self.request
         domain = request.domain.name
         group = request.group.name
@@ -134,20 +167,41 @@ class CallGroupCall(HuntDriver):
         calls = []
         for contact in self.engine.registrar.contacts(domain, user):
             target, peer = _target(contact)
-            calls.append(self.engine.ua.call(
-                target, peer, from_uri=f"sip:{group}@{domain}", body=body, display_name=display,
-                call_id=call_id, from_tag=from_tag, extra=extra,
-            ))  # fmt: skip
+            calls.append(
+                self.engine.ua.call(
+                    target,
+                    peer,
+                    from_uri=f"sip:{group}@{domain}",
+                    body=body,
+                    display_name=display,
+                    call_id=call_id_for(contact),
+                    from_tag=from_tag,
+                    extra=extra,
+                )
+            )
         return calls
 
     def ring(self, index: int) -> list[OutgoingCall]:
         leg = self.members[index]
         user = self.request.group.members[index]
-        calls = self.ring_terminals(user, leg.uuid, self.from_tag, bytes(self.member_offer),
-                                    member=True)  # fmt: skip
+
+        def terminal_uuid(contact: str) -> str:
+            # a terminal registered since the request gets a channel of its own too
+            planned = leg.planned.get(contact_key(contact))
+            if planned is None:
+                planned = str(uuid.uuid4())
+                self.engine.by_uuid[planned] = self
+            return planned
+
+        calls = self.ring_terminals(
+            user, terminal_uuid, self.from_tag, bytes(self.member_offer), member=True
+        )
         for call in calls:
-            call.on_provisional = functools.partial(self._member_progress, leg.uuid)
+            call.on_provisional = functools.partial(self._member_progress, call.call_id)
         return calls
+
+    def terminal_settled(self, index: int, call: OutgoingCall) -> None:
+        self.cti.sync_members()  # a terminal that failed leaves while its siblings ring
 
     def _member_progress(self, uuid: str, response: Response) -> None:
         if response.status in (180, 183):
@@ -168,27 +222,36 @@ class CallGroupCall(HuntDriver):
         self._busy = (self.request.domain.name, self.request.group.members[index])
         self.engine.busy_users.add(self._busy)
         self.session.start_ringback("a")
-        self._cap = self.loop.call_later(self.engine.server.max_call_seconds, self.hang_up,
-                                         "max_call_seconds")  # fmt: skip
-        self.session.watch_inactivity(self.engine.server.rtp_timeout,
-                                      lambda: self.hang_up("rtp timeout"))  # fmt: skip
+        self._cap = self.loop.call_later(
+            self.engine.server.max_call_seconds, self.hang_up, "max_call_seconds"
+        )
+        self.session.watch_inactivity(
+            self.engine.server.rtp_timeout, lambda: self.hang_up("rtp timeout")
+        )
         self._call_destination()
 
     def finished(self, outcome: Finished) -> None:
         payload: dict[str, object] = {"result_code": outcome.result_code}
         if outcome.answered is not None:
-            payload["uuid"] = self.members[outcome.answered].uuid
+            answered = self.members[outcome.answered].answered
+            payload["uuid"] = answered.call_id if answered else self.members[outcome.answered].uuid
             payload["answered_by"] = self.request.group.members[outcome.answered]
         else:
             payload["error"] = {"id": outcome.error_id}
         payload["request_uuids"] = self.uuids
         payload["group_id"] = self.request.group.id
         payload["attempts"] = [
-            {"uuid": a.uuid, "user": a.user, "result": a.result.value if a.result else None,
-             "sip_status": a.sip_status, "started_at": self._iso(a.started_at),
-             "ended_at": self._iso(a.ended_at)}
-            for a in self.hunt.attempts
-        ]  # fmt: skip
+            {
+                "uuid": _attempt_uuid(leg),
+                "uuids": list(leg.planned.values()),
+                "user": a.user,
+                "result": a.result.value if a.result else None,
+                "sip_status": a.sip_status,
+                "started_at": self._iso(a.started_at),
+                "ended_at": self._iso(a.ended_at),
+            }
+            for a, leg in zip(self.hunt.attempts, self.members, strict=True)
+        ]
         self.outcome = payload
         if self.request.callback_url:
             task = self.loop.create_task(
@@ -236,14 +299,17 @@ class CallGroupCall(HuntDriver):
             call = self.engine.ua.call(
                 parse_uri(f"sip:{target.number}@{host}:{port}"),
                 Peer(trunk.transport.upper(), host, port),
-                from_uri=f"sip:{number}@{domain.name}", body=body, call_id=leg.uuid,
-                extra=(Header("P-Asserted-Identity", identity),), credentials=credentials,
-            )  # fmt: skip
+                from_uri=f"sip:{number}@{domain.name}",
+                body=body,
+                call_id=leg.uuid,
+                extra=(Header("P-Asserted-Identity", identity),),
+                credentials=credentials,
+            )
             leg.calls.append(call)
             self.cti.destination_dialed(leg.uuid)
         elif isinstance(target, UserTarget):
             tag = self.engine.ua.endpoint.ids.tag()
-            leg.calls += self.ring_terminals(target.user.name, leg.uuid, tag, body)
+            leg.calls += self.ring_terminals(target.user.name, lambda _c: leg.uuid, tag, body)
             if not leg.calls:
                 log.info("destination user %s is not registered", target.user.name)
                 self.hang_up("destination unavailable")
@@ -252,9 +318,12 @@ class CallGroupCall(HuntDriver):
         else:
             self.destination = None  # the answering member of the group becomes it
             self.destination_group = DestinationGroupHunt(
-                self, target.group, body,
-                on_answer=self._destination_answered, on_failure=self.hang_up,
-            )  # fmt: skip
+                self,
+                target.group,
+                body,
+                on_answer=self._destination_answered,
+                on_failure=self.hang_up,
+            )
             self.cti.destination_dialed(str(uuid.uuid4()))  # the offer to the group
             self.destination_group.start_hunt()
             return
@@ -355,17 +424,28 @@ class CallGroupCall(HuntDriver):
         if store is None:
             return
         records = build_records(
-            domain=self.request.domain.name, group_id=self.request.group.id,
-            attempts=self.hunt.attempts, destination=self.request.destination,
+            domain=self.request.domain.name,
+            group_id=self.request.group.id,
+            attempts=self.hunt.attempts,
+            destination=self.request.destination,
             destination_uuid=self.destination.uuid if self.destination else None,
             destination_status=self.destination_status,
             destination_answered_at=self.destination_answered_at,
-            offered_destination_at=self.destination_offered_at, ended_at=self.loop.time(),
-            ended_by=self.ended_by, wall=self.wall,
-        )  # fmt: skip
+            offered_destination_at=self.destination_offered_at,
+            ended_at=self.loop.time(),
+            ended_by=self.ended_by,
+            wall=self.wall,
+        )
         task = self.loop.create_task(store.save(records))
         self.engine.pending_writes.add(task)
         task.add_done_callback(self.engine.write_done)
+
+
+def _attempt_uuid(leg: Leg) -> str | None:
+    """A member's channel in the callback: the terminal that answered, else its first."""
+    if leg.answered is not None:
+        return leg.answered.call_id
+    return next(iter(leg.planned.values()), None)
 
 
 def _target(contact: str) -> tuple[SipUri, Peer]:

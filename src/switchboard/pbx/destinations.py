@@ -1,7 +1,8 @@
 """Resolving a ``call_group`` destination in the caller's domain (DESIGN §5).
 
 Order: an optional ``{key=value,…}`` prefix is taken off first (``name``, ``id``,
-``organization``, ``avatar`` describe the end user; ``calling_number`` sets the caller ID);
+``organization``, ``avatar``, ``prefecture`` describe the end user; ``calling_number``
+sets the caller ID);
 then the rest is matched against user names, group names, user or group extensions, user
 or group DIDs; anything else made of digits (an optional leading ``+``) is a PSTN number
 for the domain's trunk. The object form ``{called_number, calling_number, end_user}`` is
@@ -18,8 +19,8 @@ from typing import Any
 from switchboard.config import DomainConfig, GroupConfig, TrunkConfig, UserConfig
 
 _NUMBER = re.compile(r"\+?[0-9]{1,32}\Z")
-_PREFIX_KEYS = frozenset(("name", "id", "organization", "avatar", "calling_number"))
-_END_USER_KEYS = ("id", "name", "organization", "avatar")
+_END_USER_KEYS = ("id", "name", "organization", "avatar", "prefecture")
+_PREFIX_KEYS = frozenset((*_END_USER_KEYS, "calling_number"))
 
 
 class InvalidDestinationError(ValueError):
@@ -34,6 +35,7 @@ class EndUser:
     name: str | None = None
     organization: str | None = None
     avatar: str | None = None
+    prefecture: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,14 @@ def _end_user(data: object) -> EndUser | None:
     values: dict[str, str | None] = {}
     for key in _END_USER_KEYS:
         value = data.get(key)
-        if value is not None and not isinstance(value, str | int):
+        if value is None:
+            values[key] = None
+        elif key == "id" and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = str(value)  # Basix's example gives a number, its docs a string
+        elif not isinstance(value, str):
             raise InvalidDestinationError(f"end_user.{key} must be a string")
-        values[key] = None if value is None else str(value)
+        elif len(value) > 1024:
+            raise InvalidDestinationError(f"end_user.{key} is longer than 1024 characters")
+        else:
+            values[key] = value
     return EndUser(**values)

@@ -1,10 +1,13 @@
 """Running a hunt over SIP legs, shared by the calling group's members and by a group that
 is the destination: the hunt decides (pure), the driver rings, cancels and keeps time.
 
-A leg is one channel: one Call-ID and From tag, forked to every terminal of a user. Its
-terminals settle it: the first 2xx answers it (the other terminals are cancelled, and a
-late 2xx from one of them is hung up); when every terminal has refused, the leg failed
-with the most telling status (486 busy, then 603 declined, then the lowest).
+A leg is one member (or destination user) forked to every terminal of that user, with one
+From tag. A member's terminals are channels of their own (API §2: one uuid per terminal,
+the Call-ID of its INVITE, allocated when the request came: ``planned``); a destination
+user's terminals share the leg's Call-ID. A leg with no terminal left to ring has failed
+at once (480). Its terminals settle it: the first 2xx answers it (the other terminals are
+cancelled, and a late 2xx from one of them is hung up); when every terminal has refused,
+the leg failed with the most telling status (486 busy, then 603 declined, then the lowest).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Leg:
     uuid: str
     calls: list[OutgoingCall] = field(default_factory=list)
     answered: OutgoingCall | None = None
+    planned: dict[str, str] = field(default_factory=dict)  # contact key → terminal uuid
 
     def cancel(self) -> None:
         for call in self.calls:
@@ -83,6 +87,9 @@ class HuntDriver:
     def answered_terminal(self, index: int, call: OutgoingCall) -> None:
         """The first 2xx of a leg (before the hunt is told)."""
 
+    def terminal_settled(self, index: int, call: OutgoingCall) -> None:
+        """A terminal's final response was taken into account."""
+
     # -- driving --------------------------------------------------------------------------
 
     def start_hunt(self) -> None:
@@ -100,11 +107,14 @@ class HuntDriver:
         for command in commands:
             if isinstance(command, Ring):
                 leg = self.legs[command.index]
-                for call in self.ring(command.index):
+                calls = self.ring(command.index)
+                for call in calls:
                     leg.calls.append(call)
                     call.answered.add_done_callback(
                         functools.partial(self._final, command.index, call)
                     )
+                if not calls:  # every terminal went away since the request
+                    self.apply(self.hunt.failed(command.index, 480, self.loop.time()))
             elif isinstance(command, Cancel):
                 self.legs[command.index].cancel()
             elif isinstance(command, Hangup):
@@ -134,3 +144,4 @@ class HuntDriver:
             call.bye()
         elif settled is Settled.FAILED:
             self.apply(self.hunt.failed(index, leg.failure_status(), now))
+        self.terminal_settled(index, call)

@@ -4,12 +4,13 @@ It feeds the pure hunt with SIP outcomes and ``now``, and carries out its comman
 user agent (legs), the media relay (anchored RTP, ringback) and the callback outbox.
 
 A call's life:
-1. ``start``: one channel UUID per member, in hunting order (the UUID is the Call-ID of that
-   member's INVITE); a media session with leg ``a`` toward the member and ``b`` toward the
-   destination; the hunt starts.
+1. ``start``: one channel UUID per terminal of each member, in hunting order (the UUID is
+   the Call-ID of the INVITE to that terminal); a media session with leg ``a`` toward the
+   member and ``b`` toward the destination; the hunt starts.
 2. Ringing a member INVITEs every terminal of that user at once (registered contacts, then
-   static ones) with the same Call-ID and From tag; the first 2xx wins and the others are
-   cancelled. The member sees ``calling_name`` (default: the group label) from the group.
+   static ones), each with its own Call-ID and the same From tag; the first 2xx wins and
+   the others are cancelled. The member sees ``calling_name`` (default: the group label)
+   from the group.
 3. When a member answers, the outcome is queued (callback), the member hears ringback, and
    the destination is called: a PSTN number through the domain's trunk (caller ID in From
    and P-Asserted-Identity, the trunk's digest credentials if it challenges) or a user's
@@ -22,7 +23,7 @@ A call's life:
 
 5. When the call ends, one call record per channel is written (``pbx.records``).
 
-Not yet here: CTI events.
+Every step is published to CTI as channel events (``pbx.channels``).
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ class Engine:
             raise
         call = CallGroupCall(self, request, session, needed)
         self.calls.add(call)
-        for leg in call.members:
-            self.by_uuid[leg.uuid] = call
+        for channel in call.uuids:
+            self.by_uuid[channel] = call
         call.start()
         return call
 
@@ -110,10 +111,8 @@ class Engine:
 
     def finished(self, call: CallGroupCall) -> None:
         self.calls.discard(call)
-        for leg in call.members:
-            self.by_uuid.pop(leg.uuid, None)
-        if call.cti.destination_uuid is not None:
-            self.by_uuid.pop(call.cti.destination_uuid, None)
+        for channel in call.channel_uuids:
+            self.by_uuid.pop(channel, None)
         domain = call.request.domain.name
         self.channels[domain] = max(0, self.channels_in_use(domain) - call.channels)
 

@@ -36,12 +36,14 @@ class DestinationGroupHunt(HuntDriver):
     ) -> None:
         legs = [Leg(str(uuid.uuid4())) for _ in group.members]
         hunt = Hunt(
-            [Attempt(leg.uuid, user, call.availability(user))
-             for leg, user in zip(legs, group.members, strict=True)],
+            [
+                Attempt(leg.uuid, user, call.availability(user))
+                for leg, user in zip(legs, group.members, strict=True)
+            ],
             strategy=group.strategy,
             member_timeout=group.member_answer_timeout,
             answer_timeout=group.answer_timeout,
-        )  # fmt: skip
+        )
         super().__init__(hunt, legs)
         self.call = call
         self.group = group
@@ -58,8 +60,9 @@ class DestinationGroupHunt(HuntDriver):
 
     def ring(self, index: int) -> list[OutgoingCall]:
         leg = self.legs[index]
-        return self.call.ring_terminals(self.group.members[index], leg.uuid, self.from_tag,
-                                        self.body)  # fmt: skip
+        return self.call.ring_terminals(
+            self.group.members[index], lambda _contact: leg.uuid, self.from_tag, self.body
+        )
 
     def connected(self, index: int) -> None:
         leg = self.legs[index]

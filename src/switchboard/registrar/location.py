@@ -106,5 +106,8 @@ class LocationService:
             expired.append(binding)
         return expired
 
+    def all_bindings(self) -> list[Binding]:
+        return [b for table in self._bindings.values() for b in table.values()]
+
     def count(self) -> int:
         return sum(len(table) for table in self._bindings.values())

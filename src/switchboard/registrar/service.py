@@ -8,6 +8,9 @@
 - One timer, armed at the earliest expiry, removes bindings on time (memory and database).
 - ``contacts(domain, user)`` is what the PBX rings: live bindings, highest q first, then the
   static contacts of the config file (permanent terminals).
+- ``on_binding(change, binding)`` hears of every binding ``added``, ``updated`` (a refresh
+  that changed its contact, source, q or User-Agent; a bare refresh is not a change) and
+  ``removed`` (unregistered or expired), after the change is stored: CTI's ``terminal``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 
 from switchboard.directory import Directory
-from switchboard.registrar.location import LocationService
+from switchboard.registrar.location import Binding, LocationService
 from switchboard.registrar.registrar import RegisterDecision, Registrar, apply
 from switchboard.sip.builders import make_response
 from switchboard.sip.endpoint import SipEndpoint
@@ -49,6 +52,7 @@ class RegistrarService:
         self._pending: list[tuple[SipEndpoint, ServerTransaction, RegisterDecision]] = []
         self._writer: asyncio.Task[None] | None = None
         self.counters = {"registered": 0, "challenged": 0, "refused": 0, "expired": 0}
+        self.on_binding: Callable[[str, Binding], None] | None = None
 
     async def start(self) -> None:
         now = self.clock()
@@ -106,12 +110,36 @@ class RegistrarService:
                         endpoint.respond(tx, response)
                     continue
                 for endpoint, tx, decision in batch:
+                    told = list(self._changes(decision))
                     apply(self.location, decision)
+                    self._tell(told)
                     self._count(200)
                     endpoint.respond(tx, decision.response)
                 self._arm()
         finally:
             self._writer = None
+
+    def _changes(self, decision: RegisterDecision) -> Iterator[tuple[str, Binding]]:
+        """What ``decision`` changes, read before it is applied to the location service."""
+        upserted = {binding.key for binding in decision.upserts}
+        for binding in decision.removals:
+            if binding.key not in upserted:
+                yield "removed", binding
+        for binding in decision.upserts:
+            before = self.location.get(binding.aor, binding.contact)
+            if before is None:
+                yield "added", binding
+            elif _seen_differently(before, binding):
+                yield "updated", binding
+
+    def _tell(self, changes: list[tuple[str, Binding]]) -> None:
+        if self.on_binding is None:
+            return
+        for change, binding in changes:
+            try:
+                self.on_binding(change, binding)
+            except Exception:
+                log.exception("a binding listener failed")
 
     def _count(self, status: int) -> None:
         key = {200: "registered", 401: "challenged"}.get(status, "refused")
@@ -136,6 +164,7 @@ class RegistrarService:
             self.counters["expired"] += len(expired)
             for binding in expired:
                 log.info("binding expired: %s@%s %s", binding.user, binding.domain, binding.contact)
+            self._tell([("removed", binding) for binding in expired])
             # Delete by expiry time, not by contact: a refresh stored meanwhile must survive.
             self._spawn(self._delete_expired())
         self._arm()
@@ -152,3 +181,12 @@ class RegistrarService:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("registrar storage task failed", exc_info=task.exception())
+
+
+def _seen_differently(before: Binding, after: Binding) -> bool:
+    return (before.contact, before.received, before.q, before.user_agent) != (
+        after.contact,
+        after.received,
+        after.q,
+        after.user_agent,
+    )

@@ -1,0 +1,143 @@
+"""The directory as CTI elements (API §4): domains, users, groups and their members from the
+config, terminals from the registrar; kept current in the hub as phones come and go.
+
+- At start-up every element is seeded into the hub (no event: nobody is connected yet).
+- A binding ``added``, ``updated`` or ``removed`` is an ``info_event`` on ``terminal``;
+  when it flips the user's presence (``available`` ⇄ ``offline``), an ``updated`` on
+  ``user`` follows.
+- A static contact (config ``contacts``) is a terminal that is always there; a binding for
+  the same contact shadows it while it lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from switchboard.config import Config, DomainConfig, GroupConfig, UserConfig
+from switchboard.cti.elements import (
+    GROUP_TYPES,
+    DomainRow,
+    GroupMemberRow,
+    GroupRow,
+    TerminalRow,
+    UserRow,
+    domain_uuid,
+    terminal_id,
+)
+from switchboard.cti.hub import CtiHub
+from switchboard.registrar.location import Binding, contact_key
+
+Contacts = Callable[[str, str], list[str]]  # (domain, user) → what the PBX would ring
+
+
+class DirectoryFeed:
+    def __init__(self, hub: CtiHub, config: Config, contacts: Contacts) -> None:
+        self.hub = hub
+        self.config = config
+        self.contacts = contacts
+        self._users = {(d.name, u.name): u for d in config.domains for u in d.users}
+
+    def seed(self, bindings: list[Binding]) -> None:
+        for domain in self.config.domains:
+            self.hub.seed(_domain_row(domain))
+            for user in domain.users:
+                self.hub.seed(self._user_row(domain.name, user))
+                for contact in user.contacts:
+                    self.hub.seed(_static_terminal(domain.name, user, contact))
+            for group in domain.groups:
+                self.hub.seed(_group_row(domain.name, group))
+                for row in _member_rows(domain, group):
+                    self.hub.seed(row)
+        for binding in bindings:
+            owner = self._users.get(binding.aor)
+            if owner is not None:
+                self.hub.seed(_terminal(binding, owner))
+
+    def binding_changed(self, change: str, binding: Binding) -> None:
+        user = self._users.get(binding.aor)
+        if user is None:
+            return
+        before = self.hub.items.get(binding.domain, {}).get(("user", user.id))
+        row = _terminal(binding, user)
+        static = next((c for c in user.contacts if contact_key(c) == binding.key), None)
+        if change == "removed" and static is not None:
+            self.hub.publish("updated", _static_terminal(binding.domain, user, static))
+        elif change == "removed":
+            self.hub.publish("removed", replace(row, registered=False))
+        else:
+            self.hub.publish(change, row)
+        after = self._user_row(binding.domain, user)
+        if isinstance(before, UserRow) and before.presence != after.presence:
+            self.hub.publish("updated", after)
+
+    def _user_row(self, domain: str, user: UserConfig) -> UserRow:
+        presence = "available" if self.contacts(domain, user.name) else "offline"
+        return UserRow(
+            domain,
+            user.id,
+            user.name,
+            user.label or None,
+            user.extension,
+            user.email,
+            user.did,
+            presence,
+        )
+
+
+def _domain_row(domain: DomainConfig) -> DomainRow:
+    return DomainRow(
+        domain.name,
+        domain_uuid(domain.name),
+        domain.name,
+        domain.channel_limit,
+        domain.calling_number,
+    )
+
+
+def _group_row(domain: str, group: GroupConfig) -> GroupRow:
+    return GroupRow(
+        domain,
+        group.id,
+        group.name,
+        GROUP_TYPES[group.strategy],
+        group.extension,
+        group.label or None,
+        group.did,
+        group.answer_timeout,
+        group.member_answer_timeout,
+    )
+
+
+def _member_rows(domain: DomainConfig, group: GroupConfig) -> list[GroupMemberRow]:
+    ids = {user.name: user.id for user in domain.users}
+    return [
+        GroupMemberRow(domain.name, f"{group.id}:{ids[name]}", group.id, ids[name], place, 1)
+        for place, name in enumerate(group.members, start=1)
+    ]
+
+
+def _terminal(binding: Binding, user: UserConfig) -> TerminalRow:
+    return TerminalRow(
+        binding.domain,
+        terminal_id(binding.domain, binding.user, binding.key),
+        binding.contact,
+        user.id,
+        "sip",
+        binding.user_agent or None,
+        True,
+        binding.received or None,
+    )
+
+
+def _static_terminal(domain: str, user: UserConfig, contact: str) -> TerminalRow:
+    return TerminalRow(
+        domain,
+        terminal_id(domain, user.name, contact_key(contact)),
+        contact,
+        user.id,
+        "static",
+        None,
+        True,
+        None,
+    )
