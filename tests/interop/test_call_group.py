@@ -294,9 +294,12 @@ async def test_a_members_terminals_ring_together_and_the_first_answer_cancels_th
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
         await finish(alice_desk)  # cancelled when the mobile answered
-        invites = [line for _, line, cid in tap.sent if cid == uuids[0] and "INVITE" in line]
-        assert len(invites) == 2  # one leg (one Call-ID) forked to both terminals
-        await post(client, "hangup", {"uuid": uuids[0]})
+        # one uuid per terminal (API §2): each terminal's INVITE carries its own as Call-ID
+        mobile, desk_uuid = uuids[0], uuids[1]
+        for terminal_uuid, port in ((mobile, phones.alice), (desk_uuid, desk)):
+            invites = [line for _, line, cid in tap.sent if cid == terminal_uuid]
+            assert invites[0] == f"INVITE sip:alice@127.0.0.1:{port}", invites
+        assert await post(client, "hangup", {"uuid": desk_uuid}) == {"result_code": 0}
         await finish(alice_mobile, trunk)
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
 

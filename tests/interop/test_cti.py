@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.app import Server
 from switchboard.cti.channels import Channel
-from tests.cti.test_wire import _decode
+from switchboard.cti.elements import ELEMENT_FIELDS
+from tests.cti.basix_client import BasixClient
 from tests.interop.call_group_harness import (
     AUTH,
     Phones,
@@ -61,6 +62,27 @@ async def _bert_frame(ws: ClientConnection) -> bytes:
     return frame
 
 
+async def _field_specs(ws: ClientConnection) -> list[str]:
+    """The field_spec of every element, first thing on a connection."""
+    elements = []
+    for _ in ELEMENT_FIELDS:
+        message = await _json_frame(ws)
+        assert message["type"] == "field_spec", message
+        elements.append(message["element"])
+    return elements
+
+
+async def _greeting(ws: ClientConnection) -> dict[str, dict[str, Any]]:
+    """field_specs, then each element's initial_info, by element."""
+    assert await _field_specs(ws) == list(ELEMENT_FIELDS)
+    initial = {}
+    for _ in ELEMENT_FIELDS:
+        message = await _json_frame(ws)
+        assert message["type"] == "initial_info", message
+        initial[message["element"]] = message
+    return initial
+
+
 async def _events_until_removed(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """info_events until ``count`` channels have been removed."""
     events: list[dict[str, Any]] = []
@@ -83,12 +105,11 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
             _ws_url(client, "?format=json"), additional_headers={"Authorization": OTHER_AUTH}
         ) as other,
     ):
-        spec = await _json_frame(ws)
-        assert spec["type"] == "field_spec" and spec["data"][0] == "uuid"
-        initial = await _json_frame(ws)
-        assert initial["type"] == "initial_info" and initial["data"] == []
-        for _ in range(2):
-            await _json_frame(other)
+        initial = await _greeting(ws)
+        assert initial["channel"]["data"] == []
+        assert [u["name"] for u in initial["user"]["data"]] == ["alice", "bob", "carol"]
+        other_initial = await _greeting(other)
+        assert other_initial["user"]["data"] == []
         answer = await post(client, "call_group", {
             "group_extension": "1111",
             "destination": {"called_number": "0312341234", "calling_number": "05068680000",
@@ -99,7 +120,7 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
         assert isinstance(uuids, list)
         await wait_bridged(server)
         assert await post(client, "hangup", {"uuid": uuids[0]}) == {"result_code": 0}
-        events = await _events_until_removed(ws, 2)
+        events = await _events_until_removed(ws, 3)  # alice, bob (never rung), the trunk
         await asyncio.wait_for(alice.communicate(), 15)
         await asyncio.wait_for(trunk.communicate(), 15)
         # the other domain saw nothing of it
@@ -112,11 +133,12 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     assert [(e["event"], e["data"]["state"]["name"], e["data"]["last_event"])
             for e in alice_events] == [
         ("added", "calling", "STATE_CHANGE"),
-        ("updated", "ringing", "CHANNEL_PROGRESS"),  # SIPp's 180
-        ("updated", "ringing", "CHANNEL_ANSWER"),
+        ("updated", "calling", "STATE_CHANGE"),  # SIPp's 180: tagged ringing
+        ("updated", "calling", "CHANNEL_ANSWER"),
         ("updated", "bridged", "CHANNEL_ANSWER"),
         ("removed", "bridged", "CHANNEL_HANGUP"),
     ]  # fmt: skip
+    assert alice_events[1]["data"]["tags"] == ["ringing"]
     assert alice_events[-1]["event"] == "removed"
     assert alice_events[0]["data"]["calling_name"] == "Support"
     assert alice_events[0]["data"]["target"]["name"] == "alice"
@@ -125,7 +147,7 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     assert [(e["event"], e["data"]["state"]["name"], e["data"]["last_event"])
             for e in trunk_events] == [
         ("added", "calling", "STATE_CHANGE"),
-        ("updated", "ringing", "CHANNEL_PROGRESS"),
+        ("updated", "calling", "STATE_CHANGE"),
         ("updated", "bridged", "CHANNEL_ANSWER"),
         ("removed", "bridged", "CHANNEL_HANGUP"),
     ]  # fmt: skip
@@ -137,13 +159,24 @@ async def test_answered_call_is_streamed_with_end_user_on_the_trunk_leg(tmp_path
     assert added["data"]["other_uuid"] == uuids[0]
     assert added["data"]["end_user"] == {
         "count": 1,
-        "items": [{"id": "#1234", "name": "Tim Tyler", "organization": None, "avatar": None}],
+        "items": [
+            {
+                "id": "#1234",
+                "name": "Tim Tyler",
+                "organization": None,
+                "avatar": None,
+                "prefecture": None,
+            }
+        ],
     }
     bridged = [e for e in events if e["data"]["state"]["name"] == "bridged"]
     assert {e["data"]["uuid"] for e in bridged} == {uuids[0], added["data"]["uuid"]}
     assert all(e["data"]["answer_timestamp"] for e in bridged)
     assert trunk_events[-1]["event"] == "removed"
-    assert not any(e["data"]["uuid"] == uuids[1] for e in events), "bob was never rung"
+    bob = [
+        (e["event"], e["data"]["last_event_data"]) for e in events if e["data"]["uuid"] == uuids[1]
+    ]
+    assert bob == [("added", None), ("removed", "send_refuse,ORIGINATOR_CANCEL")], "never rung"
     assert server.cti.channels("example.com") == []
 
 
@@ -159,26 +192,36 @@ async def test_unanswered_member_is_removed_with_its_disposition_and_bert_frames
         serving(tmp_path, config) as (_, client),
         connect(_ws_url(client), additional_headers={"Authorization": AUTH}) as ws,
     ):
-        kind, element, fields = _decode(await _bert_frame(ws))
-        assert (kind, element) == ("field_spec", "channel")
-        # an empty list travels as BERT's nil, {bert, nil} (API §4)
-        initial = _decode(await _bert_frame(ws))
-        assert initial == ("initial_info", "channel", ("bert", "nil"))
-        answer = await post(client, "call_group", {"group_name": "support",
-                                                    "destination": "0312341234"})  # fmt: skip
+        basix = BasixClient()
+        for _ in range(2 * len(ELEMENT_FIELDS)):  # field_specs, then each initial_info
+            basix.feed(await _bert_frame(ws))
+        assert basix.store["channel"] == {} and set(basix.store["user"]) == {"1", "2", "3"}
+        answer = await post(
+            client, "call_group", {"group_name": "support", "destination": "0312341234"}
+        )
         assert answer["result_code"] == 0
-        rows: list[tuple[str, dict[str, Any]]] = []
-        while not rows or rows[-1][0] != "removed":
-            kind, _element, event, row = _decode(await _bert_frame(ws))
-            rows.append((event, dict(zip(fields, row, strict=True))))
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        removed: set[str] = set()
+        while removed != set(uuids):
+            message = basix.feed(await _bert_frame(ws))
+            if message.event == "removed":
+                removed.add(message.info["uuid"])
         await asyncio.wait_for(alice.communicate(), 15)
-    assert [event for event, _ in rows] == ["added", "updated", "removed"]
-    (_, a), (_, ringing), (_, r) = rows
-    assert a["uuid"] == r["uuid"] == answer["uuids"][0]  # type: ignore[index]
-    assert a["state"][1] == "calling" and ringing["state"][1] == "ringing"
-    assert r["hangup_timestamp"] >= a["offer_timestamp"]
-    assert r["last_event"] == "CHANNEL_HANGUP"
-    assert r["last_event_data"] == "send_cancel,NO_ANSWER"
+    alice_rows = [m for m in basix.messages if m.info.get("uuid") == uuids[0]]
+    assert [m.event for m in alice_rows] == ["added", "updated", "removed"]
+    added, ringing, gone = (m.info for m in alice_rows)
+    assert added["state"]["name"] == ringing["state"]["name"] == "calling"
+    assert ringing["tags"] == "ringing"
+    assert gone["hangup_timestamp"] >= added["offer_timestamp"]
+    assert gone["last_event"] == "CHANNEL_HANGUP"
+    assert gone["last_event_data"] == "send_cancel,NO_ANSWER"
+    bob_rows = [m for m in basix.messages if m.info.get("uuid") == uuids[1]]
+    assert [(m.event, m.info["last_event_data"]) for m in bob_rows] == [
+        ("added", None),
+        ("removed", "send_refuse,ORIGINATOR_CANCEL"),  # the hunt ended before his turn
+    ]
+    assert basix.store["channel"] == {}
 
 
 async def test_ticket_opens_one_websocket_once(tmp_path: Path) -> None:
@@ -207,15 +250,14 @@ async def test_hangup_command_over_the_websocket_ends_the_call(tmp_path: Path) -
         serving(tmp_path, config_for(phones)) as (server, client),
         connect(_ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}) as ws,
     ):
-        for _ in range(2):
-            await _json_frame(ws)
+        await _greeting(ws)
         answer = await post(client, "call_group", {"group_name": "support",
                                                     "destination": "0312341234"})  # fmt: skip
         uuids = answer["uuids"]
         assert isinstance(uuids, list)
         await wait_bridged(server)
         await ws.send(json.dumps({"cmd": "hangup", "uuid": uuids[0]}))
-        events = await _events_until_removed(ws, 2)
+        events = await _events_until_removed(ws, 3)
         await asyncio.wait_for(alice.communicate(), 15)
         await asyncio.wait_for(trunk.communicate(), 15)
     assert events[-1]["event"] == "removed"
@@ -233,8 +275,7 @@ async def test_slow_subscriber_is_dropped_and_a_reading_one_keeps_every_event(
         async with connect(
             _ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}
         ) as fast:
-            for _ in range(2):
-                await _json_frame(fast)
+            await _greeting(fast)
             received: list[int] = []
 
             async def read_all(count: int) -> None:
@@ -267,8 +308,7 @@ async def test_a_stalled_subscriber_does_not_delay_call_setup(tmp_path: Path) ->
         async with connect(
             _ws_url(client, "?format=json"), additional_headers={"Authorization": AUTH}
         ) as ws:
-            for _ in range(2):
-                await _json_frame(ws)
+            await _greeting(ws)
             posted = server.endpoint.now()
             uuids = await start_call_group(client, {"group_name": "support",
                                                     "destination": "0312341234"})  # fmt: skip
@@ -333,15 +373,14 @@ async def test_reconnecting_with_since_replays_exactly_the_missed_events(tmp_pat
         channel = Channel(uuid="c-9", domain="example.com", called_number="alice")
         server.cti.publish("added", channel)
         async with connect(_ws_url(client, "?format=json"), additional_headers=headers) as ws:
-            assert (await _json_frame(ws))["type"] == "field_spec"
-            initial = await _json_frame(ws)
+            initial = (await _greeting(ws))["channel"]
             assert [c["uuid"] for c in initial["data"]] == ["c-9"]
             seen = initial["seq"]
         server.cti.publish("updated", channel.with_(answer_timestamp=1))
         server.cti.publish("removed", channel.with_(hangup_timestamp=2))
         query = f"?format=json&since={seen}"
         async with connect(_ws_url(client, query), additional_headers=headers) as ws:
-            assert (await _json_frame(ws))["type"] == "field_spec"
+            await _field_specs(ws)
             replayed = [await _json_frame(ws) for _ in range(2)]
             assert [(m["event"], m["seq"]) for m in replayed] == [
                 ("updated", seen + 1), ("removed", seen + 2),
@@ -354,8 +393,7 @@ async def test_reconnecting_with_since_replays_exactly_the_missed_events(tmp_pat
         async with connect(
             _ws_url(client, "?format=json&since=0"), additional_headers=headers
         ) as ws:
-            await _json_frame(ws)
-            fresh = await _json_frame(ws)
+            fresh = (await _greeting(ws))["channel"]
             assert fresh["type"] == "initial_info" and fresh["data"] == []
 
 
@@ -371,8 +409,7 @@ async def test_a_third_connection_is_refused_unless_forced_which_replaces_the_ol
             connect(url, additional_headers=headers) as second,
         ):
             for ws in (first, second):
-                for _ in range(2):
-                    await _json_frame(ws)
+                await _greeting(ws)
             async with connect(url, additional_headers=headers) as third:
                 refused = await _json_frame(third)
                 assert refused == {"type": "system_msg", "data": "connection_limit_reached"}

@@ -2,9 +2,10 @@
 
 Basix's own client library decodes only part of the format (API §4): small integer (97),
 integer (98), small and large big (110, 111), the old string float (99), ``ATOM_EXT`` (100)
-and ``SMALL_ATOM_EXT`` (115), ``STRING_EXT`` (107), ``BINARY_EXT`` (109), tuples (104,
-105), lists (108) and nil (106). Anything else (UTF-8 atoms, new floats, maps) makes it
-throw and drop the frame, so this encoder writes only those tags.
+and ``SMALL_ATOM_EXT`` (115), ``STRING_EXT`` (107), ``BINARY_EXT`` (109), small tuples
+(104), lists (108) and nil (106); it names large tuples (105) but has no decoder for them.
+Anything else (UTF-8 atoms, new floats, maps) makes it throw and drop the frame, so this
+encoder writes only those tags, within the ranges it reads right (below).
 
 Python values map to terms: ``Atom`` → atom, ``Chars`` → string (107: the client turns it
 into a plain JavaScript string, which is what it compares element and event names with),
@@ -20,10 +21,15 @@ import struct
 from dataclasses import dataclass
 
 VERSION = 131
-# The client reads a 4-byte INTEGER_EXT as negative only when its first byte is above 128,
-# so -2**31 .. -2**31 + 2**24 - 1 would come out positive; its own encoder keeps INTEGER_EXT
-# within ±2**27. Larger magnitudes go as bignums, which it reads exactly up to 2**53.
+# The client reads every big-endian number (values and lengths alike) as negative when its
+# first byte is above 128. So a SMALL_INTEGER_EXT carries 0..128 only, a 4-byte
+# INTEGER_EXT stays within ±2**27 (as its own encoder does), a tuple of more than 128 items
+# or an atom of more than 128 characters cannot be sent, and a 2-byte length stays below
+# 2**15. Larger integers go as bignums, which it reads exactly up to 2**53.
+_SMALL_INTEGERS = range(129)
 _INTEGER_RANGE = range(-(2**27), 2**27)
+_MAX_SMALL = 128
+_MAX_SHORT_LENGTH = 2**15 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +63,8 @@ def _encode(term: Term, out: bytearray) -> None:
         _encode_atom(term.name, out)
     elif isinstance(term, Chars):
         data = term.text.encode("latin-1")
-        if len(data) > 0xFFFF:
-            raise ValueError("STRING_EXT longer than 65535 bytes")
+        if len(data) > _MAX_SHORT_LENGTH:
+            raise ValueError("STRING_EXT longer than the client reads")
         out += b"k" + struct.pack(">H", len(data)) + data  # STRING_EXT
     elif isinstance(term, bool):
         _encode_atom("true" if term else "false", out)
@@ -70,10 +76,9 @@ def _encode(term: Term, out: bytearray) -> None:
         data = term.encode() if isinstance(term, str) else term
         out += b"m" + struct.pack(">I", len(data)) + data  # BINARY_EXT
     elif isinstance(term, tuple):
-        if len(term) < 256:
-            out += bytes((104, len(term)))  # SMALL_TUPLE_EXT
-        else:
-            out += b"i" + struct.pack(">I", len(term))  # LARGE_TUPLE_EXT
+        if len(term) > _MAX_SMALL:  # and the client has no LARGE_TUPLE_EXT decoder at all
+            raise ValueError("a tuple of more than 128 items")
+        out += bytes((104, len(term)))  # SMALL_TUPLE_EXT
         for item in term:
             _encode(item, out)
     elif isinstance(term, list):
@@ -90,16 +95,13 @@ def _encode(term: Term, out: bytearray) -> None:
 
 def _encode_atom(name: str, out: bytearray) -> None:
     data = name.encode("ascii")
-    if len(data) < 256:
-        out += bytes((115, len(data))) + data  # SMALL_ATOM_EXT
-    elif len(data) <= 0xFFFF:
-        out += b"d" + struct.pack(">H", len(data)) + data  # ATOM_EXT
-    else:
-        raise ValueError("atom too long")
+    if len(data) > _MAX_SMALL:
+        raise ValueError("an atom of more than 128 characters")
+    out += bytes((115, len(data))) + data  # SMALL_ATOM_EXT
 
 
 def _encode_int(value: int, out: bytearray) -> None:
-    if 0 <= value < 256:
+    if value in _SMALL_INTEGERS:
         out += bytes((97, value))  # SMALL_INTEGER_EXT
     elif value in _INTEGER_RANGE:
         out += b"b" + struct.pack(">i", value)  # INTEGER_EXT
@@ -107,7 +109,6 @@ def _encode_int(value: int, out: bytearray) -> None:
         magnitude = abs(value)
         digits = magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "little")
         sign = 1 if value < 0 else 0
-        if len(digits) < 256:
-            out += bytes((110, len(digits), sign)) + digits  # SMALL_BIG_EXT
-        else:
-            out += b"o" + struct.pack(">I", len(digits)) + bytes((sign,)) + digits  # LARGE_BIG
+        if len(digits) > _MAX_SMALL:  # beyond 2**53 the client loses precision anyway
+            raise ValueError("an integer too large for the client")
+        out += bytes((110, len(digits), sign)) + digits  # SMALL_BIG_EXT

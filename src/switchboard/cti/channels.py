@@ -121,6 +121,9 @@ class ChannelState:
             return (self.ts, Atom(self.name))
         if self.target_type == "user":
             target_data: Term = (self.target_id,)
+        elif self.target_type == "group" and self.group_type == "ring":
+            # the client reads a ring group's queue id at position 4: none here
+            target_data = (Atom("ring"), self.target_id, None, None, None)
         elif self.target_type == "group":
             target_data = (Atom(self.group_type or "hunt"), self.target_id)
         else:
