@@ -419,3 +419,61 @@ async def test_a_third_connection_is_refused_unless_forced_which_replaces_the_ol
                 assert replaced == {"type": "system_msg", "data": "connection_replaced"}
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(first.recv(), 5)
+
+
+async def test_subscription_options_user_selectors_force_and_tickets(tmp_path: Path) -> None:
+    """``user_*`` restricts a socket to that user's channels (not with full_events);
+    ``force=true`` is ``forced=true``; a ticket cannot open ``full_events=true``."""
+    phones = Phones(free_port(), free_port(), free_port())
+    alice = await start_sipp(uas(phones.alice))
+    trunk = await start_sipp(uas(phones.trunk, trunk_scenario(tmp_path, "0506868000")))
+    headers = {"Authorization": AUTH}
+    async with serving(tmp_path, config_for(phones)) as (server, client):
+        async with (
+            connect(_ws_url(client, "?format=json&user_name=alice"), additional_headers=headers)
+            as mine,
+            connect(
+                _ws_url(client, "?format=json&user_name=alice&full_events=true&app_name=wall"),
+                additional_headers=headers,
+            ) as everything,
+        ):  # fmt: skip
+            await _greeting(mine)
+            await _greeting(everything)
+            uuids = await start_call_group(
+                client, {"group_name": "support", "destination": "0312341234"}
+            )
+            await wait_bridged(server)
+            await post(client, "hangup", {"uuid": uuids[0]})
+            all_events = await _events_until_removed(everything, 3)
+            await asyncio.wait_for(alice.communicate(), 15)
+            await asyncio.wait_for(trunk.communicate(), 15)
+            alice_only = await _events_until_removed(mine, 1)
+            with pytest.raises(TimeoutError):  # bob's and the trunk's channels never come
+                await asyncio.wait_for(mine.recv(), 0.5)
+        assert {e["data"]["uuid"] for e in alice_only} == {uuids[0]}
+        assert {e["data"]["uuid"] for e in all_events} > {uuids[0], uuids[1]}
+        async with connect(
+            _ws_url(client, "?format=json&user_name=nobody"), additional_headers=headers
+        ) as unknown:
+            assert await _json_frame(unknown) == {"type": "system_msg", "data": "user_not_found"}
+        url = _ws_url(client, "?format=json&app_name=crm")
+        async with (
+            connect(url, additional_headers=headers) as first,
+            connect(url, additional_headers=headers) as second,
+            connect(f"{url}&force=true", additional_headers=headers) as forced,
+        ):
+            await _greeting(second)
+            await _greeting(forced)
+            await _greeting(first)
+            replaced = await _json_frame(first)
+            assert replaced == {"type": "system_msg", "data": "connection_replaced"}
+        plain = await post(client, "gen_ws_ticket", {"uri": "/basix/api/ws_cti?format=json"})
+        async with connect(_ws_url(client, f"?format=json&ws_ticket={plain['ticket']}")) as ws:
+            await _greeting(ws)  # the same ticket form, without full_events, is served
+        uri = "/basix/api/ws_cti?format=json&full_events=true"
+        issued = await post(client, "gen_ws_ticket", {"uri": uri})
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(
+                _ws_url(client, f"?format=json&full_events=true&ws_ticket={issued['ticket']}")
+            )
+        assert refused.value.response.status_code == 403

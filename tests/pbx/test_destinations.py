@@ -51,6 +51,25 @@ def test_seed_example_object_with_integer_id_and_every_end_user_field() -> None:
     assert destination.end_user.organization == "Thimble Theatre"
 
 
+def test_end_user_prefecture_in_both_forms_and_id_as_string_or_number() -> None:
+    wanted = EndUser(id="#1234", name="田中 太郎", prefecture="東京都")
+    given = {"id": "#1234", "name": "田中 太郎", "prefecture": "東京都"}
+    assert resolve({"called_number": "0312341234", "end_user": given}, DOMAIN).end_user == wanted
+    prefixed = resolve("{id=#1234,name=田中 太郎,prefecture=東京都}0312341234", DOMAIN)
+    assert prefixed.end_user == wanted
+    numbered = resolve({"called_number": "0312341234", "end_user": {"id": 42}}, DOMAIN)
+    assert numbered.end_user == EndUser(id="42")
+
+
+@pytest.mark.parametrize(
+    "end_user",
+    [{"id": True}, {"id": 1.5}, {"name": 7}, {"prefecture": ["x"]}, {"name": "x" * 1025}],
+)
+def test_end_user_fields_of_the_wrong_type_or_size_are_invalid(end_user: object) -> None:
+    with pytest.raises(InvalidDestinationError, match="end_user"):
+        resolve({"called_number": "0312341234", "end_user": end_user}, DOMAIN)
+
+
 def test_seed_example_5_prefix_sets_the_end_user_name() -> None:
     destination = resolve("{name=James Hudson}0312341234", DOMAIN)
     assert destination.end_user == EndUser(name="James Hudson")
