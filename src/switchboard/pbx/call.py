@@ -116,7 +116,7 @@ class CallGroupCall(HuntDriver):
     @property
     def uuids(self) -> list[str]:
         """The members' terminal channels, in hunting order: the API's answer."""
-        return [uuid for leg in self.members for uuid in leg.planned.values()]
+        return [channel for leg in self.members for channel in leg.planned.values()]
 
     @property
     def channel_uuids(self) -> list[str]:
