@@ -83,7 +83,9 @@ class Server:
         )
         self.records = CallRecordStore(self.database, self.writes)
         self.cti = CtiHub()
-        self.directory_feed = DirectoryFeed(self.cti, config, self.registrar.contacts)
+        self.directory_feed = DirectoryFeed(
+            self.cti, config, self.directory, self.registrar.contacts
+        )
         self.registrar.on_binding = self.directory_feed.binding_changed
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)

@@ -214,3 +214,34 @@ async def test_a_baresip_phone_registering_is_a_terminal_event(tmp_path: Path) -
     assert unregistered.info["id"] == terminal["id"] and unregistered.info["registered"] is False
     assert (after.element, after.info["presence"]) == ("user", "offline")
     assert app.store["terminal"] == {}
+
+
+async def test_a_terminal_that_refuses_leaves_while_its_sibling_rings_on(tmp_path: Path) -> None:
+    phones = Phones(free_port(), free_port(), free_port())
+    desk = free_port()
+    alice_mobile = await start_sipp(uas(phones.alice, SCENARIOS / "uas_ring_until_cancel.xml"))
+    alice_desk = await start_sipp(uas(desk, SCENARIOS / "uas_busy.xml"))
+    config = config_for(phones).replace(
+        f'contacts = ["sip:alice@127.0.0.1:{phones.alice}"]',
+        f'contacts = ["sip:alice@127.0.0.1:{phones.alice}", "sip:alice@127.0.0.1:{desk}"]',
+    )
+    async with (
+        serving(tmp_path, config) as (_server, http),
+        connect(
+            str(http.base_url).replace("http://", "ws://") + "/basix/api/ws_cti",
+            additional_headers={"Authorization": AUTH},
+        ) as ws,
+    ):
+        app = await _basix(ws)
+        answer = await post(http, "call_group", {"group_name": "support", "destination": "0312"})
+        uuids = answer["uuids"]
+        assert isinstance(uuids, list)
+        mobile, desk_uuid = uuids[0], uuids[1]
+        while not any(m.event == "removed" for m in _channel_events(app, desk_uuid)):
+            app.feed(await _frame(ws))
+        assert mobile in app.store["channel"], "the mobile still rings"
+        assert await post(http, "hangup", {"uuid": mobile}) == {"result_code": 0}
+        while mobile in app.store["channel"]:
+            app.feed(await _frame(ws))
+        await finish(alice_mobile, alice_desk)
+    assert _channel_events(app, desk_uuid)[-1].info["last_event_data"] == "recv_refuse,USER_BUSY"

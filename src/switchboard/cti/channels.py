@@ -265,7 +265,7 @@ class Channel:
             if self.origination
             else None
         )
-        values["end_user"] = end_user_wire(self.end_user) if self.end_user else None
+        values["end_user"] = end_user_wire(self.end_user)
         values["tags"] = ";".join(self.tags) if self.tags else None
         values["last_event"] = Atom(self.last_event) if self.last_event else None
         values["other_info"] = self.other_info.term() if self.other_info else None

@@ -26,17 +26,20 @@ from switchboard.cti.elements import (
     terminal_id,
 )
 from switchboard.cti.hub import CtiHub
+from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, contact_key
 
 Contacts = Callable[[str, str], list[str]]  # (domain, user) → what the PBX would ring
 
 
 class DirectoryFeed:
-    def __init__(self, hub: CtiHub, config: Config, contacts: Contacts) -> None:
+    def __init__(
+        self, hub: CtiHub, config: Config, directory: Directory, contacts: Contacts
+    ) -> None:
         self.hub = hub
         self.config = config
+        self.directory = directory
         self.contacts = contacts
-        self._users = {(d.name, u.name): u for d in config.domains for u in d.users}
 
     def seed(self, bindings: list[Binding]) -> None:
         for domain in self.config.domains:
@@ -50,12 +53,12 @@ class DirectoryFeed:
                 for row in _member_rows(domain, group):
                     self.hub.seed(row)
         for binding in bindings:
-            owner = self._users.get(binding.aor)
+            owner = self.directory.user(binding.domain, binding.user)
             if owner is not None:
                 self.hub.seed(_terminal(binding, owner))
 
     def binding_changed(self, change: str, binding: Binding) -> None:
-        user = self._users.get(binding.aor)
+        user = self.directory.user(binding.domain, binding.user)
         if user is None:
             return
         before = self.hub.items.get(binding.domain, {}).get(("user", user.id))

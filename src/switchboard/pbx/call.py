@@ -200,8 +200,8 @@ class CallGroupCall(HuntDriver):
             call.on_provisional = functools.partial(self._member_progress, call.call_id)
         return calls
 
-    def terminal_settled(self, index: int, call: OutgoingCall) -> None:
-        self.cti.sync_members()  # a terminal that failed leaves while its siblings ring
+    def terminal_refused(self, index: int, call: OutgoingCall) -> None:
+        self.cti.sync_members()  # its channel leaves while its siblings ring on
 
     def _member_progress(self, uuid: str, response: Response) -> None:
         if response.status in (180, 183):

@@ -87,8 +87,8 @@ class HuntDriver:
     def answered_terminal(self, index: int, call: OutgoingCall) -> None:
         """The first 2xx of a leg (before the hunt is told)."""
 
-    def terminal_settled(self, index: int, call: OutgoingCall) -> None:
-        """A terminal's final response was taken into account."""
+    def terminal_refused(self, index: int, call: OutgoingCall) -> None:
+        """One terminal refused while the leg's other terminals still ring (no hunt step)."""
 
     # -- driving --------------------------------------------------------------------------
 
@@ -144,4 +144,5 @@ class HuntDriver:
             call.bye()
         elif settled is Settled.FAILED:
             self.apply(self.hunt.failed(index, leg.failure_status(), now))
-        self.terminal_settled(index, call)
+        else:
+            self.terminal_refused(index, call)
