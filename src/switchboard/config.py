@@ -74,6 +74,16 @@ class ServerConfig(_Strict):
     ringback_tone: Literal["jp", "us", "eu"] = "jp"
     max_call_seconds: int = Field(default=21600, gt=0)
     callback_allow_private: bool = False
+    # Hardening limits (docs/security.md says which attack each one answers).
+    max_contacts: int = Field(default=10, gt=0, le=100)
+    sip_tcp_connections_per_source: int = Field(default=32, gt=0)
+    sip_tcp_idle_timeout: int = Field(default=3900, gt=0)
+    http_max_connections: int = Field(default=256, gt=0)
+    http_connections_per_source: int = Field(default=64, gt=0)
+    http_max_body: int = Field(default=65536, ge=1024)
+    callback_max_response: int = Field(default=65536, ge=1024)
+    callback_deadline: float = Field(default=10.0, gt=0)
+    callback_concurrency_per_domain: int = Field(default=4, gt=0)
 
     @field_validator("sip_listen", "http_listen")
     @classmethod
@@ -160,7 +170,12 @@ class DomainConfig(_Strict):
     channel_limit: int = Field(default=50, gt=0)
     calling_number: Digits | None = None
     callback_secret: str | None = Field(default=None, min_length=16)
+    calling_numbers: list[Digits] = []
     pstn_prefixes: list[Digits] = ["0"]
+    # Japanese international access codes (010, carrier codes 00xx) and premium-rate 0990:
+    # refused unless the operator narrows this list (toll fraud, docs/security.md).
+    pstn_denied_prefixes: list[Digits] = ["00", "010", "0990"]
+    pstn_channel_limit: int = Field(default=30, gt=0)
     users: list[UserConfig] = []
     groups: list[GroupConfig] = []
     trunks: list[TrunkConfig] = []

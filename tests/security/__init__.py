@@ -1,0 +1,1 @@
+"""Attack tests: each finding of the hardening review, against a running server (docs/security.md)."""
