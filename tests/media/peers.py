@@ -61,9 +61,9 @@ class RtpPeer(asyncio.DatagramProtocol):
 _OPEN: list[RtpPeer] = []
 
 
-async def rtp_peer(port: int = 0) -> RtpPeer:
+async def rtp_peer(port: int = 0, host: str = "127.0.0.1") -> RtpPeer:
     loop = asyncio.get_running_loop()
-    _, peer = await loop.create_datagram_endpoint(RtpPeer, local_addr=("127.0.0.1", port))
+    _, peer = await loop.create_datagram_endpoint(RtpPeer, local_addr=(host, port))
     _OPEN.append(peer)
     return peer
 

@@ -35,7 +35,7 @@ async def test_member_offer_is_answered_on_the_relay_port(relay: MediaRelay) -> 
     session = await relay.create_session()
     answer = parse_sdp(
         negotiation.answer_offer(
-            session.a, OFFER.format(port=4000, direction="sendrecv").encode(), "s1"
+            session.a, OFFER.format(port=4000, direction="sendrecv").encode(), "s1", "127.0.0.1"
         )
     )
     assert answer.connection_address(answer.media[0]) == "127.0.0.1"
@@ -52,22 +52,26 @@ async def test_destination_is_offered_the_other_port_and_its_answer_checked(
     offer = negotiation.make_offer(session.b, "s2")
     assert offer.media[0].port == session.b.port
     answer = OFFER.format(port=5000, direction="sendrecv").replace("8 101", "8").encode()
-    negotiation.accept_answer(session.b, offer, answer)
+    negotiation.accept_answer(session.b, offer, answer, "127.0.0.1")
     assert session.b.media is not None and session.b.media.telephone_event is None
     with pytest.raises(NotAcceptableError):
-        negotiation.accept_answer(session.b, offer, answer.replace(b"RTP/AVP 8", b"RTP/AVP 18"))
+        wrong = answer.replace(b"RTP/AVP 8", b"RTP/AVP 18")
+        negotiation.accept_answer(session.b, offer, wrong, "127.0.0.1")
     with pytest.raises(SdpError):
-        negotiation.answer_offer(session.a, b"not sdp", "s3")
+        negotiation.answer_offer(session.a, b"not sdp", "s3", "127.0.0.1")
 
 
 async def test_a_phone_on_hold_is_sent_nothing(relay: MediaRelay) -> None:
     session = await relay.create_session()
     phone, far = await rtp_peer(), await rtp_peer()
     held = OFFER.format(port=phone.address[1], direction="sendonly").encode()
-    negotiation.answer_offer(session.a, held, "s4")  # the phone puts the call on hold
+    negotiation.answer_offer(session.a, held, "s4", "127.0.0.1")  # the phone puts the call on hold
     offer = negotiation.make_offer(session.b, "s5")
     negotiation.accept_answer(
-        session.b, offer, OFFER.format(port=far.address[1], direction="sendrecv").encode()
+        session.b,
+        offer,
+        OFFER.format(port=far.address[1], direction="sendrecv").encode(),
+        "127.0.0.1",
     )
     session.bridge()
     far.send(packet(8, 1, b"\xd5" * 160), session.b.local)
@@ -81,7 +85,10 @@ async def test_inactivity_is_signalled_once_media_stops(relay: MediaRelay) -> No
     session = await relay.create_session()
     phone = await rtp_peer()
     negotiation.answer_offer(
-        session.a, OFFER.format(port=phone.address[1], direction="sendrecv").encode(), "s6"
+        session.a,
+        OFFER.format(port=phone.address[1], direction="sendrecv").encode(),
+        "s6",
+        "127.0.0.1",
     )
     fired: list[float] = []
     session.watch_inactivity(0.3, lambda: fired.append(relay.loop.time()))

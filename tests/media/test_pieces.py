@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import pytest
 
@@ -28,12 +29,24 @@ def test_rtp_header_round_trip_and_payload_offset_with_csrc_and_extension() -> N
 
 def test_port_pairs_are_even_and_exhaustion_names_the_setting() -> None:
     ports = PortAllocator(20001, 20008)  # even RTP ports whose RTCP fits: 20002..20006
-    assert [ports.allocate() for _ in range(3)] == [20002, 20004, 20006]
+    assert sorted(ports.allocate() for _ in range(3)) == [20002, 20004, 20006]
     with pytest.raises(PortsExhaustedError, match=r"server\.rtp_ports"):
         ports.allocate()
     ports.release(20004)
     ports.release(20004)  # twice is harmless
     assert ports.in_use == 2 and ports.allocate() == 20004
+
+
+def test_ports_are_drawn_unpredictably_and_a_released_pair_cools_down() -> None:
+    """RFC 3550 §8.2: a hijacker must not know which pair the next call gets."""
+    first = [PortAllocator(20000, 20200, rng=random.Random(seed)).allocate() for seed in range(20)]
+    assert len(set(first)) > 10  # not lowest-first: the draw depends on the generator
+    ports = PortAllocator(20000, 20020, rng=random.Random(7))  # ten pairs
+    taken = [ports.allocate() for _ in range(4)]
+    ports.release(taken[0])
+    again = [ports.allocate() for _ in range(6)]  # the six never-used pairs come first
+    assert taken[0] not in again and ports.in_use == 9
+    assert ports.allocate() == taken[0]  # nothing else left: the cooled pair is reused
 
 
 @pytest.mark.parametrize(("name", "codec", "frequency"), [("jp", "PCMU", 400), ("eu", "PCMA", 425)])

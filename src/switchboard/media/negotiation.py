@@ -13,10 +13,11 @@ from switchboard.sip import offer_answer
 from switchboard.sip.sdp import SessionDescription, parse_sdp
 
 
-def answer_offer(leg: Leg, offer: bytes, session_id: str) -> bytes:
-    """Answer the peer's offer on ``leg``; the leg learns the peer's address and codec."""
+def answer_offer(leg: Leg, offer: bytes, session_id: str, signalling_host: str) -> bytes:
+    """Answer the peer's offer on ``leg``; the leg learns the peer's address and codec, and
+    may latch to that address or the IP the offer came from (``relay`` module rules)."""
     description, negotiated = offer_answer.answer(parse_sdp(offer), leg.host, leg.port, session_id)
-    leg.set_media(LegMedia.from_negotiated(negotiated))
+    leg.set_media(LegMedia.from_negotiated(negotiated), signalling_host)
     return bytes(description)
 
 
@@ -25,6 +26,7 @@ def make_offer(leg: Leg, session_id: str) -> SessionDescription:
     return offer_answer.make_offer(leg.host, leg.port, session_id)
 
 
-def accept_answer(leg: Leg, offer: SessionDescription, answer: bytes) -> None:
+def accept_answer(leg: Leg, offer: SessionDescription, answer: bytes, signalling_host: str) -> None:
+    """``signalling_host``: the IP the answer came from (the NAT allowance of latching)."""
     negotiated = offer_answer.accept_answer(offer, parse_sdp(answer))
-    leg.set_media(LegMedia.from_negotiated(negotiated))
+    leg.set_media(LegMedia.from_negotiated(negotiated), signalling_host)

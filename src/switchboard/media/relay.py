@@ -4,10 +4,14 @@ A ``MediaSession`` has two legs, ``a`` (the member's phone) and ``b`` (the desti
 Each leg owns an RTP and an RTCP socket on an even/odd port pair from ``rtp_ports``.
 
 Rules:
-- Latching: the first packet on a leg fixes where that leg's peer really is (phones behind
-  NAT send from elsewhere than their SDP says); from then on packets from any other source
-  are counted as ``rejected`` and dropped. Before anything was received, packets go to the
-  address of the peer's SDP.
+- Latching (symmetric RTP, RFC 4961; the NAT allowance of RFC 3550 §8.2 practice): a leg
+  accepts media only from its peer. Until the peer's SDP is known, nothing is accepted.
+  Then the first packet from the SDP's exact address, or, within ``LATCH_WINDOW`` seconds
+  of that SDP, from another port of the SDP's IP or of the IP its signalling came from
+  (phones behind NAT send from elsewhere than their SDP says), fixes where the peer really
+  is; from then on packets from any other source are counted as ``rejected`` and dropped.
+  A stranger's address is never latched, and a new SDP (re-INVITE) opens a new window only
+  to the addresses it names. Before anything was received, packets go to the SDP address.
 - Relay: a packet from one leg goes to the other unchanged when both legs agreed the same
   codec (SSRC, sequence, timestamp pass through). PCMU ⇄ PCMA are converted with G.711's
   tables and the payload type rewritten; telephone-event (RFC 4733) is mapped to the other
@@ -42,6 +46,8 @@ from switchboard.sip.offer_answer import NegotiatedAudio
 
 log = logging.getLogger("switchboard.media")
 Address = tuple[str, int]
+# Seconds after a peer's SDP during which its media may still come from another port (NAT).
+LATCH_WINDOW = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +117,18 @@ class _Socket(asyncio.DatagramProtocol):
 
 
 class Leg:
-    def __init__(self, name: str, port: int, host: str) -> None:
+    def __init__(
+        self, name: str, port: int, host: str, clock: Callable[[], float] = lambda: 0.0
+    ) -> None:
         self.name = name
         self.port = port
         self.host = host
+        self.clock = clock
         self.media: LegMedia | None = None
         self.latched: Address | None = None
         self.latched_rtcp: Address | None = None
+        self.peer_hosts: frozenset[str] = frozenset()  # IPs allowed to latch this leg
+        self.latch_until = 0.0
         self.stats = LegStats()
         self.rtp = _Socket(lambda data, source: None)
         self.rtcp = _Socket(lambda data, source: None)
@@ -132,11 +143,23 @@ class Leg:
             return self.latched
         return self.media.address if self.media else None
 
-    def set_media(self, media: LegMedia) -> None:
-        """The peer's (new) SDP: a new address means the latch must be learnt again."""
+    def set_media(self, media: LegMedia, signalling_host: str | None = None) -> None:
+        """The peer's (new) SDP, and the IP its signalling came from: a new address means
+        the latch must be learnt again, from the addresses this SDP allows only."""
         if self.media is None or self.media.address != media.address:
             self.latched = self.latched_rtcp = None
+            self.latch_until = self.clock() + LATCH_WINDOW
+        self.peer_hosts = frozenset(filter(None, (media.address[0], signalling_host)))
         self.media = media
+
+    def may_latch(self, source: Address, rtcp: bool) -> bool:
+        """Whether an unlatched leg may take ``source`` as its peer (see the module rules)."""
+        if self.media is None:
+            return False
+        host, port = self.media.address
+        if source == (host, port + 1 if rtcp else port):
+            return True
+        return source[0] in self.peer_hosts and self.clock() <= self.latch_until
 
     def send_rtp(self, packet: bytes) -> None:
         destination = self.destination
@@ -158,16 +181,18 @@ class Leg:
 class _Ringback:
     """Paced tone toward one leg: frame n leaves at start + n·ptime, in the leg's ptime."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, leg: Leg, tone: str) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, leg: Leg, tone: str, rng: random.Random
+    ) -> None:
         assert leg.media is not None
         self.loop, self.leg = loop, leg
         self.ptime = leg.media.ptime
         self.frames = tones.frames(tone, leg.media.codec, self.ptime)
         self.samples = tones.SAMPLE_RATE * self.ptime // 1000
         self.payload_type = leg.media.payload_type
-        self.ssrc = random.getrandbits(32)
-        self.sequence = random.getrandbits(16)
-        self.timestamp = random.getrandbits(32)
+        self.ssrc = rng.getrandbits(32)  # RFC 3550 §5.1: random initial values
+        self.sequence = rng.getrandbits(16)
+        self.timestamp = rng.getrandbits(32)
         self.index = 0
         self.start = loop.time()
         self.handle: asyncio.TimerHandle | None = loop.call_at(self.start, self._tick)
@@ -213,7 +238,8 @@ class MediaSession:
         leg = self.leg(leg_name)
         if self.closed or leg.media is None or leg_name in self._ringback:
             return
-        self._ringback[leg_name] = _Ringback(self.relay.loop, leg, tone or self.relay.tone)
+        tone = tone or self.relay.tone
+        self._ringback[leg_name] = _Ringback(self.relay.loop, leg, tone, self.relay.rng)
 
     def stop_ringback(self, leg_name: str) -> None:
         ringback = self._ringback.pop(leg_name, None)
@@ -284,17 +310,18 @@ class MediaSession:
     # -- packets --------------------------------------------------------------------------
 
     def _accept(self, leg: Leg, source: Address, rtcp: bool) -> bool:
+        latched = leg.latched_rtcp if rtcp else leg.latched
+        if latched is not None:
+            return latched == source
+        if not leg.may_latch(source, rtcp):
+            return False
         if rtcp:
-            if leg.latched_rtcp is None:
-                leg.latched_rtcp = source
-            return leg.latched_rtcp == source
-        if leg.latched is None:
+            leg.latched_rtcp = source
+        else:
             leg.latched = source
             if leg.media is not None and source != leg.media.address:
-                log.info("leg %s latched to %s:%d (SDP said %s:%d)", leg.name, *source,
-                         *leg.media.address)  # fmt: skip
-            return True
-        return leg.latched == source
+                log.info("leg %s latched to %s (SDP said %s)", leg.name, source, leg.media.address)
+        return True
 
     def _rtp_handler(self, leg: Leg, other: Leg) -> Callable[[bytes, Address], None]:
         loop = self.relay.loop
@@ -360,8 +387,15 @@ class MediaSession:
 
 class MediaRelay:
     def __init__(
-        self, host: str, advertised_host: str, ports: PortAllocator, *, tone: str = "jp"
+        self,
+        host: str,
+        advertised_host: str,
+        ports: PortAllocator,
+        *,
+        tone: str = "jp",
+        rng: random.Random | None = None,
     ) -> None:
+        self.rng = rng or random.SystemRandom()
         self.host = host
         self.advertised_host = advertised_host
         self.ports = ports
@@ -389,7 +423,8 @@ class MediaRelay:
 
     async def _bind_leg(self, name: str) -> Leg:
         for _ in range(self.ports.capacity):
-            leg = Leg(name, self.ports.allocate(), self.advertised_host)  # may be exhausted
+            port = self.ports.allocate()  # may be exhausted
+            leg = Leg(name, port, self.advertised_host, self.loop.time)
             if await self._bind(leg):
                 return leg
         raise PortsExhaustedError("no RTP port pair of server.rtp_ports could be bound")

@@ -215,8 +215,9 @@ class CallGroupCall(HuntDriver):
         leg = self.members[index]
         answer = leg.answered.final if leg.answered is not None else None
         try:
-            assert answer is not None
-            negotiation.accept_answer(self.session.a, self.member_offer, answer.body)
+            assert answer is not None and leg.answered is not None
+            host = leg.answered.peer.host
+            negotiation.accept_answer(self.session.a, self.member_offer, answer.body, host)
         except (SipError, AssertionError) as exc:
             log.warning("member %s answered without usable SDP (%s)", leg.uuid, exc)
         self._busy = (self.request.domain.name, self.request.group.members[index])
@@ -328,7 +329,7 @@ class CallGroupCall(HuntDriver):
             self.destination_group.start_hunt()
             return
         for call in leg.calls:
-            call.on_provisional = functools.partial(self._destination_progress, leg.uuid)
+            call.on_provisional = functools.partial(self._destination_progress, leg.uuid, call)
             call.answered.add_done_callback(functools.partial(self._destination_future, call))
 
     def _destination_answered(self, leg: Leg, call: OutgoingCall, response: Response) -> None:
@@ -337,7 +338,8 @@ class CallGroupCall(HuntDriver):
         self.destination_answered_at = self.loop.time()
         try:
             assert self.destination_offer is not None
-            negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
+            offer = self.destination_offer
+            negotiation.accept_answer(self.session.b, offer, response.body, call.peer.host)
         except (SipError, AssertionError) as exc:
             log.warning("destination answered without usable SDP: %s", exc)
         self.session.bridge()
@@ -346,12 +348,13 @@ class CallGroupCall(HuntDriver):
         call.ended.add_done_callback(lambda _f: self._destination_ended())
         log.info("call %s bridged", self.members[self.answered_index or 0].uuid)
 
-    def _destination_progress(self, uuid: str, response: Response) -> None:
+    def _destination_progress(self, uuid: str, call: OutgoingCall, response: Response) -> None:
         if response.status in (180, 183):
             self.cti.ringing(uuid)
-        if response.body and self.destination_offer is not None and self.session.b.media is None:
+        offer = self.destination_offer
+        if response.body and offer is not None and self.session.b.media is None:
             try:  # a 183 with SDP: early media will replace our ringback (RFC 3960)
-                negotiation.accept_answer(self.session.b, self.destination_offer, response.body)
+                negotiation.accept_answer(self.session.b, offer, response.body, call.peer.host)
             except SipError as exc:
                 log.info("ignoring unusable early media SDP: %s", exc)
 
