@@ -27,7 +27,7 @@ from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.registrar.location import LocationService
-from switchboard.registrar.registrar import Registrar
+from switchboard.registrar.registrar import Registrar, RegistrarSettings, trunk_addresses
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
@@ -69,6 +69,9 @@ class Server:
                 LocationService(),
                 digest_key=secrets.token_bytes(32),
                 new_tag=self.endpoint.ids.tag,
+                settings=RegistrarSettings(
+                    max_contacts=server.max_contacts, trunk_addresses=trunk_addresses(config)
+                ),
             ),
             RegistrationStore(self.database),
             self.directory,

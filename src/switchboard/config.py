@@ -9,7 +9,7 @@ Rules checked across entries of one domain:
   resolve to one thing, DESIGN §5);
 - group members are user names of the same domain, each listed once;
 - trunk names are unique; addresses are ``HOST:PORT`` with an IP address or a host name;
-- static contacts are SIP URIs.
+- static contacts are SIP URIs with an IP address for host.
 Domain names are unique in the file.
 """
 
@@ -135,6 +135,10 @@ class UserConfig(_Strict):
                 raise ValueError(f"malformed contact {value!r}: {exc.reason}") from None
             if not isinstance(uri, SipUri):
                 raise ValueError(f"contact {value!r} is not a sip: or sips: URI")
+            try:  # rung as is, with no DNS on the call path
+                ipaddress.ip_address(uri.host_port[0])
+            except ValueError:
+                raise ValueError(f"contact {value!r}: the host must be an IP address") from None
         return values
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from switchboard.config import parse_config
 from switchboard.directory import Directory
-from switchboard.registrar.location import LocationService
+from switchboard.registrar.location import Binding, LocationService
 from switchboard.registrar.registrar import RegisterDecision, Registrar, RegistrarSettings, apply
 from switchboard.sip.digest import answer_challenge
 from switchboard.sip.message import Request, headers
@@ -214,3 +214,44 @@ def test_expired_nonce_gets_a_stale_challenge_not_a_refusal() -> None:
     response = registrar.handle(request, PHONE, 1000.0).response
     assert response.status == 401
     assert "stale=true" in response.get_all("WWW-Authenticate")[0]
+
+
+def test_contacts_we_would_never_send_to_are_refused_with_a_clear_reason() -> None:
+    """Toll fraud through a Contact naming the trunk; a WebRTC client's ``.invalid``."""
+    settings = RegistrarSettings(trunk_addresses=frozenset({("192.0.2.200", 5060)}))
+    registrar = _registrar(settings=settings)
+    for contact, status, reason in [
+        ("<sip:00449001234567@192.0.2.200>", 403, "Contact names a trunk"),
+        ("<sip:00449001234567@192.0.2.200:5060;transport=udp>", 403, "Contact names a trunk"),
+        ("<sip:x@df7jal23ls0d.invalid;transport=ws>", 400, "Contact host is .invalid"),
+    ]:
+        response = _register_ok(registrar, 1.0, contact).response
+        assert (response.status, response.reason) == (status, reason + _tail(reason))
+    assert registrar.location.count() == 0
+    assert _register_ok(registrar, 2.0, "<sip:alice@192.0.2.200:5062>").response.status == 200
+
+
+def _tail(reason: str) -> str:
+    return ": no address to reach" if reason.endswith("invalid") else ""
+
+
+def test_a_user_keeps_at_most_max_contacts_bindings() -> None:
+    registrar = _registrar(settings=RegistrarSettings(max_contacts=3))
+    flood = [f"<sip:alice@192.0.2.{n}>" for n in range(1, 301)]
+    refused = _register_ok(registrar, 1.0, *flood).response
+    assert (refused.status, refused.reason) == (403, "Too many contacts (at most 3 per user)")
+    assert registrar.location.count() == 0
+    assert _register_ok(registrar, 2.0, *flood[:3], call_id="r2").response.status == 200
+    more = _register_ok(registrar, 3.0, flood[3], call_id="r3").response
+    assert more.status == 403 and registrar.location.count() == 3
+
+
+def test_a_binding_is_rung_where_its_register_came_from() -> None:
+    registrar = _registrar()
+    _register_ok(registrar, 1.0, "<sip:alice@10.0.0.5:5060>")  # a private address behind NAT
+    (binding,) = registrar.location.bindings(("example.com", "alice"), 1.0)
+    assert binding.source == PHONE
+    for received in ("TCP:::1:50000", "TCP:[::1]:50000"):
+        binding = Binding("d", "u", "sip:u@h", 1.0, "c", 1, received=received)
+        assert binding.source == Peer("TCP", "::1", 50000)
+    assert Binding("d", "u", "sip:u@h", 1.0, "c", 1).source is None  # stored before 'received'

@@ -29,6 +29,7 @@ from switchboard.pbx.hunt import (
 )
 from switchboard.pbx.records import build as build_records
 from switchboard.registrar.location import contact_key
+from switchboard.registrar.service import Terminal
 from switchboard.sip.errors import SipError
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Response
@@ -165,20 +166,23 @@ class CallGroupCall(HuntDriver):
                 Header("X-Switchboard-Group", group),
             )
         calls = []
-        for contact in self.engine.registrar.contacts(domain, user):
-            target, peer = _target(contact)
-            calls.append(
-                self.engine.ua.call(
+        for terminal in self.engine.registrar.terminals(domain, user):
+            try:
+                target, peer = _target(terminal)
+                call = self.engine.ua.call(
                     target,
                     peer,
                     from_uri=f"sip:{group}@{domain}",
                     body=body,
                     display_name=display,
-                    call_id=call_id_for(contact),
+                    call_id=call_id_for(terminal.contact),
                     from_tag=from_tag,
                     extra=extra,
                 )
-            )
+            except (ValueError, OSError) as exc:  # this terminal only: its siblings ring on
+                log.warning("cannot ring %s of %s: %s", terminal.contact, user, exc)
+                continue
+            calls.append(call)
         return calls
 
     def ring(self, index: int) -> list[OutgoingCall]:
@@ -297,15 +301,20 @@ class CallGroupCall(HuntDriver):
             number = destination.calling_number or domain.calling_number or "anonymous"
             identity = f"<sip:{number}@{domain.name}>"
             credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
-            call = self.engine.ua.call(
-                parse_uri(f"sip:{target.number}@{host}:{port}"),
-                Peer(trunk.transport.upper(), host, port),
-                from_uri=f"sip:{number}@{domain.name}",
-                body=body,
-                call_id=leg.uuid,
-                extra=(Header("P-Asserted-Identity", identity),),
-                credentials=credentials,
-            )
+            try:
+                call = self.engine.ua.call(
+                    parse_uri(f"sip:{target.number}@{host}:{port}"),
+                    Peer(trunk.transport.upper(), host, port),
+                    from_uri=f"sip:{number}@{domain.name}",
+                    body=body,
+                    call_id=leg.uuid,
+                    extra=(Header("P-Asserted-Identity", identity),),
+                    credentials=credentials,
+                )
+            except (ValueError, OSError) as exc:
+                log.warning("cannot reach trunk %s: %s", trunk.name, exc)
+                self.hang_up("destination unreachable")
+                return
             leg.calls.append(call)
             self.cti.destination_dialed(leg.uuid)
         elif isinstance(target, UserTarget):
@@ -451,10 +460,14 @@ def _attempt_uuid(leg: Leg) -> str | None:
     return next(iter(leg.planned.values()), None)
 
 
-def _target(contact: str) -> tuple[SipUri, Peer]:
-    uri = parse_uri(contact)
+def _target(terminal: Terminal) -> tuple[SipUri, Peer]:
+    """The INVITE's Request-URI (the Contact) and where it goes: where the phone registered
+    from, else (a static contact) the Contact's own host."""
+    uri = parse_uri(terminal.contact)
     if not isinstance(uri, SipUri):
-        raise ValueError(f"contact {contact!r} is not a SIP URI")
+        raise ValueError(f"contact {terminal.contact!r} is not a SIP URI")
+    if terminal.peer is not None:
+        return uri, terminal.peer
     host, port = uri.host_port
     transport = (uri.params.get("transport") or "udp").upper()
     return uri, Peer(transport, host, port or 5060)

@@ -95,7 +95,12 @@ class Engine:
         except BaseException:
             self.channels[domain] -= needed
             raise
-        call = CallGroupCall(self, request, session, needed)
+        try:
+            call = CallGroupCall(self, request, session, needed)
+        except BaseException:  # nothing was sent yet: give back all the call took
+            session.close()
+            self.channels[domain] -= needed
+            raise
         self.calls.add(call)
         for channel in call.uuids:
             self.by_uuid[channel] = call

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import unescape
 
 Aor = tuple[str, str]  # (domain, user)
@@ -35,6 +36,15 @@ class Binding:
     @property
     def key(self) -> str:
         return contact_key(self.contact)
+
+    @property
+    def source(self) -> Peer | None:
+        """Where the REGISTER came from: where the phone is rung (NAT, RFC 5626 flows)."""
+        transport, _, rest = self.received.partition(":")
+        host, _, port = rest.rpartition(":")
+        if not host or not port.isdigit() or len(port) > 5:
+            return None
+        return Peer(transport, host.strip("[]"), int(port))
 
     def expires_in(self, now: float) -> int:
         return max(0, round(self.expires_at - now))

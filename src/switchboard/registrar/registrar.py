@@ -14,6 +14,13 @@ The steps, in the RFC's order where it matters:
    Expires header, else the default; below ``min_expires`` (but not 0) the request fails
    with 423 and Min-Expires; above ``max_expires`` it is shortened. For an existing binding
    with the same Call-ID, a CSeq not above the stored one is out of order: 500.
+   A Contact we would never send to is refused: an ``.invalid`` host (RFC 6761 §6.4, as
+   WebRTC clients register) 400, one naming a trunk's address 403 (toll fraud: the PBX
+   would INVITE the trunk itself). A user keeps at most ``max_contacts`` bindings (403
+   beyond): one REGISTER with hundreds of Contacts must not turn a call into an INVITE
+   flood. Phones are rung at the address the REGISTER came from (``received``), not at
+   their Contact's host (RFC 3261 §10.3 with RFC 5626's flows; the service resolves a
+   Contact host name before storing, and refuses one that does not resolve).
 6. The 200 lists every binding of the AOR with its remaining ``expires`` (§10.3 step 8).
 
 Nothing is stored here: ``RegisterDecision`` says what to upsert and remove, and the service
@@ -25,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switchboard.config import Config, split_hostport
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
 from switchboard.sip.address import Address
@@ -50,6 +58,8 @@ class RegistrarSettings:
     max_expires: int = 3600
     default_expires: int = 3600
     digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    max_contacts: int = 10
+    trunk_addresses: frozenset[tuple[str, int]] = frozenset()  # (lower-case host, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,9 @@ class Registrar:
             else:
                 upserts.append(binding)
                 current[binding.key] = binding
+        if len(current) > self.settings.max_contacts:
+            limit = self.settings.max_contacts
+            raise RefusalError(403, f"Too many contacts (at most {limit} per user)")
         listed = tuple(
             Header("Contact", _contact_value(b, now))
             for b in sorted(current.values(), key=lambda b: -float(b.q or "1"))
@@ -204,6 +217,7 @@ class Registrar:
         domain, user = aor
         if contact.uri is None or not isinstance(contact.uri, SipUri):
             raise RefusalError(400, "Contact is not a SIP URI")
+        self._check_contact_host(contact.uri)
         expires = self._expires(request, contact)
         q = contact.params.get("q")
         if q is not None and not _valid_q(q):
@@ -220,6 +234,21 @@ class Registrar:
             user_agent=(request.get("User-Agent") or "")[:255],
         )
         return binding, expires
+
+    def _check_contact_host(self, uri: SipUri) -> None:
+        host, port = uri.host_port
+        host = host.lower().rstrip(".")
+        if host == "invalid" or host.endswith(".invalid"):
+            raise RefusalError(400, "Contact host is .invalid: no address to reach")
+        if self.names_trunk(host, port):
+            raise RefusalError(403, "Contact names a trunk")
+
+    def names_trunk(self, host: str, port: int | None) -> bool:
+        return (host.lower().rstrip("."), port or 5060) in self.settings.trunk_addresses
+
+    def refuse(self, request: Request, status: int, reason: str) -> RegisterDecision:
+        """A refusal decided at the edge (a Contact host that does not resolve)."""
+        return RegisterDecision(self._response(request, status, reason), log=f"{status} {reason}")
 
     def _expires(self, request: Request, contact: Address) -> int:
         settings = self.settings
@@ -246,6 +275,16 @@ def apply(location: LocationService, decision: RegisterDecision) -> None:
         location.remove(binding.aor, binding.contact)
     for binding in decision.upserts:
         location.put(binding)
+
+
+def trunk_addresses(config: Config) -> frozenset[tuple[str, int]]:
+    """Every trunk's (host, port): no phone may register one as its Contact."""
+    found = set()
+    for domain in config.domains:
+        for trunk in domain.trunks:
+            host, port = split_hostport(trunk.address)
+            found.add((host.lower().rstrip("."), port))
+    return frozenset(found)
 
 
 def _credentials_for_realm(request: Request, realm: str) -> str | None:

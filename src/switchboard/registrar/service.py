@@ -6,8 +6,12 @@
   transaction (group commit): one commit per burst instead of one per REGISTER.
 - On start, bindings are loaded from the database; expired ones are deleted, not loaded.
 - One timer, armed at the earliest expiry, removes bindings on time (memory and database).
-- ``contacts(domain, user)`` is what the PBX rings: live bindings, highest q first, then the
-  static contacts of the config file (permanent terminals).
+- ``terminals(domain, user)`` is what the PBX rings: live bindings, highest q first, each
+  at the address its REGISTER came from, then the static contacts of the config file
+  (permanent terminals, at their own address); ``contacts`` lists their URIs.
+- A Contact host that is a name is resolved before the binding is stored (after
+  authentication, so strangers cannot make us query DNS); a name that does not resolve
+  within ``RESOLVE_TIMEOUT``, or resolves to a trunk, is refused.
 - ``on_binding(change, binding)`` hears of every binding ``added``, ``updated`` (a refresh
   that changed its contact, source, q or User-Agent; a bare refresh is not a change) and
   ``removed`` (unregistered or expired), after the change is stored: CTI's ``terminal``.
@@ -16,9 +20,12 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
@@ -28,9 +35,17 @@ from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
+from switchboard.sip.uri import SipUri, parse_uri
 from switchboard.store.registrations import RegistrationStore
 
 log = logging.getLogger("switchboard.registrar")
+RESOLVE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    contact: str  # the Request-URI of the INVITE
+    peer: Peer | None  # where to send it; None: the contact's own host and port
 
 
 class RegistrarService:
@@ -69,10 +84,16 @@ class RegistrarService:
                 *self._tasks, *filter(None, [self._writer]), return_exceptions=True
             )
 
-    def contacts(self, domain: str, user: str) -> list[str]:
-        registered = [b.contact for b in self.location.bindings((domain, user), self.clock())]
+    def terminals(self, domain: str, user: str) -> list[Terminal]:
+        bindings = self.location.bindings((domain, user), self.clock())
+        registered = [Terminal(b.contact, b.source) for b in bindings]
+        known = {b.contact for b in bindings}
         static = self.directory.user(domain, user)
-        return registered + ([c for c in static.contacts if c not in registered] if static else [])
+        extra = [Terminal(c, None) for c in static.contacts if c not in known] if static else []
+        return registered + extra
+
+    def contacts(self, domain: str, user: str) -> list[str]:
+        return [terminal.contact for terminal in self.terminals(domain, user)]
 
     def statistics(self) -> dict[str, int]:
         return {**self.counters, "bindings": self.location.count()}
@@ -92,6 +113,41 @@ class RegistrarService:
             self._count(status)
             endpoint.respond(tx, decision.response)
             return
+        names = {host for host in map(_contact_host, decision.upserts) if host is not None}
+        if names:
+            self._spawn(self._resolve_then_store(endpoint, tx, decision, names))
+            return
+        self._store(endpoint, tx, decision)
+
+    async def _resolve_then_store(
+        self,
+        endpoint: SipEndpoint,
+        tx: ServerTransaction,
+        decision: RegisterDecision,
+        names: set[tuple[str, int | None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for name, port in sorted(names, key=str):
+            try:
+                async with asyncio.timeout(RESOLVE_TIMEOUT):
+                    found = await loop.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+            except (OSError, TimeoutError):
+                refusal = self.registrar.refuse(tx.request, 400, "Contact host does not resolve")
+                log.info("REGISTER refused: Contact host %r does not resolve", name)
+                self._count(400)
+                endpoint.respond(tx, refusal.response)
+                return
+            if any(self.registrar.names_trunk(str(info[4][0]), port) for info in found):
+                self._count(403)
+                endpoint.respond(
+                    tx, self.registrar.refuse(tx.request, 403, "Contact names a trunk").response
+                )
+                return
+        self._store(endpoint, tx, decision)
+
+    def _store(
+        self, endpoint: SipEndpoint, tx: ServerTransaction, decision: RegisterDecision
+    ) -> None:
         self._pending.append((endpoint, tx, decision))
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_pending())
@@ -181,6 +237,19 @@ class RegistrarService:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("registrar storage task failed", exc_info=task.exception())
+
+
+def _contact_host(binding: Binding) -> tuple[str, int | None] | None:
+    """The Contact's host and port when the host is a name to resolve (None for an IP)."""
+    uri = parse_uri(binding.contact)
+    if not isinstance(uri, SipUri):
+        return None
+    host, port = uri.host_port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower(), port
+    return None
 
 
 def _seen_differently(before: Binding, after: Binding) -> bool:
