@@ -83,6 +83,10 @@ class Server:
             Outbox(self.database, self.writes),
             secret_for=secrets_by_domain.get,
             allow_private=server.callback_allow_private,
+            key_for={d.name: d.api_token for d in config.domains}.get,
+            per_domain=server.callback_concurrency_per_domain,
+            max_response=server.callback_max_response,
+            deadline=server.callback_deadline,
         )
         self.records = CallRecordStore(self.database, self.writes)
         self.cti = CtiHub()

@@ -1,15 +1,22 @@
-"""Delivering callbacks from the outbox (API §3), the edge: httpx POSTs, one worker.
+"""Delivering callbacks from the outbox (API §3), the edge: the worker and its limits.
 
 - ``enqueue`` stores the callback before anything is sent, so a crash loses nothing. It is
   stored already claimed (a lease of ``LEASE`` seconds) and sent at once; the worker claims
   what falls due later, retries and what a crashed process left leased, the same way (a
-  lease in the database, so nothing is sent twice at once). At most ``concurrency`` POSTs
-  are in flight. The worker re-reads the outbox only when its schedule changed (a failed
-  try), not after every success: two statements per delivered callback in all.
-- A 2xx ends a delivery; anything else (an error status, a refused connection, a timeout)
-  schedules a retry by the backoff of ``policy``; after 24 hours it is given up and logged.
-- Host names are resolved before sending and refused if they lead to a private address,
-  unless the server allows private callbacks.
+  lease in the database, so nothing is sent twice at once). The worker re-reads the outbox
+  only when its schedule changed (a failed try), not after every success: two statements
+  per delivered callback in all.
+- A callback already being sent (or waiting for its domain's turn) by this process is not
+  started twice when the worker claims it again: the claim only renews its lease.
+- At most ``per_domain`` tries of one domain are in flight, each with its own deadline
+  (``attempt``): a domain whose receiver stalls waits for its own turns, and another
+  domain's callbacks go out at once. There is no shared cap to exhaust.
+- A 2xx ends a delivery; anything else (an error status, a refused connection, a deadline,
+  an address that is not public) schedules a retry by the backoff of ``policy``; after 24
+  hours it is given up and logged.
+- A URL's credentials are stored sealed (``credentials``) under the domain's key and are
+  shown in no log line (``policy.redact``). One whose seal no longer opens (the key
+  changed) is given up at once: it could not be sent as the caller meant.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import httpx
 
-from switchboard.callbacks import policy
+from switchboard.callbacks import credentials, policy
+from switchboard.callbacks.attempt import Attempts
+from switchboard.callbacks.connect import Resolver, system_resolver
 from switchboard.store.outbox import LEASE, Outbox, PendingCallback
 
 log = logging.getLogger("switchboard.callbacks")
@@ -38,19 +47,33 @@ class CallbackDelivery:
         *,
         secret_for: Callable[[str], str | None],
         allow_private: bool,
+        key_for: Callable[[str], str | None] = lambda domain: None,
         clock: Callable[[], float] = time.time,
-        concurrency: int = 20,
-        timeout: float = 10.0,
+        per_domain: int = 4,
+        max_response: int = 65536,
+        deadline: float = 10.0,
+        resolver: Resolver = system_resolver,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``secret_for``: a domain's signing secret; ``key_for``: the material its stored
+        credentials are sealed with (its api_token)."""
         self.outbox = outbox
         self.secret_for = secret_for
+        self.key_for = key_for
         self.allow_private = allow_private
         self.clock = clock
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.per_domain = per_domain
+        self.attempts = Attempts(
+            allow_private=allow_private,
+            max_response=max_response,
+            deadline=deadline,
+            resolver=resolver,
+            transport=transport,
+        )
         self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limits: dict[str, asyncio.Semaphore] = {}
         self._worker: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # by delivery id
         self.counters = {"callbacks_delivered": 0, "callbacks_retried": 0, "callbacks_failed": 0}
 
     async def start(self) -> None:
@@ -60,31 +83,45 @@ class CallbackDelivery:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        for task in list(self._tasks):
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.outbox.writes.drain()  # results of tries already made are still stored
-        await self._client.aclose()
+        await self.attempts.aclose()
 
     async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str:
+        """Store the callback (credentials sealed) and start sending it; its delivery id."""
         delivery_id = uuid.uuid4().hex
         body = json.dumps(payload, separators=(",", ":"))
         now = self.clock()
-        callback = PendingCallback(delivery_id, domain, url, body, now, 0)
+        stored = self._seal(domain, url)
+        callback = PendingCallback(delivery_id, domain, stored, body, now, 0)
         await self.outbox.add(callback, now, lease=LEASE)
-        task = asyncio.get_running_loop().create_task(self._deliver(callback))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(callback)
         return delivery_id
+
+    def _seal(self, domain: str, url: str) -> str:
+        if credentials.split_userinfo(url)[1] is None:
+            return url
+        material = self.key_for(domain)
+        if not material:
+            raise policy.CallbackUrlError(f"no key to seal the credentials of {domain}'s URL")
+        return credentials.seal(url, credentials.derive_key(domain, material))
+
+    def _spawn(self, callback: PendingCallback) -> None:
+        if callback.delivery_id in self._tasks:
+            return  # still waiting for its domain's turn or being sent: the claim renewed it
+        task = asyncio.get_running_loop().create_task(self._deliver(callback))
+        self._tasks[callback.delivery_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(callback.delivery_id, None))
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
                 for callback in await self.outbox.claim_due(self.clock()):
-                    task = asyncio.get_running_loop().create_task(self._deliver(callback))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(callback)
                 next_due = await self.outbox.next_due()
             except Exception:
                 log.exception("reading the callback outbox failed")
@@ -93,58 +130,88 @@ class CallbackDelivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
+    def _limit(self, domain: str) -> asyncio.Semaphore:
+        limit = self._limits.get(domain)
+        if limit is None:
+            limit = self._limits[domain] = asyncio.Semaphore(self.per_domain)
+        return limit
+
     async def _deliver(self, callback: PendingCallback) -> None:
+        shown = policy.redact(callback.url)
         try:
-            async with self._limit:
-                error = await self._post(callback)
-            now = self.clock()
-            if error is None:
-                await self.outbox.delivered(callback.delivery_id, now)
-                self.counters["callbacks_delivered"] += 1
-                log.info("callback %s delivered to %s", callback.delivery_id, callback.url)
+            try:
+                url = self._open(callback)
+            except credentials.SealError as exc:
+                await self._failed(callback, shown, str(exc), give_up=True)
                 return
-            attempts, retry_at = await self.outbox.failed(
-                callback.delivery_id, error, now, policy.next_delay, policy.GIVE_UP_AFTER
-            )
-            self._wake.set()  # a retry is scheduled: the worker must look at the outbox again
-            if retry_at is None:
-                self.counters["callbacks_failed"] += 1
-                log.error("callback %s given up after %d tries: %s", callback.delivery_id,
-                          attempts, error)  # fmt: skip
-            else:
-                self.counters["callbacks_retried"] += 1
-                log.warning("callback %s to %s failed (%s); retry in %.0f s",
-                            callback.delivery_id, callback.url, error, retry_at - now)  # fmt: skip
+            async with self._limit(callback.domain):
+                error = await self._post(callback, url)
+            if error is None:
+                await self.outbox.delivered(callback.delivery_id, self.clock())
+                self.counters["callbacks_delivered"] += 1
+                log.info("callback %s delivered to %s", callback.delivery_id, shown)
+                return
+            await self._failed(callback, shown, error, give_up=False)
         except Exception:
             # The row keeps its lease: the worker tries it again when the lease is over.
             log.exception("recording the result of callback %s failed", callback.delivery_id)
 
-    async def _post(self, callback: PendingCallback) -> str | None:
-        """None when delivered, else why not."""
-        try:
-            policy.check_url(callback.url, allow_private=self.allow_private)
-            if not self.allow_private:
-                await self._check_resolved(callback.url)
-        except policy.CallbackUrlError as exc:
-            return str(exc)
+    def _open(self, callback: PendingCallback) -> str:
+        if not credentials.is_sealed(callback.url):
+            return callback.url
+        material = self.key_for(callback.domain)
+        if not material:
+            raise credentials.SealError(f"no key for {callback.domain} to open the credentials")
+        key = credentials.derive_key(callback.domain, material)
+        return credentials.open_sealed(callback.url, key)
+
+    async def _post(self, callback: PendingCallback, url: str) -> str | None:
+        """None when delivered, else why not (with no credential in it)."""
         body = callback.body.encode()
         headers = policy.headers(
             callback.delivery_id, body, self.secret_for(callback.domain), self.clock()
         )
-        try:
-            response = await self._client.post(callback.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}"
+        error = await self.attempts.post(url, body, headers)
+        return None if error is None else _scrub(error, url)
 
-    async def _check_resolved(self, url: str) -> None:
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError as exc:
-            raise policy.CallbackUrlError(f"cannot resolve {host}: {exc}") from None
-        for info in infos:
-            if policy.is_private_host(str(info[4][0])):
-                raise policy.CallbackUrlError(f"{host} resolves to a private address")
+    async def _failed(
+        self, callback: PendingCallback, shown: str, error: str, *, give_up: bool
+    ) -> None:
+        now = self.clock()
+        attempts, retry_at = await self.outbox.failed(
+            callback.delivery_id,
+            error,
+            now,
+            policy.next_delay,
+            0.0 if give_up else policy.GIVE_UP_AFTER,
+        )
+        self._wake.set()  # a retry is scheduled: the worker must look at the outbox again
+        if retry_at is None:
+            self.counters["callbacks_failed"] += 1
+            log.error(
+                "callback %s to %s given up after %d tries: %s",
+                callback.delivery_id,
+                shown,
+                attempts,
+                error,
+            )
+        else:
+            self.counters["callbacks_retried"] += 1
+            log.warning(
+                "callback %s to %s failed (%s); retry in %.0f s",
+                callback.delivery_id,
+                shown,
+                error,
+                retry_at - now,
+            )
+
+
+def _scrub(error: str, url: str) -> str:
+    """``error`` without the URL's userinfo, should any library have quoted it."""
+    userinfo = credentials.split_userinfo(url)[1]
+    if not userinfo:
+        return error
+    password = userinfo.partition(":")[2]
+    for secret in sorted({userinfo, password, unquote(password)} - {""}, key=len, reverse=True):
+        error = error.replace(secret, "***")
+    return error
