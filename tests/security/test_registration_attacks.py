@@ -8,6 +8,7 @@ subscriber, or holds one's password. Calls are started through the real HTTP API
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,10 +17,13 @@ import httpx
 import pytest
 
 from switchboard.app import Server
+from switchboard.registrar.location import Binding
+from switchboard.sip.transaction.base import Peer
 from tests.interop.call_group_harness import post, serving
 from tests.security.sip_peer import RawSipPeer, raw_peer, register
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
 PREMIUM = "00449001234567"
 
 
@@ -61,7 +65,12 @@ async def _pbx(
 
 
 async def _call_support(client: httpx.AsyncClient) -> dict[str, object]:
-    return await post(client, "call_group", {"group_name": "support", "destination": "1111"})
+    """A call_group toward the PSTN, which the API must accept."""
+    answer = await post(
+        client, "call_group", {"group_name": "support", "destination": "0312345678"}
+    )
+    assert answer["result_code"] == 0, answer
+    return answer
 
 
 async def _settled(server: Server) -> None:
@@ -127,6 +136,29 @@ async def test_a_contact_host_we_cannot_reach_is_refused_and_calls_leak_nothing(
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
         assert server.media.ports.in_use == 0 and not server.media.sessions
         assert server.engine.by_uuid == {}
+
+
+async def test_a_stored_binding_we_cannot_send_to_fails_its_leg_alone(tmp_path: Path) -> None:
+    """A binding stored before these checks (or by an older version). ``switchboard serve``
+    runs on uvloop, whose UDP send raises ValueError at once for a host name; the test
+    loop's UDP transport is made to do the same. That terminal's leg fails; nothing is
+    left."""
+    async with _pbx(tmp_path) as (server, client, _trunk, _phone):
+        stale = Binding("example.com", "alice", "sip:alice@phone.invalid", 4e9, "old", 1)
+        server.registrar.location.put(stale)
+        udp = server.endpoint._udp
+        send = udp.send
+
+        def uvloop_send(data: bytes, peer: Peer) -> None:
+            ipaddress.ip_address(peer.host)  # ValueError for a name, as uvloop raises
+            send(data, peer)
+
+        udp.send = uvloop_send  # type: ignore[method-assign]
+        for _ in range(50):
+            await _call_support(client)
+        await _settled(server)
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        assert server.media.ports.in_use == 0 and server.engine.by_uuid == {}
 
 
 async def test_three_hundred_contacts_in_one_register_are_refused(tmp_path: Path) -> None:
