@@ -255,3 +255,17 @@ def test_a_binding_is_rung_where_its_register_came_from() -> None:
         binding = Binding("d", "u", "sip:u@h", 1.0, "c", 1, received=received)
         assert binding.source == Peer("TCP", "::1", 50000)
     assert Binding("d", "u", "sip:u@h", 1.0, "c", 1).source is None  # stored before 'received'
+
+
+def test_lockout_counts_per_user_and_source() -> None:
+    """A phone with a wrong password locks out itself, not its office's other phones
+    behind the same address, nor itself elsewhere."""
+    registrar = _registrar()  # five failures of one user from one source
+    for now in range(5):
+        assert _register_ok(registrar, float(now), "<sip:alice@192.0.2.50>", password="old").warning
+    locked = registrar.handle(_register("alice", "<sip:alice@192.0.2.50>"), PHONE, 6.0)
+    assert (locked.response.status, locked.response.reason) == (403, "Too many failed attempts")
+    bob = _register("bob", "<sip:bob@192.0.2.50>")
+    assert registrar.handle(bob, PHONE, 6.0).response.status == 401  # same address, bob
+    elsewhere = Peer("UDP", "192.0.2.51", 5062)
+    assert registrar.handle(_register("alice"), elsewhere, 6.0).response.status == 401

@@ -14,6 +14,8 @@ from switchboard.sip.digest import (
     pick_challenge,
 )
 
+PHONE = "192.0.2.50"
+
 
 def _server(key: bytes, nonce_ttl: float = 300.0) -> DigestServer:
     salts = (f"s{n}" for n in itertools.count())
@@ -22,7 +24,7 @@ def _server(key: bytes, nonce_ttl: float = 300.0) -> DigestServer:
 
 def test_every_challenge_has_its_own_nonce_even_in_the_same_millisecond() -> None:
     server = _server(b"k")
-    nonces = {parse_auth_params(server.challenges(5.0)[0])[1]["nonce"] for _ in range(3)}
+    nonces = {parse_auth_params(server.challenges(5.0, PHONE)[0])[1]["nonce"] for _ in range(3)}
     assert len(nonces) == 3
 
 
@@ -52,7 +54,7 @@ def test_rfc7616_example_responses(algorithm: str, expected: str) -> None:
 
 def test_challenges_offer_md5_then_sha256_and_the_client_takes_the_topmost() -> None:
     server = _server(b"k")
-    values = server.challenges(100.0)
+    values = server.challenges(100.0, PHONE)
     algorithms = [parse_auth_params(v)[1]["algorithm"] for v in values]
     assert algorithms == ["MD5", "SHA-256"]
     assert pick_challenge(values) == values[0]
@@ -64,7 +66,7 @@ def test_challenges_offer_md5_then_sha256_and_the_client_takes_the_topmost() -> 
 @pytest.mark.parametrize("index", [0, 1], ids=["sha256", "md5"])
 def test_client_answer_verifies_on_the_server(index: int) -> None:
     server = _server(b"secret-key")
-    challenge = server.challenges(1000.0)[index]
+    challenge = server.challenges(1000.0, PHONE)[index]
     credentials = answer_challenge(
         challenge,
         method="REGISTER",
@@ -73,13 +75,13 @@ def test_client_answer_verifies_on_the_server(index: int) -> None:
         password="pw",
         cnonce="abc",
     )
-    verdict = server.verify(credentials, "REGISTER", "pw", 1001.0)
+    verdict = server.verify(credentials, "REGISTER", "pw", 1001.0, PHONE)
     assert verdict.ok and verdict.username == "alice"
 
 
 def test_wrong_password_unknown_user_and_replay_fail() -> None:
     server = _server(b"secret-key")
-    challenge = server.challenges(0.0)[0]
+    challenge = server.challenges(0.0, PHONE)[0]
     good = answer_challenge(
         challenge,
         method="INVITE",
@@ -88,16 +90,16 @@ def test_wrong_password_unknown_user_and_replay_fail() -> None:
         password="pw",
         cnonce="c1",
     )
-    assert not server.verify(good, "INVITE", "other", 1.0).ok
-    assert not server.verify(good, "INVITE", None, 1.0).ok
-    assert server.verify(good, "INVITE", "pw", 1.0).ok
-    replay = server.verify(good, "INVITE", "pw", 2.0)
+    assert not server.verify(good, "INVITE", "other", 1.0, PHONE).ok
+    assert not server.verify(good, "INVITE", None, 1.0, PHONE).ok
+    assert server.verify(good, "INVITE", "pw", 1.0, PHONE).ok
+    replay = server.verify(good, "INVITE", "pw", 2.0, PHONE)
     assert not replay.ok and replay.reason == "replayed nonce count"
 
 
 def test_expired_nonce_with_right_password_is_stale() -> None:
     server = _server(b"secret-key", nonce_ttl=30)
-    challenge = server.challenges(0.0)[0]
+    challenge = server.challenges(0.0, PHONE)[0]
     credentials = answer_challenge(
         challenge,
         method="REGISTER",
@@ -106,22 +108,57 @@ def test_expired_nonce_with_right_password_is_stale() -> None:
         password="pw",
         cnonce="c",
     )
-    verdict = server.verify(credentials, "REGISTER", "pw", 31.0)
+    verdict = server.verify(credentials, "REGISTER", "pw", 31.0, PHONE)
     assert not verdict.ok and verdict.stale
-    assert "stale=true" in server.challenges(31.0, stale=True)[0]
+    assert "stale=true" in server.challenges(31.0, PHONE, stale=True)[0]
 
 
 def test_forged_nonce_and_garbage_are_refused_without_exceptions() -> None:
     server = _server(b"secret-key")
     other = _server(b"another-key")
     forged = answer_challenge(
-        other.challenges(0.0)[0],
+        other.challenges(0.0, PHONE)[0],
         method="REGISTER",
         uri="sip:example.com",
         username="a",
         password="pw",
         cnonce="c",
     )
-    assert server.verify(forged, "REGISTER", "pw", 1.0).reason == "forged nonce"
+    assert server.verify(forged, "REGISTER", "pw", 1.0, PHONE).reason == "forged nonce"
     for garbage in ["", "Digest", 'Digest username="a', "Basic abc", "Digest nonce=@@@"]:
-        assert not server.verify(garbage, "REGISTER", "pw", 1.0).ok
+        assert not server.verify(garbage, "REGISTER", "pw", 1.0, PHONE).ok
+
+
+def _answer(challenge: str, **kw: str) -> str:
+    return answer_challenge(
+        challenge, method="REGISTER", uri="sip:example.com", username="alice", password="pw", **kw
+    )
+
+
+def test_a_nonce_fetched_from_one_address_is_forged_from_another() -> None:
+    """A third party cannot spend a phone's failures: a spoofed source never sees the
+    challenge sent to it, and a nonce fetched elsewhere names the wrong address."""
+    server = _server(b"secret-key")
+    mine = _answer(server.challenges(0.0, "192.0.2.66")[0], cnonce="c")
+    assert server.verify(mine, "REGISTER", "pw", 1.0, PHONE).reason == "forged nonce"
+    assert server.verify(mine, "REGISTER", "pw", 1.0, "192.0.2.66").ok
+
+
+def test_an_answer_without_qop_is_refused() -> None:
+    """RFC 2069's form has no nonce count: a captured answer would replay from anywhere."""
+    server = _server(b"secret-key")
+    challenge = server.challenges(0.0, PHONE)[0].replace(', qop="auth"', "")
+    legacy = _answer(challenge, cnonce="c")
+    assert "qop" not in legacy
+    verdict = server.verify(legacy, "REGISTER", "pw", 1.0, PHONE)
+    assert not verdict.ok and verdict.reason == "qop=auth required"
+
+
+def test_absurd_nonce_counts_and_nonces_are_refused_without_exceptions() -> None:
+    server = _server(b"secret-key")
+    good = _answer(server.challenges(0.0, PHONE)[0], cnonce="c")
+    for bad_nc in ("9" * 5000, "1", "zzzzzzzz"):
+        forged = good.replace("nc=00000001", f"nc={bad_nc}")
+        assert not server.verify(forged, "REGISTER", "pw", 1.0, PHONE).ok
+    huge = good.replace('nonce="', 'nonce="' + "A" * 5000)
+    assert server.verify(huge, "REGISTER", "pw", 1.0, PHONE).reason == "forged nonce"

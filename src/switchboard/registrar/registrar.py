@@ -5,9 +5,11 @@ The steps, in the RFC's order where it matters:
 2. ``Require`` with anything is refused with 420 (§10.3 step 2: we support no extension).
 3. Authentication (§22): the realm is the domain. No credentials → 401 with an MD5
    challenge (``DEFAULT_ALGORITHMS`` says why not SHA-256 too). A stale or unknown nonce
-   (e.g. after a restart) → 401 again, not a failure. A wrong password or unknown user →
-   403, counted against the source; a source over its limit gets 403 at once, without a
-   challenge.
+   (e.g. after a restart, or a nonce fetched from another address) → 401 again, not a
+   failure. ``qop=auth`` is required (403 without it). A wrong password or unknown user →
+   403, counted against (user, source) and, at a higher limit, the source; either over
+   its limit gets 403 at once, without a challenge. Nonces name the address they were
+   sent to, so nobody can spend another address's failures.
 4. The authenticated user must be the AOR's user (§10.3 step 4), else 403.
 5. Contacts (§10.3 steps 6–7): ``*`` removes every binding and needs ``Expires: 0`` and no
    other contact. Each contact's expiry comes from its ``expires`` parameter, else the
@@ -43,13 +45,16 @@ from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, headers
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri
-from switchboard.throttle import FailureThrottle
+from switchboard.throttle import FailureThrottle, ThrottleSettings
 
 # Measured here: baresip 1.0.0 (libre) aborts registration when any challenge names an
 # algorithm it lacks (SHA-256), and SIPp 3.6 reads only the first challenge. Deployed phones
 # overwhelmingly know only MD5, so MD5 alone is the default; ("MD5", "SHA-256") or
 # ("SHA-256",) can be configured per deployment.
 DEFAULT_ALGORITHMS = ("MD5",)
+# A source as a whole (one scanner trying many users) is blocked after more failures than
+# one user from one source (a phone with a wrong password, ``ThrottleSettings``' default).
+SOURCE_THROTTLE = ThrottleSettings(max_failures=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +93,13 @@ class Registrar:
         digest_key: bytes,
         new_tag: Callable[[], str],
         throttle: FailureThrottle | None = None,
+        user_throttle: FailureThrottle | None = None,
         settings: RegistrarSettings | None = None,
     ) -> None:
         self.directory = directory
         self.location = location
-        self.throttle = throttle or FailureThrottle()
+        self.throttle = throttle or FailureThrottle(SOURCE_THROTTLE)
+        self.user_throttle = user_throttle or FailureThrottle()
         self.settings = settings or RegistrarSettings()
         self._digest_key = digest_key
         self._digest: dict[str, DigestServer] = {}
@@ -117,11 +124,10 @@ class Registrar:
         if request.get("Require"):
             unsupported = headers(("Unsupported", ", ".join(request.get_all("Require"))))
             raise RefusalError(420, None, unsupported)
-        source_key = source.host
-        if self.throttle.is_blocked(source_key, now):
-            raise RefusalError(403, "Too many failed attempts")
         user = self.directory.user(domain.name, to_uri.user)
-        denied = self._authenticate(request, domain.name, user, now, source_key)
+        if self._blocked(to_uri.user, domain.name, source.host, now):
+            raise RefusalError(403, "Too many failed attempts")
+        denied = self._authenticate(request, domain.name, user, now, source.host)
         if denied is not None:
             return denied
         return self._update_bindings(request, domain.name, to_uri.user, source, now)
@@ -140,27 +146,39 @@ class Registrar:
             self._digest[realm] = server
         return server
 
+    def _blocked(self, user: str, realm: str, source: str, now: float) -> bool:
+        return self.throttle.is_blocked(source, now) or self.user_throttle.is_blocked(
+            _user_source(user, realm, source), now
+        )
+
     def _authenticate(
         self, request: Request, realm: str, user: object, now: float, source: str
     ) -> RegisterDecision | None:
         digest = self._digest_for(realm)
         credentials = _credentials_for_realm(request, realm)
         if credentials is None:
-            return self._challenge(request, digest, now, stale=False)
+            return self._challenge(request, digest, now, source, stale=False)
         password = getattr(user, "sip_password", None)
-        verdict = digest.verify(credentials, "REGISTER", password, now)
+        verdict = digest.verify(credentials, "REGISTER", password, now, source)
         aor_user = request.to.uri.user if isinstance(request.to.uri, SipUri) else None
         if verdict.ok and verdict.username == aor_user:
             return None
         if verdict.stale or verdict.reason in ("forged nonce", "replayed nonce count"):
-            # Not a password failure: a restart forgot the key, or the phone reused a nonce
-            # count. A fresh challenge lets honest phones through and costs attackers nothing.
-            return self._challenge(request, digest, now, stale=verdict.stale)
-        blocked = self.throttle.record_failure(source, now)
-        note = (
-            f"; {source} blocked for {self.throttle.settings.block_seconds:g} s" if blocked else ""
-        )
+            # Not a password failure: a restart forgot the key, the phone reused a nonce
+            # count or moved, or someone else's nonce was used (it names another address).
+            # A fresh challenge lets honest phones through and costs attackers nothing.
+            return self._challenge(request, digest, now, source, stale=verdict.stale)
         reason = verdict.reason if not verdict.ok else "credentials of another user"
+        if verdict.reason == "qop=auth required":
+            return RegisterDecision(self._response(request, 403, "qop=auth required"), log=reason)
+        # Only the address that fetched this nonce can have sent this answer (the nonce's
+        # MAC names it), so a failure is charged to that source, for that user, and to the
+        # source as a whole at a higher limit (one scanner trying many users).
+        blocked = self.user_throttle.record_failure(
+            _user_source(aor_user or "", realm, source), now
+        )
+        blocked = self.throttle.record_failure(source, now) or blocked
+        note = f"; {aor_user}@{realm} from {source} blocked" if blocked else ""
         return RegisterDecision(
             self._response(request, 403),
             log=f"authentication failed for {aor_user}@{realm} from {source}: {reason}{note}",
@@ -168,9 +186,10 @@ class Registrar:
         )
 
     def _challenge(
-        self, request: Request, digest: DigestServer, now: float, *, stale: bool
+        self, request: Request, digest: DigestServer, now: float, source: str, *, stale: bool
     ) -> RegisterDecision:
-        extra = tuple(Header("WWW-Authenticate", v) for v in digest.challenges(now, stale=stale))
+        values = digest.challenges(now, source, stale=stale)
+        extra = tuple(Header("WWW-Authenticate", v) for v in values)
         return RegisterDecision(self._response(request, 401, None, extra), log="challenged")
 
     # -- bindings -------------------------------------------------------------------------
@@ -275,6 +294,10 @@ def apply(location: LocationService, decision: RegisterDecision) -> None:
         location.remove(binding.aor, binding.contact)
     for binding in decision.upserts:
         location.put(binding)
+
+
+def _user_source(user: str, realm: str, source: str) -> str:
+    return f"{user}@{realm} {source}"
 
 
 def trunk_addresses(config: Config) -> frozenset[tuple[str, int]]:

@@ -5,10 +5,15 @@ Server side (``DigestServer``):
   preferred algorithm first, but clients that read only the first challenge exist (SIPp
   3.6 fails on a leading SHA-256 one, measured) and most deployed phones know only MD5;
   the order is a constructor argument so a deployment can prefer SHA-256.
-- Nonces are stateless: ``<issued-at>.<salt>.<HMAC(key, issued-at.salt:realm)>`` in base64,
-  so any node sharing the key can check them; the salt (from an injected source) makes
-  every challenge's nonce unique. An expired nonce with a valid signature earns
-  ``stale=true`` (RFC 7616 §3.3): the phone retries with the same password, silently.
+- Nonces are stateless: ``<issued-at>.<salt>.<HMAC(key, issued-at.salt:realm:source)>`` in
+  base64, so any node sharing the key can check them; the salt (from an injected source)
+  makes every challenge's nonce unique. The MAC covers the address the challenge was sent
+  to (RFC 7616 §3.3 allows a nonce to depend on the client's address): a nonce fetched from
+  one address is forged when used from another, so a third party cannot spend a phone's
+  failures (a spoofed source never sees its challenge). An expired nonce with a valid
+  signature earns ``stale=true`` (RFC 7616 §3.3): the phone retries with the same password.
+- ``qop=auth`` is required (RFC 7616 §3.4: the RFC 2069 form without it has no nonce
+  count, so a captured answer replays for the nonce's whole life).
 - ``nc`` must grow for a nonce (RFC 7616 §3.4.5); a bounded table remembers the last one.
 - Comparison of responses is constant-time.
 
@@ -110,16 +115,17 @@ class DigestServer:
         self.nonce_ttl = nonce_ttl
         self._last_nc: OrderedDict[str, int] = OrderedDict()
 
-    def _mac(self, issued: str) -> str:
-        message = f"{issued}:{self.realm}".encode()
+    def _mac(self, issued: str, source: str) -> str:
+        message = f"{issued}:{self.realm}:{source}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
 
-    def make_nonce(self, now: float) -> str:
+    def make_nonce(self, now: float, source: str) -> str:
         issued = f"{now:.3f}.{self._salt()}"
-        return base64.b64encode(f"{issued}.{self._mac(issued)}".encode()).decode()
+        return base64.b64encode(f"{issued}.{self._mac(issued, source)}".encode()).decode()
 
-    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
-        nonce = self.make_nonce(now)
+    def challenges(self, now: float, source: str, *, stale: bool = False) -> list[str]:
+        """Challenges for a request from ``source`` (its IP address)."""
+        nonce = self.make_nonce(now, source)
         tail = ", stale=true" if stale else ""
         return [
             f"Digest realm={quote(self.realm)}, nonce={quote(nonce)}, algorithm={alg}, "
@@ -127,17 +133,23 @@ class DigestServer:
             for alg in self.algorithms
         ]
 
-    def _nonce_age(self, nonce: str, now: float) -> float | None:
+    def _nonce_age(self, nonce: str, now: float, source: str) -> float | None:
+        if len(nonce) > 200:
+            return None
         try:
             issued, _, mac = base64.b64decode(nonce, validate=True).decode().rpartition(".")
-            if not hmac.compare_digest(mac, self._mac(issued)):
+            if not hmac.compare_digest(mac, self._mac(issued, source)):
                 return None
-            return now - float(issued.rsplit(".", 1)[0])  # "<time>.<salt>"; salts have no dot
+            stamp = issued.rsplit(".", 1)[0]  # "<time>.<salt>"; salts have no dot
+            return now - float(stamp) if len(stamp) <= 20 else None
         except (ValueError, UnicodeDecodeError):
             return None
 
-    def verify(self, authorization: str, method: str, password: str | None, now: float) -> Verdict:
-        """Check one Authorization value; ``password`` is None for an unknown user."""
+    def verify(
+        self, authorization: str, method: str, password: str | None, now: float, source: str
+    ) -> Verdict:
+        """Check one Authorization value sent from ``source``; ``password`` is None for an
+        unknown user."""
         try:
             scheme, p = parse_auth_params(authorization)
         except ParseError:
@@ -152,11 +164,13 @@ class DigestServer:
             return Verdict(False, username, reason="wrong realm")
         if algorithm not in _HASHES:
             return Verdict(False, username, reason="unsupported algorithm")
-        age = self._nonce_age(nonce, now)
+        age = self._nonce_age(nonce, now, source)
         if age is None or age < -1.0:
             return Verdict(False, username, reason="forged nonce")
         qop = p.get("qop")
-        if qop is not None and qop != "auth":
+        if qop is None:
+            return Verdict(False, username, reason="qop=auth required")
+        if qop != "auth":
             return Verdict(False, username, reason="unsupported qop")
         if password is None:
             return Verdict(False, username, reason="unknown user")
@@ -168,11 +182,13 @@ class DigestServer:
             return Verdict(False, username, reason="wrong password")
         if age > self.nonce_ttl:
             return Verdict(False, username, stale=True, reason="stale nonce")
-        if qop and not self._fresh_nc(nonce, p.get("nc", "")):
+        if not self._fresh_nc(nonce, p.get("nc", "")):
             return Verdict(False, username, reason="replayed nonce count")
         return Verdict(True, username)
 
     def _fresh_nc(self, nonce: str, nc_text: str) -> bool:
+        if len(nc_text) != 8:  # RFC 7616 §3.4: 8LHEX
+            return False
         try:
             nc = int(nc_text, 16)
         except ValueError:
