@@ -25,6 +25,7 @@ name = "example.com"
 api_token = "token-for-tests"
 channel_limit = 8
 calling_number = "0506868000"
+calling_numbers = ["05068680000"]  # the seed example's caller ID
   [[domains.users]]
   id = 1
   name = "alice"

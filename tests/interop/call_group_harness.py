@@ -39,6 +39,7 @@ name = "example.com"
 api_token = "token-for-tests"
 channel_limit = 10
 calling_number = "0506868000"
+calling_numbers = ["05068680000"]
   [[domains.users]]
   id = 1
   name = "alice"

@@ -152,3 +152,37 @@ def test_toll_fraud_guard_allows_only_the_domains_pstn_prefixes(
     else:
         with pytest.raises(InvalidDestinationError, match="allowed PSTN prefixes"):
             resolve(destination, domain)
+
+
+@pytest.mark.parametrize(
+    ("calling", "allowed"),
+    [
+        ("0506868000", True),  # the domain's calling_number
+        ("05068680000", True),  # listed in calling_numbers
+        ("0501110001", True),  # alice's DID
+        ("0312341234", False),  # someone else's number
+        ("110", False),  # an emergency number as caller ID
+    ],
+)
+def test_caller_id_is_limited_to_the_domains_own_numbers(calling: str, allowed: bool) -> None:
+    for destination in (
+        f"{{calling_number={calling}}}0312341234",
+        {"called_number": "0312341234", "calling_number": calling},
+    ):
+        if allowed:
+            assert resolve(destination, DOMAIN).calling_number == calling
+        else:
+            with pytest.raises(InvalidDestinationError, match="not one of this domain's numbers"):
+                resolve(destination, DOMAIN)
+
+
+@pytest.mark.parametrize("number", ["0044207123456", "0033442071234", "0101234567", "0990123456"])
+def test_international_and_premium_rate_are_denied_by_default(number: str) -> None:
+    domain = parse_config(
+        '[[domains]]\nname = "default.example"\napi_token = "token-for-tests"\n'
+        '[[domains.trunks]]\nname = "pstn"\naddress = "127.0.0.1:5080"\n'
+    ).domains[0]
+    with pytest.raises(InvalidDestinationError, match="is denied: international or premium"):
+        resolve(number, domain)
+    opened = domain.model_copy(update={"pstn_denied_prefixes": []})  # an operator's choice
+    assert isinstance(resolve(number, opened).target, PstnTarget)

@@ -6,8 +6,11 @@ sets the caller ID);
 then the rest is matched against user names, group names, user or group extensions, user
 or group DIDs; anything else made of digits (an optional leading ``+``) is a PSTN number
 for the domain's trunk. The object form ``{called_number, calling_number, end_user}`` is
-always a PSTN number. PSTN numbers must start with one of the domain's ``pstn_prefixes``
-(toll-fraud guard). Anything else is ``InvalidDestinationError``.
+always a PSTN number. Toll-fraud guards: PSTN numbers must start with one of the domain's
+``pstn_prefixes`` and with none of its ``pstn_denied_prefixes`` (international and
+premium-rate by default); a ``calling_number`` must be one of the domain's own numbers (its
+``calling_number``, ``calling_numbers``, and users' and groups' DIDs), so nobody presents
+someone else's number through our trunk. Anything else is ``InvalidDestinationError``.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def resolve(destination: object, domain: DomainConfig) -> Destination:
     if calling is not None and not _NUMBER.match(calling):
         raise InvalidDestinationError(f"calling_number {calling!r} is not a number")
     end_user = EndUser(**fields) if fields else None
-    return Destination(_match(text, domain), calling, end_user)
+    return Destination(_match(text, domain), _own_number(calling, domain), end_user)
 
 
 def _take_prefix(text: str) -> tuple[str, dict[str, str]]:
@@ -125,9 +128,38 @@ def _index(domain: DomainConfig) -> dict[str, Target]:
     return index
 
 
+def _own_number(calling: str | None, domain: DomainConfig) -> str | None:
+    if calling is None or calling in _own_numbers(domain):
+        return calling
+    raise InvalidDestinationError(
+        f"calling_number {calling} is not one of this domain's numbers "
+        "(its calling_number, calling_numbers, or a user's or group's DID)"
+    )
+
+
+_OWN_NUMBERS: dict[int, tuple[DomainConfig, frozenset[str]]] = {}
+
+
+def _own_numbers(domain: DomainConfig) -> frozenset[str]:
+    cached = _OWN_NUMBERS.get(id(domain))
+    if cached is not None and cached[0] is domain:
+        return cached[1]
+    entries = [*domain.users, *domain.groups]
+    numbers = {domain.calling_number, *domain.calling_numbers, *(e.did for e in entries)}
+    own = frozenset(n for n in numbers if n is not None)
+    _OWN_NUMBERS[id(domain)] = (domain, own)
+    return own
+
+
 def _pstn(number: str, domain: DomainConfig) -> PstnTarget:
     if not any(number.startswith(prefix) for prefix in domain.pstn_prefixes):
         raise InvalidDestinationError(f"{number} is outside this domain's allowed PSTN prefixes")
+    denied = next((p for p in domain.pstn_denied_prefixes if number.startswith(p)), None)
+    if denied is not None:
+        raise InvalidDestinationError(
+            f"{number} is outside this domain's allowed PSTN prefixes "
+            f"({denied} is denied: international or premium rate)"
+        )
     if not domain.trunks:
         raise InvalidDestinationError("this domain has no trunk toward the PSTN")
     return PstnTarget(number, domain.trunks[0])
@@ -147,7 +179,7 @@ def _resolve_object(data: dict[Any, Any], domain: DomainConfig) -> Destination:
         raise InvalidDestinationError("calling_number must be a number")
     return Destination(
         _pstn(str(called), domain),
-        str(calling) if calling is not None else None,
+        _own_number(str(calling) if calling is not None else None, domain),
         _end_user(data.get("end_user")),
     )
 

@@ -36,6 +36,7 @@ from switchboard.config import ServerConfig
 from switchboard.cti.hub import CtiHub
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.call import CallGroupCall, CallGroupRequest
+from switchboard.pbx.destinations import PstnTarget
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.records import CallRecordStore
@@ -44,7 +45,8 @@ log = logging.getLogger("switchboard.pbx")
 
 
 class ChannelLimitError(Exception):
-    """Starting the call would exceed the domain's ``channel_limit``."""
+    """Starting the call would exceed the domain's ``channel_limit``, or its
+    ``pstn_channel_limit`` of calls toward the PSTN (toll fraud caps the damage)."""
 
 
 class Engine:
@@ -69,6 +71,7 @@ class Engine:
         self.calls: set[CallGroupCall] = set()
         self.by_uuid: dict[str, CallGroupCall] = {}
         self.channels: dict[str, int] = {}
+        self.pstn_legs: dict[str, int] = {}  # calls whose destination is the PSTN, by domain
         self.busy_users: set[tuple[str, str]] = set()
         self.pending_writes: set[asyncio.Task[None]] = set()
 
@@ -89,17 +92,25 @@ class Engine:
                 f"{self.channels_in_use(domain)} of {request.domain.channel_limit} channels "
                 f"in use; this call needs {needed}"
             )
+        pstn = isinstance(request.destination.target, PstnTarget)
+        legs = self.pstn_legs.get(domain, 0)
+        if pstn and legs >= request.domain.pstn_channel_limit:
+            raise ChannelLimitError(
+                f"{legs} of {request.domain.pstn_channel_limit} PSTN channels in use "
+                "(pstn_channel_limit)"
+            )
         self.channels[domain] = self.channels_in_use(domain) + needed
+        self.pstn_legs[domain] = legs + pstn
         try:
             session = await self.media.create_session()
-        except BaseException:
-            self.channels[domain] -= needed
-            raise
-        try:
-            call = CallGroupCall(self, request, session, needed)
+            try:
+                call = CallGroupCall(self, request, session, needed)
+            except BaseException:
+                session.close()
+                raise
         except BaseException:  # nothing was sent yet: give back all the call took
-            session.close()
             self.channels[domain] -= needed
+            self.pstn_legs[domain] -= pstn
             raise
         self.calls.add(call)
         for channel in call.uuids:
@@ -120,6 +131,8 @@ class Engine:
             self.by_uuid.pop(channel, None)
         domain = call.request.domain.name
         self.channels[domain] = max(0, self.channels_in_use(domain) - call.channels)
+        if isinstance(call.request.destination.target, PstnTarget):
+            self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - 1)
 
     def statistics(self) -> dict[str, int]:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}
