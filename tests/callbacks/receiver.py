@@ -24,13 +24,14 @@ class Received:
 @dataclass
 class CallbackReceiver:
     port: int
+    host: str = "127.0.0.1"
     statuses: list[int] = field(default_factory=list)  # answers to give, then 200
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://{self.host}:{self.port}/hook"
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         async with asyncio.timeout(timeout):
@@ -41,8 +42,10 @@ class CallbackReceiver:
 
 
 @asynccontextmanager
-async def callback_receiver(port: int | None = None) -> AsyncIterator[CallbackReceiver]:
-    receiver = CallbackReceiver(port or free_port(socket.SOCK_STREAM))
+async def callback_receiver(
+    port: int | None = None, host: str = "127.0.0.1"
+) -> AsyncIterator[CallbackReceiver]:
+    receiver = CallbackReceiver(port or free_port(socket.SOCK_STREAM), host)
     app = FastAPI()
 
     @app.post("/hook")
@@ -55,9 +58,8 @@ async def callback_receiver(port: int | None = None) -> AsyncIterator[CallbackRe
         return Response(status_code=status)
 
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning",
-                       lifespan="off")
-    )  # fmt: skip
+        uvicorn.Config(app, host=host, port=receiver.port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -97,6 +97,8 @@ class Attempts:
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> None:
+    if response.is_stream_consumed:
+        return  # nothing left on the wire to read
     read = 0
     async for chunk in response.aiter_raw():
         read += len(chunk)
