@@ -12,13 +12,14 @@ import signal
 from collections.abc import Iterator
 from contextlib import suppress
 
-import uvicorn
-
+from switchboard.api.app import Services as ApiServices
 from switchboard.api.app import create_app
 from switchboard.api.auth import ApiAuth
+from switchboard.api.connections import ConnectionLimits
+from switchboard.api.listener import GuardedServer
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.delivery import CallbackDelivery
-from switchboard.config import Config
+from switchboard.config import Config, ServerConfig
 from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
 from switchboard.cti.tickets import TicketBook
@@ -41,8 +42,17 @@ from switchboard.store.writes import WriteQueue
 log = logging.getLogger("switchboard")
 
 
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the composition root owns SIGTERM/SIGINT."""
+class _HttpServer(GuardedServer):
+    """The HTTP API behind its connection caps, request deadline and body cap (see
+    ``api/listener.py``, ``api/bodylimit.py``), without uvicorn's own signal handling: the
+    composition root owns SIGTERM/SIGINT."""
+
+    def __init__(self, services: ApiServices, settings: ServerConfig) -> None:
+        limits = ConnectionLimits(
+            settings.http_max_connections, settings.http_connections_per_source
+        )
+        app = create_app(services, max_body=settings.http_max_body, listener=limits.statistics)
+        super().__init__(app, settings.http_address, limits)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -106,16 +116,7 @@ class Server:
             records=self.records,
             cti=self.cti,
         )
-        http_host, http_port = server.http_address
-        self.http = _HttpServer(
-            uvicorn.Config(
-                create_app(self),
-                host=http_host,
-                port=http_port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
+        self.http = _HttpServer(self, server)
         self.stopping = asyncio.Event()
 
     def statistics(self) -> dict[str, int]:

@@ -1,29 +1,49 @@
-"""The FastAPI application. Handlers are thin: authenticate, validate, one call, serialise."""
+"""The FastAPI application. Handlers are thin: authenticate, validate, one call, serialise.
+
+Request bodies are capped (``bodylimit.BodyLimit``). ``/docs`` and ``/redoc`` are served
+with their assets from us (the Swagger UI and ReDoc files that ``fastapi-offline`` ships,
+under ``/docs-assets``) instead of a CDN: they work on a network without the Internet, and
+a browser reading our API's documentation asks no third party for code to run. Swagger
+UI's online validator badge is off for the same reason (it would send the schema's URL to
+validator.swagger.io).
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
-from switchboard.api import basix, cti
+from switchboard.api import basix, cti, health
+from switchboard.api.bodylimit import BodyLimit, BodyTooLargeError
 from switchboard.api.errors import ApiError, error_response
 
 log = logging.getLogger("switchboard.api")
 
+MAX_BODY = 65536  # bytes: server.http_max_body's default
+DOCS_ASSETS = "/docs-assets"
 
-class Services(basix.Services, cti.Services, Protocol):
-    def statistics(self) -> dict[str, int]: ...
+
+class Services(basix.Services, cti.Services, health.Services, Protocol):
+    pass
 
 
-def create_app(services: Services) -> FastAPI:
-    app = FastAPI(
+def create_app(
+    services: Services,
+    *,
+    max_body: int = MAX_BODY,
+    listener: Callable[[], Mapping[str, int]] = dict,
+) -> FastAPI:
+    """``listener``: the HTTP listener's counters, for ``/statistics``."""
+    app = FastAPIOffline(
         title="Switchboard",
         version=__version__,
         description=(
@@ -31,12 +51,10 @@ def create_app(services: Services) -> FastAPI:
             "carrying `result_code`: 0 on success, 500 on error with "
             "`error: {id, description}` (API §1)."
         ),
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},
     )
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
-        """Liveness and a snapshot of the SIP, registrar, media and call counters."""
-        return {"status": "ok", "version": __version__, "counters": services.statistics()}
+    app.add_middleware(BodyLimit, max_body=max_body)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -44,7 +62,14 @@ def create_app(services: Services) -> FastAPI:
             return error_response(ApiError("method_not_allowed", "use POST", 405))
         if exc.status_code == 404:
             return error_response(ApiError("not_found", f"no method at {request.url.path}", 404))
+        if exc.status_code == 413:
+            return error_response(BodyTooLargeError(max_body))
         return error_response(ApiError("internal_error", str(exc.detail), exc.status_code))
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        """One a handler did not answer itself (a body cut short by ``BodyLimit``)."""
+        return error_response(exc)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -57,6 +82,7 @@ def create_app(services: Services) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(ApiError("invalid_parameter", str(exc.errors()[:1])))
 
+    app.include_router(health.router(services, listener))
     app.include_router(basix.router(services))
     app.include_router(cti.router(services))
     return app

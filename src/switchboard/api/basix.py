@@ -2,25 +2,28 @@
 
 Handlers are thin: authenticate, validate, one engine call, serialise. Validation follows
 API §2: exactly one group selector (several only if they name the same group), a required
-destination (DESIGN §5), positive integer timeouts, an ASCII ``calling_name``, an http(s)
-``callback_url`` (private addresses refused unless the server allows them), ``strategy``
-``hunt`` or ``ring``; an ``Idempotency-Key`` header makes a retried request return the
-first response and start nothing (24 h).
+destination (DESIGN §5), positive integer timeouts (at most ``params.MAX_DIGITS`` digits),
+a printable ASCII ``calling_name`` (it becomes the INVITE's display name, see
+``params.display_name``), an http(s) ``callback_url`` (private addresses refused unless the
+server allows them), ``strategy`` ``hunt`` or ``ring``; an ``Idempotency-Key`` header (at
+most ``IDEMPOTENCY_KEY_LENGTH`` characters: each one is kept a day) makes a retried request
+return the first response and start nothing (24 h).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.overload import LoopLagMonitor
+from switchboard.api.params import display_name, parse_json, whole_number
 from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig
 from switchboard.directory import Directory
@@ -30,6 +33,7 @@ from switchboard.pbx.engine import CallGroupRequest, ChannelLimitError, Engine
 
 SELECTORS = ("group_id", "group_name", "group_label", "group_extension", "group_did")
 IDEMPOTENCY_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY_LENGTH = 255
 
 
 class Services(Protocol):
@@ -47,11 +51,12 @@ def authenticate(request: Request, auth: ApiAuth) -> DomainConfig:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    """The body as a JSON object; its size is capped by ``bodylimit.BodyLimit``."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid_json", "the body is not JSON", http_status=400) from None
+        raw = await request.body()
+    except ClientDisconnect:  # cut while sending (api/listener.py): nobody reads the answer
+        raise ApiError("client_disconnected", "the client went away", http_status=400) from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError("invalid_json", "the body must be a JSON object")
     return body
@@ -85,10 +90,7 @@ def positive_int(body: dict[str, Any], key: str, default: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ApiError("invalid_parameter", f"{key} must be a positive integer")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError("invalid_parameter", f"{key} must be a positive integer") from None
+    number = value if isinstance(value, int) else whole_number(value, key)
     if not 0 < number <= 3600:
         raise ApiError("invalid_parameter", f"{key} must be between 1 and 3600 seconds")
     return number
@@ -101,11 +103,8 @@ def call_group_request(
     if body.get("destination") in (None, ""):
         raise ApiError("missing_parameter", "destination is required")
     calling_name = body.get("calling_name")
-    if calling_name is not None and (
-        not isinstance(calling_name, str) or not calling_name.isascii() or len(calling_name) > 64
-        or any(c in calling_name for c in '"\\\r\n')
-    ):  # fmt: skip
-        raise ApiError("invalid_parameter", "calling_name must be printable ASCII, ≤ 64 characters")
+    if calling_name is not None:
+        calling_name = display_name(calling_name, "calling_name")
     callback_url = body.get("callback_url") or None
     if callback_url is not None:
         if not isinstance(callback_url, str):
@@ -133,6 +132,15 @@ def call_group_request(
         calling_name=calling_name,
         callback_url=callback_url,
     )
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > IDEMPOTENCY_KEY_LENGTH:
+        raise ApiError(
+            "invalid_parameter", f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_LENGTH}"
+        )
+    return key
 
 
 class IdempotencyCache:
@@ -229,7 +237,7 @@ def router(services: Services) -> APIRouter:
         try:
             domain = authenticate(request, services.api_auth)
             body = await json_object(request)
-            key = request.headers.get("idempotency-key")
+            key = idempotency_key(request)
             if key:
                 cached = idempotency.get((domain.name, key), time.time())
                 if cached is not None:

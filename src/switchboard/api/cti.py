@@ -7,6 +7,8 @@ has them), then one ``info_event`` per change. BERT binary frames by default; JS
 frames with ``format=json``. A ``user_*`` selector restricts channels to that user's
 (unless ``full_events=true``); ``force=true`` is ``forced=true``. A text frame
 ``{"cmd": "hangup", "uuid": …}`` hangs up a channel of the domain, as Basix's client sends.
+A ``since`` that is not a whole number of at most ``params.MAX_DIGITS`` digits refuses the
+upgrade with HTTP 400 and ``invalid_parameter`` in the Basix envelope.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
 from switchboard.api.basix import authenticate, documented, json_object
 from switchboard.api.errors import ApiError, error_response
+from switchboard.api.params import whole_number
 from switchboard.cti import messages
 from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -96,6 +99,11 @@ def router(services: Services) -> APIRouter:
         if domain is None:
             await websocket.close(code=4401)  # before accept: the upgrade is refused, 403
             return
+        try:
+            since = _since(query)
+        except ApiError as error:
+            await _deny(websocket, error)
+            return
         as_json = query.get("format") == "json"
         forced = "true" in (query.get("forced"), query.get("force"))  # Basix's README: force
         await websocket.accept()
@@ -110,7 +118,7 @@ def router(services: Services) -> APIRouter:
             await websocket.close()
             return
         try:
-            await _serve(websocket, services, subscriber, as_json, query.get("since"))
+            await _serve(websocket, services, subscriber, as_json, since)
         finally:
             services.cti.unsubscribe(subscriber)
 
@@ -161,6 +169,23 @@ def _upgrade_domain(websocket: WebSocket, services: Services) -> tuple[str | Non
         return None, False
 
 
+def _since(query: Mapping[str, str]) -> int | None:
+    """The ``since`` sequence number, if one is given (an empty one is none)."""
+    text = query.get("since")
+    if not text:
+        return None
+    return whole_number(text, "since", http_status=400)
+
+
+async def _deny(websocket: WebSocket, error: ApiError) -> None:
+    """Refuse the upgrade with an HTTP answer in the envelope (the ASGI WebSocket Denial
+    Response extension, which uvicorn offers); a bare 403 where the server has not it."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(error))
+    else:
+        await websocket.close(code=4400)
+
+
 USER_SELECTORS = ("user_id", "user_name", "user_label", "user_extension", "user_did", "user_email")
 
 
@@ -188,10 +213,10 @@ async def _serve(
     services: Services,
     subscriber: Subscriber,
     as_json: bool,
-    since: str | None,
+    since: int | None,
 ) -> None:
     hub = services.cti
-    replay = hub.missed(subscriber.domain, int(since)) if since and since.isdigit() else None
+    replay = hub.missed(subscriber.domain, since) if since is not None else None
     elements, horizon = hub.snapshot(subscriber.domain)
     # Events queued since subscribing and already in the replay or the snapshot (seq up to
     # ``horizon``) are skipped below. Every field_spec comes first: rows need them.

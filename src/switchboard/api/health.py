@@ -1,0 +1,55 @@
+"""Liveness and counters: ``GET /healthz`` for anyone, ``GET /statistics`` for a domain.
+
+``/healthz`` answers ``{"status": "ok"}`` and nothing else, without credentials: a load
+balancer or a supervisor needs only up or down, and a stranger learns no version (to match
+against known flaws) and no traffic figures. The counters (SIP, registrar, media, calls,
+callbacks, CTI, API authentication, the HTTP listener) are ``GET /statistics``, with a
+domain's API token as every other method takes it (HTTP Basic ``DOMAIN:API_TOKEN``); they
+are the server's, not the domain's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from switchboard.api.auth import ApiAuth
+from switchboard.api.basix import authenticate
+from switchboard.api.errors import ApiError, error_response
+
+
+class Services(Protocol):
+    api_auth: ApiAuth
+
+    def statistics(self) -> dict[str, int]: ...
+
+
+def router(services: Services, listener: Callable[[], Mapping[str, int]]) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Up (any answer) or down (none): no credentials, no detail."""
+        return {"status": "ok"}
+
+    @api.get(
+        "/statistics",
+        responses={
+            200: {
+                "description": "result_code 0 with the counters, 500 with error.id otherwise",
+            }
+        },
+    )
+    async def statistics(request: Request) -> JSONResponse:
+        """The server's counters, for a domain's API token (HTTP Basic DOMAIN:API_TOKEN)."""
+        try:
+            authenticate(request, services.api_auth)
+        except ApiError as error:
+            return error_response(error)
+        counters = {**services.statistics(), **listener()}
+        return JSONResponse({"result_code": 0, "counters": counters})
+
+    return api
