@@ -206,6 +206,15 @@ CALL_GROUP_BODY = {
 }
 
 
+CALL_GROUP_ANSWER = {
+    "type": "object",
+    "properties": {
+        "result_code": {"type": "integer", "enum": [0]},
+        "uuids": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
 def documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for handlers that read the raw body: the Basix envelope, success or error."""
     return {
@@ -225,13 +234,8 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/call_group",
-        openapi_extra=documented(
-            CALL_GROUP_BODY,
-            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]},
-                                              "uuids": {"type": "array",
-                                                        "items": {"type": "string"}}}},
-        ),
-    )  # fmt: skip
+        openapi_extra=documented(CALL_GROUP_BODY, CALL_GROUP_ANSWER),
+    )
     async def call_group(request: Request) -> JSONResponse:
         """Ring a group (hunting) and connect whoever answers to a destination."""
         try:

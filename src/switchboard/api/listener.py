@@ -95,7 +95,8 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = server_state.limits
         self.log_budget = server_state.log_budget
-        self.source: str | None = None  # set once admitted
+        self.source = ""
+        self.admitted = False  # a refused connection is only written to and closed
         self.deadline: asyncio.TimerHandle | None = None
         self.upgraded = False
 
@@ -106,7 +107,7 @@ class GuardedH11Protocol(H11Protocol):
         if refusal is not None:
             self._refuse(transport, source, refusal)
             return
-        self.source = source
+        self.source, self.admitted = source, True
         super().connection_made(transport)  # type: ignore[arg-type]
         self._arm(REQUEST_TIMEOUT)
 
@@ -118,12 +119,18 @@ class GuardedH11Protocol(H11Protocol):
         if left_out is not None:
             log.warning(
                 "HTTP: refused a connection from %s (%s reached; %d refusals not logged)",
-                source, refusal.value, left_out,
-            )  # fmt: skip
+                source,
+                refusal.value,
+                left_out,
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:  # a refused one is closing: what it still sends is not read
+            super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.source is None:
-            return  # refused: nothing was set up
+        if not self.admitted:
+            return
         self._disarm()
         super().connection_lost(exc)
         if not self.upgraded:
@@ -141,19 +148,20 @@ class GuardedH11Protocol(H11Protocol):
             self._arm(REQUEST_TIMEOUT)  # an answered body is drained: ready for the next
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        unread_body = self.conn.their_state is h11.SEND_BODY
+        super().on_response_complete()  # may start the next (pipelined) request
         if self.transport.is_closing():
             return
-        if self.conn.their_state is h11.SEND_BODY:
+        if unread_body:
             self._arm(LINGER)  # answered before its body was in: discard the rest, briefly
-        elif self.conn.their_state is h11.IDLE:
+        elif self.conn.their_state in _ARRIVING:
             self._arm(REQUEST_TIMEOUT)  # the next request starts its clock
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._disarm()
         self.upgraded = True
         super().handle_websocket_upgrade(event)
-        source = self.source or "local"
+        source = self.source
         websocket = self.transport.get_protocol()
         self.transport.set_protocol(_Upgraded(websocket, lambda: self.limits.release(source)))
 

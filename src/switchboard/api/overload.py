@@ -41,9 +41,8 @@ class LoopLagMonitor:
         """Raise ``overloaded`` (HTTP 503, Retry-After) while the loop runs late."""
         if self.overloaded:
             self.counters["calls_refused_overloaded"] += 1
-            raise ApiError("overloaded", f"the server is behind by {self.lag * 1000:.0f} ms; "
-                           "retry in a second", http_status=503,
-                           headers={"Retry-After": "1"})  # fmt: skip
+            behind = f"the server is behind by {self.lag * 1000:.0f} ms; retry in a second"
+            raise ApiError("overloaded", behind, http_status=503, headers={"Retry-After": "1"})
 
     def start(self) -> None:
         if self._task is None:
