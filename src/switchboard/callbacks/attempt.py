@@ -42,7 +42,7 @@ class Attempts:
             transport=transport or PinnedTransport(),
             timeout=deadline,
             follow_redirects=False,
-            trust_env=False,
+            trust_env=False,  # a proxy from the environment would look the name up again
         )
 
     async def aclose(self) -> None:
@@ -58,7 +58,7 @@ class Attempts:
         except policy.CallbackUrlError as exc:
             return str(exc)
         except httpx.InvalidURL:
-            return "callback_url is not a valid URL"
+            return "not a valid URL"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
 

@@ -107,7 +107,8 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         # connections here: each domain's own limit bounds them, and a shared cap would let
         # one domain's stalled receivers hold every slot.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            # SSL_CERT_FILE and SSL_CERT_DIR still name the trusted CAs; proxies stay ignored.
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=True),
             max_connections=None,
             max_keepalive_connections=keepalive,
             network_backend=PinnedBackend(backend),

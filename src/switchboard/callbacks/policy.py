@@ -61,9 +61,9 @@ def check_url(url: str, *, allow_private: bool) -> str:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
-        raise CallbackUrlError("callback_url is not a valid URL") from None
+        raise CallbackUrlError("not a valid URL") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise CallbackUrlError("callback_url must be an http or https URL")
+        raise CallbackUrlError("must be an http or https URL")
     if allow_private:
         return url
     if is_loopback_name(host):
