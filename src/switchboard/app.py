@@ -67,7 +67,13 @@ class Server:
         self.writes = WriteQueue(self.database)  # group commit for outbox rows and records
         self.directory = Directory(config)
         host, port = server.sip_address
-        self.endpoint = SipEndpoint(host, port, advertised_host=server.sip_advertised_host)
+        self.endpoint = SipEndpoint(
+            host,
+            port,
+            advertised_host=server.sip_advertised_host,
+            tcp_connections_per_source=server.sip_tcp_connections_per_source,
+            tcp_idle_timeout=server.sip_tcp_idle_timeout,
+        )
         self.user_agent = UserAgent(self.endpoint)
         low, high = server.rtp_ports
         self.media = MediaRelay(

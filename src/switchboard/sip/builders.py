@@ -5,11 +5,15 @@
 - The ACK for a non-2xx final response is built by the client transaction (§17.1.1.3):
   same Request-URI, Call-ID, From, CSeq number and top Via as the INVITE, To from the
   response, Route from the INVITE.
+- A stateless response's To tag is a hash of the request (§8.2.7: the same request always
+  gets the same tag), so a retransmitted INVITE draws the very same answer.
 - CANCEL (§9.1) copies the INVITE's Request-URI, Call-ID, To, From, Route, CSeq number and
   top Via, so that it carries the same branch.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from switchboard.sip.headers import Header
 from switchboard.sip.message import REASONS, Request, Response
@@ -39,6 +43,13 @@ def make_response(
             out.append(h)
     out.extend(extra)
     return Response(status, reason or REASONS.get(status, "Unknown"), tuple(out), body)
+
+
+def stateless_tag(request: Request) -> str:
+    """A To tag that every copy of ``request`` gets alike; it names no dialog we keep."""
+    fields = (request.get(name) or "" for name in ("Call-ID", "From", "CSeq", "Via"))
+    seed = "\n".join(fields).encode("utf-8", "surrogateescape")
+    return hashlib.blake2s(seed, digest_size=6).hexdigest()
 
 
 def make_non_2xx_ack(invite: Request, response: Response) -> Request:

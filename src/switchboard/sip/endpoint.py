@@ -11,6 +11,12 @@ Rules:
 - Client transactions report to a callback with a response. A timeout is reported as a
   synthesised 408 and a transport failure as 503, as §8.1.3.1 tells the TU to treat them.
 - An exception in a TU callback is logged and never stops the endpoint.
+- An INVITE that matches no transaction is put to the TU's ``screen_invite`` first. Taken,
+  it gets a server transaction; refused, its answer is sent statelessly (§8.2.7): one
+  response per request received, no 100, no retransmission, no state. The ACK for that
+  answer matches nothing and the TU ignores it, as §8.2.7 says a stateless UAS must.
+- A TCP stream that cannot be framed is closed; a request whose header section was
+  complete still gets its 400 (or 513) first.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from switchboard.logbudget import LogBudget
-from switchboard.sip.builders import make_response
+from switchboard.sip.builders import make_response, stateless_tag
 from switchboard.sip.dialog import SuccessRetransmitter
 from switchboard.sip.errors import ParseError
+from switchboard.sip.framing import FramingError
 from switchboard.sip.ids import IdGenerator
 from switchboard.sip.message import Message, Request, Response, parse_message
 from switchboard.sip.transaction.base import (
@@ -43,12 +50,18 @@ from switchboard.sip.transaction.base import (
 from switchboard.sip.transaction.layer import (
     ClientTransaction,
     LayerEvent,
+    NewInvite,
     NewRequest,
     ServerTransaction,
     StrayResponse,
     TransactionLayer,
 )
-from switchboard.sip.transport import TcpTransport, UdpTransport
+from switchboard.sip.transport import (
+    FIRST_MESSAGE_TIMEOUT,
+    TcpLimits,
+    TcpTransport,
+    UdpTransport,
+)
 from switchboard.sip.uri import format_host
 
 log = logging.getLogger("switchboard.sip")
@@ -62,6 +75,11 @@ class TransactionUser(Protocol):
 
     def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None: ...
 
+    def screen_invite(self, request: Request, peer: Peer) -> Response | None:
+        """None takes a new INVITE (``on_request`` follows with its server transaction);
+        a response refuses it, and is sent statelessly."""
+        ...
+
 
 class SipEndpoint:
     def __init__(
@@ -72,6 +90,9 @@ class SipEndpoint:
         advertised_host: str | None = None,
         ids: IdGenerator | None = None,
         timers: TimerConfig | None = None,
+        tcp_connections_per_source: int = 32,
+        tcp_idle_timeout: float = 3900.0,
+        tcp_first_message_timeout: float = FIRST_MESSAGE_TIMEOUT,
     ) -> None:
         self.listen_host = listen_host
         self.listen_port = listen_port
@@ -80,7 +101,10 @@ class SipEndpoint:
         self.layer = TransactionLayer(timers)
         self.user: TransactionUser | None = None
         self._udp = UdpTransport(self._on_bytes)
-        self._tcp = TcpTransport(self._on_bytes, self._on_transport_error)
+        limits = TcpLimits(tcp_connections_per_source, tcp_idle_timeout, tcp_first_message_timeout)
+        self._tcp = TcpTransport(
+            self._on_bytes, self._on_transport_error, self._on_bad_frame, limits
+        )
         self._callbacks: dict[Transaction, ResponseCallback] = {}
         self._retransmitters: dict[object, tuple[SuccessRetransmitter, Callable[[], None]]] = {}
         # (deadline, sequence, key): stale entries are skipped when they surface
@@ -89,7 +113,14 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.counters = {"in": 0, "out": 0, "retransmitted": 0, "dropped": 0, "bad_request": 0}
+        self.counters = {
+            "in": 0,
+            "out": 0,
+            "retransmitted": 0,
+            "dropped": 0,
+            "bad_request": 0,
+            "stateless_responses": 0,
+        }
         self._junk_log = LogBudget()  # warnings about unparseable input, per second
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -162,19 +193,21 @@ class SipEndpoint:
             **self.layer.statistics(),
             "awaiting_ack": len(self._retransmitters),
             "tcp_connections": len(self._tcp.connections),
+            **self._tcp.counters,
         }
 
     # -- inbound --------------------------------------------------------------------------
 
-    def _on_bytes(self, data: bytes, peer: Peer) -> None:
+    def _on_bytes(self, data: bytes, peer: Peer) -> bool:
+        """Handle one datagram or framed message; whether it was a SIP message at all."""
         if not data.strip(b"\r\n"):
-            return  # keep-alive (RFC 5626 §4.4.1)
+            return False  # keep-alive (RFC 5626 §4.4.1)
         self.counters["in"] += 1
         try:
             message = parse_message(data)
         except ParseError as exc:
             self._reject(exc, peer, data)
-            return
+            return False
         if log.isEnabledFor(logging.INFO):
             log.info("in  %s %s %s", peer, message.get("Call-ID"), message.first_line)
         try:
@@ -183,6 +216,22 @@ class SipEndpoint:
         except Exception:
             log.exception("error handling message from %s", peer)
         self._rearm()
+        return True
+
+    def _on_bad_frame(self, error: FramingError, peer: Peer) -> None:
+        """The connection closes; the request that broke the framing gets its answer."""
+        assert error.head is not None
+        self.counters["in"] += 1
+        try:
+            request: object = parse_message(error.head)
+        except ParseError as exc:
+            request = exc.partial
+        if isinstance(request, Request):
+            answerable = ParseError(error.reason, error.status)
+            answerable.partial = request
+            self._reject(answerable, peer, error.head)
+        else:
+            self.counters["dropped"] += 1
 
     def _reject(self, exc: ParseError, peer: Peer, data: bytes) -> None:
         partial = exc.partial
@@ -190,7 +239,7 @@ class SipEndpoint:
             self.counters["bad_request"] += 1
             self._warn_junk("400 to %s: %s", peer, exc.reason)
             with contextlib.suppress(ParseError):  # e.g. an unparseable Via: nowhere to answer
-                self._send(make_response(partial, 400, exc.reason), peer)
+                self._send(make_response(partial, exc.status, exc.reason), peer)
             return
         self.counters["dropped"] += 1
         self._warn_junk("dropped from %s (%s): %r", peer, exc.reason, data[:80])
@@ -205,7 +254,9 @@ class SipEndpoint:
 
     def _dispatch(self, events: list[LayerEvent]) -> None:
         for event in events:
-            if isinstance(event, NewRequest):
+            if isinstance(event, NewInvite):
+                self._on_new_invite(event.request, event.peer)
+            elif isinstance(event, NewRequest):
                 if self.user is not None:
                     self.user.on_request(self, event.transaction, event.request, event.peer)
                 elif event.transaction is not None:
@@ -215,6 +266,20 @@ class SipEndpoint:
                     self.user.on_stray_response(self, event.response, event.peer)
             else:
                 self._apply([event])
+
+    def _on_new_invite(self, invite: Request, peer: Peer) -> None:
+        if self.user is None:
+            refusal: Response | None = make_response(invite, 501, to_tag=stateless_tag(invite))
+        else:
+            refusal = self.user.screen_invite(invite, peer)
+        if refusal is not None:
+            self.counters["stateless_responses"] += 1
+            self._send(refusal, peer)
+            return
+        tx, effects = self.layer.open_invite(invite, peer, self.now())
+        self._apply(effects)
+        if self.user is not None:
+            self.user.on_request(self, tx, invite, peer)
 
     def _on_transport_error(self, peer: Peer) -> None:
         now = self.now()

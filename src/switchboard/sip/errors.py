@@ -4,6 +4,7 @@
 
     SipError
     ├── ParseError          the peer broke the grammar; ``status`` says how to answer it
+    │   └── FramingError    (framing.py) a TCP stream cannot be cut into messages
     └── LocalProtocolError  we asked the core to do something the RFC forbids
 
 A SIP failure *response* is never an exception inside the core: transactions report it as

@@ -6,6 +6,9 @@ Rules enforced here:
 - Separators inside a quoted-string (``"..."`` with ``\\``-quoted pairs) or inside ``<...>``
   never split a value.
 - Parameter names are case-insensitive (§7.3.1); their values are kept as written.
+- Every number from the network is read by ``bounded_int``/``parse_number``: ASCII digits
+  only, at most ``MAX_DIGITS`` of them, then a range check. ``int()`` alone would accept
+  any Unicode digit and raise ``ValueError`` (not ``ParseError``) past 4300 digits.
 """
 
 from __future__ import annotations
@@ -21,8 +24,28 @@ WSP = " \t"
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
+MAX_DIGITS = 20  # enough for any 64-bit value and a few leading zeros
+_NUMBER = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}\Z")
+
+
 def is_token(text: str) -> bool:
     return _TOKEN.match(text) is not None
+
+
+def bounded_int(text: str, maximum: int) -> int | None:
+    """``text`` as a decimal number in ``0..maximum``; None for anything else."""
+    if _NUMBER.match(text) is None:
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def parse_number(text: str, maximum: int, what: str) -> int:
+    """``bounded_int`` for a field that must be valid: ``ParseError`` names ``what``."""
+    value = bounded_int(text, maximum)
+    if value is None:
+        raise ParseError(f"Malformed {what}")
+    return value
 
 
 def split_top_level(text: str, separator: str) -> list[str]:

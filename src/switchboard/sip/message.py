@@ -8,6 +8,9 @@ Rules:
 - List headers (Via, Contact, Route, …) are split so each ``Header`` carries one element.
 - The body is ``Content-Length`` octets (§18.3). Extra octets in a datagram are discarded
   (RFC 4475 "dblreq"); fewer octets than announced is an error ("clerr").
+- Every number is read with a length bound and a range (``grammar.parse_number``): CSeq,
+  Content-Length, Max-Forwards, Expires, Min-Expires, RSeq, RAck, a Contact's ``expires``
+  and the status code. A 5000-digit value is a ``ParseError`` like any other bad value.
 - Validation failures raise ``ParseError``. When the request was readable enough to answer,
   the error carries it as ``partial`` so the UAS can send 400 (§8.2, §21.4.1).
 - Serialising always writes one ``Content-Length`` computed from the body.
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
-from switchboard.sip.grammar import WSP, is_token, split_top_level
+from switchboard.sip.grammar import WSP, bounded_int, is_token, parse_number, split_top_level
 from switchboard.sip.headers import LIST_HEADERS, SINGLE_HEADERS, Header, canonical_name
 from switchboard.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 from switchboard.sip.via import Via, parse_via
@@ -29,9 +32,10 @@ from switchboard.sip.via import Via, parse_via
 SIP_VERSION = "SIP/2.0"
 MAX_CSEQ = 2**31  # §8.1.1.5: "MUST be less than 2**31"
 MAX_MESSAGE_SIZE = 65535
-_STATUS_LINE = re.compile(r"SIP/(\d+)\.(\d+) ([1-6]\d\d)(?: (.*))?\Z", re.S)
-_VERSION = re.compile(r"SIP/(\d+)\.(\d+)\Z")
-_DIGITS = re.compile(r"[0-9]+\Z")
+MAX_UINT32 = 2**32 - 1  # delta-seconds (§25.1 via §20.19) and RSeq (RFC 3262 §7.1)
+# ASCII digits only: ``\d`` would match any Unicode digit, and int() would read it.
+_STATUS_LINE = re.compile(r"SIP/([0-9]+)\.([0-9]+) ([1-6][0-9][0-9])(?: (.*))?\Z", re.S)
+_VERSION = re.compile(r"SIP/([0-9]+)\.([0-9]+)\Z")
 # SIP-date is RFC 1123 with the zone always "GMT" (§25.1, RFC 4475 "baddate").
 _SIP_DATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -66,12 +70,9 @@ def parse_cseq(text: str) -> CSeq:
     number, _, method = text.strip(WSP).partition(" ")
     number = number.strip(WSP)
     method = method.strip(WSP)
-    if not _DIGITS.match(number) or not is_token(method):
+    if not is_token(method):
         raise ParseError("Malformed CSeq")
-    value = int(number)
-    if value >= MAX_CSEQ:
-        raise ParseError("CSeq number out of range")
-    return CSeq(value, method)
+    return CSeq(parse_number(number, MAX_CSEQ - 1, "CSeq"), method)
 
 
 class _MessageMixin:
@@ -328,9 +329,9 @@ def _body(header_list: tuple[Header, ...], rest: bytes, message: Message) -> byt
     if len(lengths) > 1:
         raise _fail("Conflicting Content-Length values", message)
     (text,) = lengths
-    if not _DIGITS.match(text) or len(text) > 9:
+    length = bounded_int(text, MAX_MESSAGE_SIZE)
+    if length is None:
         raise _fail("Malformed Content-Length", message)
-    length = int(text)
     if length > len(rest):
         raise _fail("Content-Length larger than message", message)
     return rest[:length]
@@ -363,19 +364,35 @@ def _validate(message: Message) -> None:
 
 
 def _validate_scalars(message: Message) -> None:
-    max_forwards = message.get("Max-Forwards")
-    if max_forwards is not None and (not _DIGITS.match(max_forwards) or int(max_forwards) > 255):
-        raise ParseError("Malformed Max-Forwards")
+    """Numbers we may read later are checked now, so reading them can never raise."""
+    for name, maximum in _NUMERIC_HEADERS:
+        value = message.get(name)
+        if value is not None:
+            parse_number(value, maximum, name)
     date = message.get("Date")
     if date is not None and not _SIP_DATE.match(date):
         raise ParseError("Malformed Date")
-    expires = message.get("Expires")
-    if expires is not None and (not _DIGITS.match(expires) or int(expires) >= 2**32):
-        raise ParseError("Malformed Expires")
     for contact in message.contacts:
         value = contact.params.get("expires")
-        if value is not None and (not _DIGITS.match(value) or int(value) >= 2**32):
-            raise ParseError("Malformed Contact expires")
+        if value is not None:
+            parse_number(value, MAX_UINT32, "Contact expires")
+    rack = message.get("RAck")
+    if rack is not None:
+        _parse_rack(rack)
+
+
+_NUMERIC_HEADERS = (
+    ("Max-Forwards", 255),  # §20.22: 0-255
+    ("Expires", MAX_UINT32),
+    ("Min-Expires", MAX_UINT32),
+    ("RSeq", MAX_UINT32),
+)
+
+
+def _parse_rack(text: str) -> tuple[int, CSeq]:
+    """RAck = response-num LWS CSeq-num LWS Method (RFC 3262 §7.2)."""
+    response_num, _, cseq = text.strip(WSP).partition(" ")
+    return parse_number(response_num, MAX_UINT32, "RAck"), parse_cseq(cseq)
 
 
 def _fail(reason: str, message: Message) -> ParseError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from switchboard.sip.errors import SipError
+from switchboard.sip.grammar import bounded_int
 from switchboard.sip.sdp import Media, Origin, SessionDescription
 
 PCMU = "PCMU"
@@ -66,8 +67,9 @@ def offered_codecs(media: Media) -> list[Codec]:
             name, rate = STATIC_PAYLOADS[fmt]
         else:
             continue
-        if fmt.isdigit():
-            codecs.append(Codec(int(fmt), name, rate))
+        payload_type = bounded_int(fmt, 127)  # RTP payload types are 7 bits (RFC 3550 §5.1)
+        if payload_type is not None:
+            codecs.append(Codec(payload_type, name, rate))
     return codecs
 
 

@@ -5,6 +5,8 @@ Rules:
   (v, o, s, …) and each media section starts at ``m=``. We check what matters to audio
   offer/answer (v=0 first, one o=, one s=, m= syntax, c= present for every active
   stream) and keep every other line verbatim so that re-serialising loses nothing.
+- Numbers are read with ``grammar.bounded_int`` (ASCII digits, length and range bound): a
+  bad o= version or m= port is an ``SdpError``, a bad ptime or rtpmap value is ignored.
 - ``SdpError`` is raised for anything that is not SDP; the SIP layer answers it with 488
   or 400 depending on where it arrived.
 """
@@ -14,6 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from switchboard.sip.errors import SipError
+from switchboard.sip.grammar import bounded_int
+
+MAX_PTIME = 1000  # ms; RFC 4566 §6 ptime, far above any codec's packet
+MAX_CLOCK_RATE = 2**32 - 1
+MAX_VERSION = 2**64 - 1  # o= sess-version: "a numeric string", NTP-based in practice
 
 
 class SdpError(SipError):
@@ -66,7 +73,7 @@ class Media:
     @property
     def ptime(self) -> int | None:
         value = self.attribute("ptime")
-        return int(value) if value and value.isdigit() else None
+        return bounded_int(value, MAX_PTIME) if value else None
 
     def rtpmap(self) -> dict[str, tuple[str, int, int]]:
         """Payload type → (encoding name, clock rate, channels)."""
@@ -74,9 +81,10 @@ class Media:
         for value in self.attribute_values("rtpmap"):
             pt, _, spec = value.partition(" ")
             parts = spec.strip().split("/")
-            if len(parts) >= 2 and parts[1].isdigit():
-                channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-                out[pt] = (parts[0], int(parts[1]), channels)
+            rate = bounded_int(parts[1], MAX_CLOCK_RATE) if len(parts) >= 2 else None
+            channels = bounded_int(parts[2], 255) if len(parts) > 2 else 1
+            if rate is not None and channels is not None:
+                out[pt] = (parts[0], rate, channels)
         return out
 
     def fmtp(self, payload_type: str) -> str | None:
@@ -228,9 +236,10 @@ def _read_line(draft: _SessionDraft, line: str) -> None:
 
 def _origin(value: str) -> Origin:
     parts = value.split()
-    if len(parts) != 6 or not parts[2].isdigit():
+    version = bounded_int(parts[2], MAX_VERSION) if len(parts) == 6 else None
+    if version is None:
         raise SdpError("Malformed o= line")
-    return Origin(parts[0], parts[1], int(parts[2]), parts[5], parts[3], parts[4])
+    return Origin(parts[0], parts[1], version, parts[5], parts[3], parts[4])
 
 
 def _check_connection(value: str) -> None:
@@ -244,8 +253,8 @@ def _media_header(value: str) -> _MediaDraft:
     if len(parts) < 4:
         raise SdpError("Malformed m= line")
     port_text, _, count = parts[1].partition("/")
-    if not port_text.isdigit() or int(port_text) > 65535 or (count and not count.isdigit()):
+    port = bounded_int(port_text, 65535)
+    port_count = bounded_int(count, 65535) if count else None
+    if port is None or (count and port_count is None):
         raise SdpError("Malformed m= port")
-    return _MediaDraft(
-        parts[0], int(port_text), parts[2], tuple(parts[3:]), int(count) if count else None
-    )
+    return _MediaDraft(parts[0], port, parts[2], tuple(parts[3:]), port_count)

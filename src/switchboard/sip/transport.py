@@ -3,22 +3,57 @@
 Bytes in, bytes out; nothing here knows SIP beyond stream framing. Responses to a request
 that came over TCP go back over the same connection (§18.2.2), so TCP connections are keyed
 by the remote address they come from; sending to an unknown TCP peer opens a connection.
+
+A TCP connection holds a file descriptor until it closes, so connections are bounded:
+- At most ``TcpLimits.per_source`` accepted connections per source IP address; one more
+  is aborted at once and counted (``tcp_refused``). One host cannot use up the process's
+  descriptors and shut everyone else out.
+- An accepted connection must bring a SIP message that parses within
+  ``first_message_timeout``, or it is closed (``tcp_closed_silent``). CRLF keep-alives
+  do not count: they are not a message.
+- Any connection that receives nothing for ``idle_timeout`` is closed
+  (``tcp_closed_idle``). RFC 5626 CRLF keep-alives are input, and the default outlives a
+  registration's longest expiry, so a registered phone's flow stays up.
+- A peer that does not read what we write stops being read (``pause_writing``), so it
+  cannot make us buffer answers without bound; the timeouts above still end it.
+- A framing error closes the connection. When the broken message's header section was
+  complete, it is handed to ``on_bad_frame`` first, so the request can still be answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
 
-from switchboard.sip.errors import ParseError
-from switchboard.sip.framing import KeepAlivePing, StreamFramer
+from switchboard.logbudget import LogBudget
+from switchboard.sip.framing import Framed, FramingError, KeepAlivePing, StreamFramer
 from switchboard.sip.transaction.base import Peer
 
 log = logging.getLogger("switchboard.sip.transport")
 
-Receiver = Callable[[bytes, Peer], None]
+# Returns whether the bytes were a SIP message (a connection's first one lifts its
+# first-message deadline).
+Receiver = Callable[[bytes, Peer], bool]
 ErrorHandler = Callable[[Peer], None]
+BadFrameHandler = Callable[[FramingError, Peer], None]
+
+FIRST_MESSAGE_TIMEOUT = 10.0  # seconds; a phone sends its REGISTER or INVITE at once
+# A burst of connections (phones coming back after an outage, or a flood to be refused)
+# waits in the kernel's accept queue; past it, the kernel drops the handshake and the
+# peer retries only after a SYN-ACK timeout of 1, 3, 7… seconds.
+LISTEN_BACKLOG = 1024
+_EARLY = 0.001  # timers may fire this much before their deadline (loop clock resolution)
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    per_source: int = 32
+    idle_timeout: float = 3900.0  # longer than a registration's max expiry (3600 s)
+    first_message_timeout: float = FIRST_MESSAGE_TIMEOUT
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -52,49 +87,161 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 
 class TcpConnection(asyncio.Protocol):
+    """One TCP connection: framing, keep-alive pongs, and its one deadline timer."""
+
     def __init__(self, owner: TcpTransport, peer: Peer | None = None) -> None:
         self._owner = owner
         self._framer = StreamFramer()
         self.peer = peer
+        self.inbound = peer is None
+        self.admitted = False
+        self.greeted = not self.inbound  # we speak first on the connections we open
         self.transport: asyncio.Transport | None = None
+        self._opened_at = 0.0
+        self._last_input = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
         if self.peer is None:
-            host, port = transport.get_extra_info("peername")[:2]
+            host, port = stream.get_extra_info("peername")[:2]
             self.peer = Peer("TCP", str(host), int(port))
+        if not self._owner.admit(self):
+            stream.abort()  # refused: give the descriptor back now
+            return
+        self.admitted = True
         self._owner.connections[self.peer] = self
+        self._opened_at = self._last_input = self._owner.now()
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
-        assert self.peer is not None and self.transport is not None
+        self._last_input = self._owner.now()
         try:
             items = self._framer.feed(data)
-        except ParseError as exc:
-            log.warning("closing %s: %s", self.peer, exc.reason)
-            self.transport.close()
+        except FramingError as exc:
+            self._handle(exc.framed)
+            self._end_with_framing_error(exc)
             return
+        self._handle(items)
+
+    def _handle(self, items: list[Framed]) -> None:
+        assert self.peer is not None and self.transport is not None
         for item in items:
             if isinstance(item, KeepAlivePing):
                 self.transport.write(b"\r\n")  # RFC 5626 §3.5.1 pong
-            else:
-                self._owner.receiver(item, self.peer)
+            elif self._owner.receiver(item, self.peer):
+                self.greeted = True
+
+    def _end_with_framing_error(self, exc: FramingError) -> None:
+        assert self.peer is not None and self.transport is not None
+        self._owner.warn("closing %s: %s", self.peer, exc.reason)
+        if exc.head is not None:
+            self._owner.on_bad_frame(exc, self.peer)
+        self.transport.close()  # after the answer is written; the timer is the backstop
+
+    # -- flow control: a peer that does not read is not read either ----------------------
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- the deadline ---------------------------------------------------------------------
+
+    def deadline(self) -> float:
+        limits = self._owner.limits
+        idle = self._last_input + limits.idle_timeout
+        if self.greeted:
+            return idle
+        return min(idle, self._opened_at + limits.first_message_timeout)
+
+    def _arm(self) -> None:
+        self._timer = asyncio.get_running_loop().call_at(self.deadline(), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._owner.now() < self.deadline() - _EARLY:
+            self._arm()  # input arrived since the timer was set: not due yet
+            return
+        assert self.transport is not None
+        reason = "idle" if self.greeted else "silent"
+        self._owner.counters[f"tcp_closed_{reason}"] += 1
+        log.info("closing %s: %s", self.peer, reason)
+        self.transport.abort()  # nothing we wrote is still worth waiting for
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer is not None and self._owner.connections.get(self.peer) is self:
-            del self._owner.connections[self.peer]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.admitted:
+            self._owner.release(self)
 
 
 class TcpTransport:
-    def __init__(self, receiver: Receiver, on_error: ErrorHandler) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        on_error: ErrorHandler,
+        on_bad_frame: BadFrameHandler,
+        limits: TcpLimits | None = None,
+    ) -> None:
         self.receiver = receiver
         self.on_error = on_error
+        self.on_bad_frame = on_bad_frame
+        self.limits = limits or TcpLimits()
         self.connections: dict[Peer, TcpConnection] = {}
+        self.counters = {"tcp_refused": 0, "tcp_closed_silent": 0, "tcp_closed_idle": 0}
+        self._per_source: collections.Counter[str] = collections.Counter()
         self._server: asyncio.Server | None = None
         self._pending: dict[Peer, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._junk_log = LogBudget()  # warnings a flood of connections could flood
 
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: TcpConnection(self), host, port)
+        self._server = await loop.create_server(
+            lambda: TcpConnection(self), host, port, backlog=LISTEN_BACKLOG
+        )
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def warn(self, text: str, *args: object) -> None:
+        left_out = self._junk_log.take(self.now())
+        if left_out is not None:
+            suffix = f" ({left_out} similar lines left out)" if left_out else ""
+            log.warning(text + suffix, *args)
+
+    # -- admission ------------------------------------------------------------------------
+
+    def admit(self, connection: TcpConnection) -> bool:
+        """Whether an accepted connection may stay; connections we open always may."""
+        if not connection.inbound:
+            return True
+        assert connection.peer is not None
+        host = connection.peer.host
+        if self._per_source[host] >= self.limits.per_source:
+            self.counters["tcp_refused"] += 1
+            self.warn("refusing tcp from %s: %d connections open", host, self.limits.per_source)
+            return False
+        self._per_source[host] += 1
+        return True
+
+    def release(self, connection: TcpConnection) -> None:
+        assert connection.peer is not None
+        if self.connections.get(connection.peer) is connection:
+            del self.connections[connection.peer]
+        if connection.inbound:
+            host = connection.peer.host
+            self._per_source[host] -= 1
+            if self._per_source[host] <= 0:
+                del self._per_source[host]
+
+    # -- sending --------------------------------------------------------------------------
 
     def send(self, data: bytes, peer: Peer) -> None:
         connection = self.connections.get(peer)
@@ -104,7 +251,9 @@ class TcpTransport:
         queued = self._pending.setdefault(peer, [])
         queued.append(data)
         if len(queued) == 1:
-            asyncio.get_running_loop().create_task(self._connect(peer))
+            task = asyncio.get_running_loop().create_task(self._connect(peer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, peer: Peer) -> None:
         loop = asyncio.get_running_loop()
@@ -121,6 +270,8 @@ class TcpTransport:
             connection.transport.write(data)
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for connection in list(self.connections.values()):
             if connection.transport is not None:
                 connection.transport.close()

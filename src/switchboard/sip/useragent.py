@@ -12,6 +12,10 @@ Rules:
 - A CANCEL for an INVITE still ringing gets 200, and the INVITE 487 (§9.2); a CANCEL that
   matches nothing gets 481.
 - Requests inside an unknown dialog get 481; out-of-order CSeq gets 500 (§12.2.2).
+- An INVITE is taken into a transaction only inside one of our dialogs, or when
+  ``admit_invite`` says so (by default: when ``on_invite`` is set). Any other INVITE is
+  refused statelessly (§8.2.7) with 480 (481 inside an unknown dialog, 416 for a non-SIP
+  URI): one answer per INVITE received, so a stranger's INVITE is never reflected ×12.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from switchboard.sip.builders import make_cancel, make_response
+from switchboard.sip.builders import make_cancel, make_response, stateless_tag
 from switchboard.sip.dialog import Dialog, DialogId
 from switchboard.sip.digest import answer_challenge, parse_auth_params, pick_challenge
 from switchboard.sip.endpoint import SipEndpoint
@@ -36,6 +40,7 @@ from switchboard.sip.uri import SipUri, Uri
 
 log = logging.getLogger("switchboard.sip.ua")
 RequestHandler = Callable[[SipEndpoint, ServerTransaction, Request, Peer], None]
+InvitePredicate = Callable[[Request, Peer], bool]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 
 
@@ -268,6 +273,9 @@ class UserAgent:
         self.dialogs: dict[DialogId, _Session] = {}
         # Out-of-dialog requests other than INVITE, OPTIONS and CANCEL (e.g. REGISTER).
         self.request_handlers: dict[str, RequestHandler] = {}
+        # Which out-of-dialog INVITEs are taken (a transaction, then ``on_invite``); the
+        # others get one stateless 480. A PBX narrows it to its known phones and trunks.
+        self.admit_invite: InvitePredicate = lambda _request, _peer: self.on_invite is not None
         endpoint.user = self
 
     @property
@@ -344,6 +352,21 @@ class UserAgent:
             self._reply(tx, request, 481)
         else:
             self._reply(tx, request, 405, extra=headers(("Allow", self.allow)))
+
+    def screen_invite(self, request: Request, peer: Peer) -> Response | None:
+        """None takes the INVITE; otherwise the stateless refusal to send (§8.2.7)."""
+        if not isinstance(request.uri, SipUri):
+            status = 416
+        elif request.to.tag is not None:
+            session = self._session_for(request)
+            if session is not None and session.dialog is not None:
+                return None  # a re-INVITE in one of our dialogs
+            status = 481
+        elif self.admit_invite(request, peer):
+            return None
+        else:
+            status = 480
+        return make_response(request, status, to_tag=stateless_tag(request))
 
     def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None:
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":

@@ -3,6 +3,8 @@
 ``SIP / 2.0 / UDP host:port ;params`` with LWS allowed around the slashes (§25.1,
 RFC 4475 "wsinv"). The branch of an RFC 3261 element starts with the magic cookie
 ``z9hG4bK`` (§8.1.1.7); only such branches identify transactions (§17.2.3).
+The sent-by port and an ``rport`` value (RFC 3581 §3: empty in a request, the source port
+in a response) are ports: 1-65535, at most five digits.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from switchboard.sip.errors import ParseError
-from switchboard.sip.grammar import WSP, Params, is_token, parse_params, split_top_level
+from switchboard.sip.grammar import (
+    WSP,
+    Params,
+    bounded_int,
+    is_token,
+    parse_params,
+    split_top_level,
+)
 from switchboard.sip.uri import _parse_hostport, format_host
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -64,7 +73,11 @@ def parse_via(text: str) -> Via:
     if not sent_by:
         raise ParseError("Via without sent-by")
     host, port = _parse_hostport(sent_by.replace(" ", "").replace("\t", ""))
-    return Via(transport, host, port, parse_params(params_text))
+    params = parse_params(params_text)
+    rport = params.get("rport")
+    if rport and not bounded_int(rport, 65535):  # absent, flag or empty: nothing to check
+        raise ParseError("Malformed Via rport")
+    return Via(transport, host, port, params)
 
 
 def parse_via_list(values: list[str]) -> list[Via]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from switchboard.sip.builders import make_cancel
 from switchboard.sip.message import Response
 from switchboard.sip.transaction.base import Deliver, Send
-from switchboard.sip.transaction.layer import NewRequest, StrayResponse, TransactionLayer
+from switchboard.sip.transaction.layer import (
+    NewInvite,
+    NewRequest,
+    StrayResponse,
+    TransactionLayer,
+)
 from switchboard.sip.transaction.server_invite import ServerInviteTransaction
 from tests.sip.factories import UDP_PEER, request, response
 
@@ -20,20 +25,37 @@ def test_responses_match_client_transactions_by_branch_and_method() -> None:
     assert [type(e) for e in layer.receive(response(other, 180), UDP_PEER, 0.1)] == [StrayResponse]
 
 
+def test_new_invite_gets_no_transaction_until_the_tu_opens_one() -> None:
+    layer = TransactionLayer()
+    invite = request()
+    assert layer.receive(invite, UDP_PEER, 0.0) == [NewInvite(invite, UDP_PEER)]
+    assert layer.servers == {} and layer.next_deadline() is None  # nothing kept (§8.2.7)
+    assert layer.receive(invite, UDP_PEER, 0.3) == [NewInvite(invite, UDP_PEER)]
+
+
 def test_retransmitted_request_matches_its_server_transaction() -> None:
     layer = TransactionLayer()
     invite = request()
-    first = layer.receive(invite, UDP_PEER, 0.0)
-    assert [type(e) for e in first] == [Send, NewRequest]  # 100 Trying, then to the TU
+    _, started = layer.open_invite(invite, UDP_PEER, 0.0)
+    assert [type(e) for e in started] == [Send]  # 100 Trying
     again = layer.receive(invite, UDP_PEER, 0.3)
     assert [type(e) for e in again] == [Send]  # 100 again, TU not bothered
     assert len(layer.servers) == 1
 
 
+def test_ack_for_a_stateless_refusal_matches_nothing_and_goes_to_the_tu() -> None:
+    layer = TransactionLayer()
+    invite = request()
+    layer.receive(invite, UDP_PEER, 0.0)  # refused statelessly by the TU: no transaction
+    ack = request("ACK", to_tag="stateless-tag")  # same branch, as §17.1.1.3 builds it
+    assert layer.receive(ack, UDP_PEER, 0.1) == [NewRequest(None, ack, UDP_PEER)]
+    assert layer.servers == {}
+
+
 def test_cancel_gets_its_own_transaction_and_finds_the_invite() -> None:
     layer = TransactionLayer()
     invite = request()
-    layer.receive(invite, UDP_PEER, 0.0)
+    layer.open_invite(invite, UDP_PEER, 0.0)
     cancel = make_cancel(invite)
     events = layer.receive(cancel, UDP_PEER, 0.5)
     assert [type(e) for e in events] == [NewRequest]
@@ -44,9 +66,8 @@ def test_cancel_gets_its_own_transaction_and_finds_the_invite() -> None:
 def test_ack_for_failure_matches_the_invite_transaction_and_ack_for_2xx_does_not() -> None:
     layer = TransactionLayer()
     invite = request()
-    (_, new) = layer.receive(invite, UDP_PEER, 0.0)
-    assert isinstance(new, NewRequest) and new.transaction is not None
-    layer.respond(new.transaction, response(invite, 486), 0.1)
+    tx, _ = layer.open_invite(invite, UDP_PEER, 0.0)
+    layer.respond(tx, response(invite, 486), 0.1)
     ack = request("ACK", to_tag="callee-tag")
     assert layer.receive(ack, UDP_PEER, 0.2) == []  # absorbed by the transaction
     ack_2xx = request("ACK", branch="z9hG4bK-other", to_tag="callee-tag")
@@ -57,7 +78,7 @@ def test_ack_for_failure_matches_the_invite_transaction_and_ack_for_2xx_does_not
 def test_rfc2543_requests_without_magic_cookie_still_match() -> None:
     layer = TransactionLayer()
     invite = request(branch="old-style-1")
-    layer.receive(invite, UDP_PEER, 0.0)
+    layer.open_invite(invite, UDP_PEER, 0.0)
     assert [type(e) for e in layer.receive(invite, UDP_PEER, 0.4)] == [Send]
 
 

@@ -12,6 +12,13 @@ What matches nothing goes to the TU: new requests (ACK for a 2xx among them, sin
 ACK is a separate transaction, §17.1.1.3) and stray responses (2xx retransmitted after the
 INVITE transaction ended, which the TU must ACK again, §13.2.2.4).
 
+A new INVITE gets no server transaction of its own accord: it is reported as ``NewInvite``
+and the TU either takes it (``open_invite``: 100 Trying, then the usual transaction) or
+answers it statelessly (§8.2.7). An INVITE server transaction retransmits its final
+response for 32 s (Timer G) and keeps state as long, which a stranger must not be able to
+obtain for the price of one datagram. Other requests cost one response per request
+received, so they keep their transaction.
+
 Timers: one heap of (deadline, transaction) for all transactions, so the edge arms a
 single timer at ``next_deadline()``. Stale heap entries are skipped lazily.
 """
@@ -57,7 +64,15 @@ class StrayResponse:
     peer: Peer
 
 
-LayerEvent = Effect | NewRequest | StrayResponse
+@dataclass(frozen=True, slots=True)
+class NewInvite:
+    """An INVITE that matched no transaction; none exists for it until ``open_invite``."""
+
+    request: Request
+    peer: Peer
+
+
+LayerEvent = Effect | NewRequest | NewInvite | StrayResponse
 
 
 def server_key(request: Request, method: str | None = None) -> ServerKey:
@@ -101,6 +116,14 @@ class TransactionLayer:
     def transport_error(self, tx: Transaction, now: float) -> list[Effect]:
         return self._track(tx, tx.fire(TxInput.TRANSPORT_ERROR, now))
 
+    def open_invite(
+        self, invite: Request, peer: Peer, now: float
+    ) -> tuple[ServerInviteTransaction, list[Effect]]:
+        """Take a ``NewInvite``: its server transaction starts (100 Trying, §17.2.1)."""
+        tx = ServerInviteTransaction(invite, peer, self.config)
+        self.servers[server_key(invite)] = tx
+        return tx, self._track(tx, tx.start(now))
+
     def find_invite(self, cancel: Request) -> ServerInviteTransaction | None:
         tx = self.servers.get(server_key(cancel, "INVITE"))
         return tx if isinstance(tx, ServerInviteTransaction) else None
@@ -119,17 +142,11 @@ class TransactionLayer:
             return list(self._track(server, server.on_request(message, now)))
         if message.method == "ACK":
             return [NewRequest(None, message, peer)]
-        tx: ServerTransaction
         if message.method == "INVITE":
-            tx = ServerInviteTransaction(message, peer, self.config)
-            self.servers[key] = tx
-            events: list[LayerEvent] = list(self._track(tx, tx.start(now)))
-        else:
-            tx = ServerNonInviteTransaction(message, peer, self.config)
-            self.servers[key] = tx
-            events = []
-        events.append(NewRequest(tx, message, peer))
-        return events
+            return [NewInvite(message, peer)]
+        tx = ServerNonInviteTransaction(message, peer, self.config)
+        self.servers[key] = tx
+        return [NewRequest(tx, message, peer)]
 
     # -- from the clock -------------------------------------------------------------------
 
