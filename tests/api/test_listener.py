@@ -193,3 +193,39 @@ async def test_deeply_nested_json_is_invalid_json_not_an_internal_error(
         "/basix/api/hangup", content=b"[" * 2000, headers={"Authorization": AUTH}
     )
     assert answer.status_code == 400 and answer.json()["error"]["id"] == "invalid_json"
+
+
+async def test_pipelined_requests_are_all_answered(
+    small: tuple[Server, httpx.AsyncClient],
+) -> None:
+    server, _ = small
+    reader, writer = await _open(server, "127.0.0.2")
+    body = b'{"uuid": "nowhere"}'
+    hangup = (
+        b"POST /basix/api/hangup HTTP/1.1\r\nHost: pbx\r\nAuthorization: "
+        + AUTH.encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    writer.write(hangup * 3 + b"GET /healthz HTTP/1.1\r\nHost: pbx\r\n\r\n")
+    answers = b""
+    while answers.count(b"HTTP/1.1 200 ") < 4:
+        answers += await asyncio.wait_for(reader.read(4096), 2)
+    writer.close()
+    assert answers.count(b"channel_not_found") == 3 and b'{"status":"ok"}' in answers
+
+
+@pytest.mark.slow
+async def test_a_connection_silent_after_its_response_is_closed_after_the_keep_alive(
+    small: tuple[Server, httpx.AsyncClient],
+) -> None:
+    server, _ = small
+    reader, writer = await _open(server, "127.0.0.2")
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: pbx\r\n\r\n")
+    assert (await reader.readuntil(b'{"status":"ok"}')).startswith(b"HTTP/1.1 200 ")
+    loop = asyncio.get_running_loop()
+    answered = loop.time()
+    assert await asyncio.wait_for(reader.read(), 8) == b""  # closed by the server
+    assert 4 < loop.time() - answered < 8
+    writer.close()
+    await _until_open(server, 0)
