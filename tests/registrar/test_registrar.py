@@ -269,3 +269,14 @@ def test_lockout_counts_per_user_and_source() -> None:
     assert registrar.handle(bob, PHONE, 6.0).response.status == 401  # same address, bob
     elsewhere = Peer("UDP", "192.0.2.51", 5062)
     assert registrar.handle(_register("alice"), elsewhere, 6.0).response.status == 401
+
+
+@pytest.mark.parametrize("q", ["0_5", "nan", "1e-1", "1.5", "0.1234", "²"])
+def test_q_values_follow_the_rfc_grammar(q: str) -> None:
+    response = _register_ok(_registrar(), 1.0, f"<sip:alice@192.0.2.50>;q={q}").response
+    assert (response.status, response.reason) == (400, "Malformed q value")
+
+
+def test_an_absurd_stored_source_port_is_no_address() -> None:
+    for received in ("UDP:192.0.2.1:" + "9" * 5000, "UDP:192.0.2.1:²", "UDP:192.0.2.1:0"):
+        assert Binding("d", "u", "sip:u@h", 1.0, "c", 1, received=received).source is None

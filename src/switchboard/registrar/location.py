@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from switchboard.sip.grammar import bounded_int
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import unescape
 
@@ -42,9 +43,10 @@ class Binding:
         """Where the REGISTER came from: where the phone is rung (NAT, RFC 5626 flows)."""
         transport, _, rest = self.received.partition(":")
         host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit() or len(port) > 5:
+        number = bounded_int(port, 65535)
+        if not host or not number:
             return None
-        return Peer(transport, host.strip("[]"), int(port))
+        return Peer(transport, host.strip("[]"), number)
 
     def expires_in(self, now: float) -> int:
         return max(0, round(self.expires_at - now))

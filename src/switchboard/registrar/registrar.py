@@ -31,6 +31,7 @@ answers only once that is stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ from switchboard.sip.address import Address
 from switchboard.sip.builders import make_response
 from switchboard.sip.digest import DigestServer, parse_auth_params
 from switchboard.sip.errors import ParseError
+from switchboard.sip.grammar import bounded_int
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, headers
 from switchboard.sip.transaction.base import Peer
@@ -55,6 +57,7 @@ DEFAULT_ALGORITHMS = ("MD5",)
 # A source as a whole (one scanner trying many users) is blocked after more failures than
 # one user from one source (a phone with a wrong password, ``ThrottleSettings``' default).
 SOURCE_THROTTLE = ThrottleSettings(max_failures=20)
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +275,8 @@ class Registrar:
     def _expires(self, request: Request, contact: Address) -> int:
         settings = self.settings
         text = contact.params.get("expires") or request.get("Expires")
-        expires = int(text) if text is not None and text.isdigit() else settings.default_expires
+        value = bounded_int(text, 2**32 - 1) if text is not None else None
+        expires = settings.default_expires if value is None else value
         if 0 < expires < settings.min_expires:
             raise RefusalError(423, None, headers(("Min-Expires", str(settings.min_expires))))
         return min(expires, settings.max_expires)
@@ -327,7 +331,5 @@ def _contact_value(binding: Binding, now: float) -> str:
 
 
 def _valid_q(text: str) -> bool:
-    try:
-        return 0.0 <= float(text) <= 1.0
-    except ValueError:
-        return False
+    """RFC 3261 §25.1: ``qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )``."""
+    return _QVALUE.fullmatch(text) is not None
