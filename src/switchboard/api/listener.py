@@ -5,7 +5,7 @@ Rules:
 - A new connection takes a slot from ``ConnectionLimits`` (in all and per source address)
   before anything is parsed. With no slot free it gets a ready-made 503 in the Basix
   envelope (``too_many_connections``, ``Retry-After: 1``) and is closed at once: it costs
-  one write, no task and no parser state.
+  one write; nothing it sends is read, no task is started.
 - A request must arrive whole (head and body) within ``REQUEST_TIMEOUT`` seconds of the
   connection becoming ready for it: when it opens, and again when the previous response is
   complete. A connection that sends nothing, or sends its head a byte at a time
@@ -16,9 +16,9 @@ Rules:
   arrived, and a WebSocket keeps its pings (uvicorn's ``ws_ping_*``).
 - A response sent before its request's body was all in (a 413 from ``bodylimit``, an
   authentication failure) is followed by at most ``LINGER`` seconds in which the rest of
-  the body is read and discarded (uvicorn does so), then the connection is closed: closing
-  at once would reset it, and a client still sending would lose the answer
-  (RFC 9112 §9.6); reading on without end would let a client stream gigabytes.
+  the body is read and discarded (uvicorn does so); a body still coming then is cut.
+  Closing at once would reset the connection, and a client still sending would lose the
+  answer (RFC 9112 §9.6); reading on without end would let a client stream gigabytes.
 - A WebSocket upgrade hands the transport to uvicorn's WebSocket protocol; ``_Upgraded``
   sits in between only to give the slot back when that connection closes.
 - A request h11 cannot parse (a 5000-digit Content-Length, a head over 16 KiB) gets
@@ -28,7 +28,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from switchboard.api.connections import ConnectionLimits, Refusal
+from switchboard.api.errors import ApiError, error_response
 from switchboard.logbudget import LogBudget
 
 log = logging.getLogger("switchboard.api")
@@ -51,17 +51,20 @@ LINGER = 2.0  # seconds to discard the rest of a body answered before it was rea
 _ARRIVING = (h11.IDLE, h11.SEND_BODY)  # their (the client's) h11 states before it is all in
 
 
-def envelope_response(status: int, reason: str, error_id: str, description: str) -> bytes:
+def envelope_response(
+    status: int, reason: str, error_id: str, description: str, *, retry_after: bool = False
+) -> bytes:
     """A complete HTTP/1.1 response carrying the Basix error envelope, closing the
     connection; written straight to the transport, without the app."""
-    body = json.dumps(
-        {"result_code": 500, "error": {"id": error_id, "description": description}}
-    ).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+    body = bytes(error_response(ApiError(error_id, description)).body)  # rendered in one place
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        *(["retry-after: 1"] if retry_after else []),
+        "connection: close",
+    ]
+    return "\r\n".join([*lines, "", ""]).encode() + body
 
 
 _REFUSALS = {
@@ -70,6 +73,7 @@ _REFUSALS = {
         "Service Unavailable",
         "too_many_connections",
         f"too many open connections ({refusal.value}); retry in a second",
+        retry_after=True,
     )
     for refusal in Refusal
 }
