@@ -23,12 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
 from switchboard.api import basix, cti, health
-from switchboard.api.bodylimit import BodyLimit, BodyTooLargeError
+from switchboard.api.bodylimit import BodyLimit
 from switchboard.api.errors import ApiError, error_response
 
 log = logging.getLogger("switchboard.api")
 
-MAX_BODY = 65536  # bytes: server.http_max_body's default
 DOCS_ASSETS = "/docs-assets"
 
 
@@ -37,12 +36,10 @@ class Services(basix.Services, cti.Services, health.Services, Protocol):
 
 
 def create_app(
-    services: Services,
-    *,
-    max_body: int = MAX_BODY,
-    listener: Callable[[], Mapping[str, int]] = dict,
+    services: Services, *, max_body: int, listener: Callable[[], Mapping[str, int]]
 ) -> FastAPI:
-    """``listener``: the HTTP listener's counters, for ``/statistics``."""
+    """``max_body``: bytes a request body may have; ``listener``: the HTTP listener's
+    counters, for ``/statistics``."""
     app = FastAPIOffline(
         title="Switchboard",
         version=__version__,
@@ -62,8 +59,6 @@ def create_app(
             return error_response(ApiError("method_not_allowed", "use POST", 405))
         if exc.status_code == 404:
             return error_response(ApiError("not_found", f"no method at {request.url.path}", 404))
-        if exc.status_code == 413:
-            return error_response(BodyTooLargeError(max_body))
         return error_response(ApiError("internal_error", str(exc.detail), exc.status_code))
 
     @app.exception_handler(ApiError)
