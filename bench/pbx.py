@@ -60,7 +60,7 @@ class Directory:
             f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "sqlite:///{db}"\n'
             f"callback_allow_private = true\nrtp_ports = [20000, 39999]\n",
             f'[[domains]]\nname = "example.com"\napi_token = "{TOKEN}"\n'
-            f'channel_limit = 100000\npstn_channel_limit = 100000\n'
+            f"channel_limit = 100000\npstn_channel_limit = 100000\n"
             f'calling_number = "0506868000"\n',
         ]
         member = f"127.0.0.1:{self.member_port}"
