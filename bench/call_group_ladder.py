@@ -32,6 +32,7 @@ from typing import Any
 import uvloop
 
 from bench.pbx import (
+    AUTH,
     SCENARIOS,
     CallbackSink,
     Directory,
@@ -55,8 +56,9 @@ def sipp_counts(log: Path) -> tuple[int, int]:
 
 
 def healthz(port: int) -> dict[str, int]:
+    """The server's counters (``GET /statistics``, which takes the domain's token)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("GET", "/healthz")
+    connection.request("GET", "/statistics", headers={"Authorization": AUTH})
     counters: dict[str, int] = json.loads(connection.getresponse().read())["counters"]
     connection.close()
     return counters

@@ -80,8 +80,7 @@ async def test_serve_answers_healthz_and_sip_options_then_stops_on_sigterm(
                     await asyncio.sleep(0.05)
             else:
                 raise AssertionError("server did not start")
-        assert health.status_code == 200 and health.json()["status"] == "ok"
-        assert health.json()["counters"]["bindings"] == 0
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
         loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
