@@ -112,7 +112,7 @@ async def wait_bridged(server: Server) -> CallGroupCall:
 
 async def post(client: httpx.AsyncClient, method: str, body: object) -> dict[str, object]:
     response = await client.post(f"/basix/api/{method}", json=body, headers={"Authorization": AUTH})
-    assert response.status_code == 200
+    assert response.status_code == 200, (response.status_code, response.text)
     result: dict[str, object] = response.json()
     return result
 
