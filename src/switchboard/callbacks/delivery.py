@@ -73,6 +73,7 @@ class CallbackDelivery:
         self._wake = asyncio.Event()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._worker: asyncio.Task[None] | None = None
+        self._closing = False
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by delivery id
         self.counters = {"callbacks_delivered": 0, "callbacks_retried": 0, "callbacks_failed": 0}
 
@@ -81,7 +82,10 @@ class CallbackDelivery:
 
     async def close(self) -> None:
         if self._worker is not None:
-            self._worker.cancel()
+            # Stopped between two reads of the outbox, not cancelled in one: a query
+            # cancelled mid-way leaves its pooled connection to be reset by the collector.
+            self._closing = True
+            self._wake.set()
             await asyncio.gather(self._worker, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -117,7 +121,7 @@ class CallbackDelivery:
         task.add_done_callback(lambda _: self._tasks.pop(callback.delivery_id, None))
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             self._wake.clear()
             try:
                 for callback in await self.outbox.claim_due(self.clock()):
