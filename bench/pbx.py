@@ -58,7 +58,9 @@ class Directory:
         lines = [
             f'[server]\nsip_listen = "127.0.0.1:{sip_port}"\n'
             f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "sqlite:///{db}"\n'
-            f"callback_allow_private = true\nrtp_ports = [20000, 39999]\n",
+            f"callback_allow_private = true\nrtp_ports = [20000, 39999]\n"
+            # the generator is one source with a pool of 64 connections, plus its probes
+            f"http_connections_per_source = 128\n",
             f'[[domains]]\nname = "example.com"\napi_token = "{TOKEN}"\n'
             f"channel_limit = 100000\npstn_channel_limit = 100000\n"
             f'calling_number = "0506868000"\n',
