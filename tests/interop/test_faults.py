@@ -1,6 +1,7 @@
 """Faults around a call_group call, against real peers: SIP packet loss on the member and
-trunk legs, a member phone that vanishes mid-call, and the callback receiver down for a
-long while. (Killing Switchboard with deliveries pending: ``test_crash_recovery.py``.)"""
+trunk legs (a lossy link that loses the same messages on every run), a member phone that
+vanishes mid-call, and the callback receiver down for a long while. (Killing Switchboard
+with deliveries pending: ``test_crash_recovery.py``.)"""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ from tests.interop.call_group_harness import (
     uas,
     wait_bridged,
 )
-from tests.interop.sipp import free_port, start_sipp
+from tests.interop.lossy_link import LossyLink
+from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 from tests.media.peers import close_all_peers, packet, rtp_peer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
-CALLS = 8
-LOSS_PERCENT = 10
+CALLS = 3
+# The first copy of each is lost on both legs, on every call.
+LOST = frozenset({"INVITE", "200 INVITE", "ACK", "BYE", "200 BYE"})
 
 
 async def _calls_ended(server: Server, timeout: float = 10) -> None:
@@ -39,36 +42,57 @@ async def _calls_ended(server: Server, timeout: float = 10) -> None:
             await asyncio.sleep(0.02)
 
 
+async def _peer_behind_link(phone_port: int) -> tuple[LossyLink, asyncio.subprocess.Process]:
+    """A SIPp peer on a port of its own, behind a link on the port Switchboard calls."""
+    link = LossyLink(phone_port, free_port(), LOST)
+    await link.start()
+    args = uas(link.peer_port, SCENARIOS / "uas_answer_behind_link.xml", CALLS)
+    peer = await start_sipp([*args, "-key", "contact_port", str(phone_port)])
+    return link, peer
+
+
 async def test_calls_complete_through_retransmission_when_member_and_trunk_lose_packets(
     tmp_path: Path,
 ) -> None:
-    """SIPp drops 10% of what it sends and receives on both legs (``-lost``)."""
+    """On both legs of every call, the link loses the first INVITE, 200, ACK, BYE and 200
+    to BYE: each call completes only if Switchboard retransmits its INVITE (Timer A) and
+    its BYE (Timer E, twice: the BYE and then its 200 are lost), and ACKs the retransmitted
+    2xx. Both SIPp peers must count every call successful."""
     phones = Phones(free_port(), free_port(), free_port())
-    lossy = ["-lost", str(LOSS_PERCENT), "-m", str(CALLS)]
-    alice = await start_sipp([*uas(phones.alice)[:-3], *lossy, "-nostdin"])
-    scenario = trunk_scenario(tmp_path, "0506868000", linger=True)
-    trunk = await start_sipp([*uas(phones.trunk, scenario)[:-3], *lossy, "-nostdin"])
-    async with (
-        callback_receiver() as receiver,
-        serving(tmp_path, config_for(phones)) as (
-            server,
-            client,
-        ),
-    ):
-        for n in range(CALLS):
-            uuids = await start_call_group(client, {"group_name": "support",
-                                                    "destination": "0312341234",
-                                                    "callback_url": receiver.url})  # fmt: skip
-            (*_, callback) = await receiver.wait_for(n + 1, timeout=40)
-            assert json.loads(callback.body)["uuid"] == uuids[0]
-            await wait_bridged(server)
-            await post(client, "hangup", {"uuid": uuids[0]})
-            await _calls_ended(server, 40)
-        outcomes = [json.loads(r.body)["result_code"] for r in receiver.received]
-        assert outcomes == [0] * CALLS
-        await finish(alice, trunk)  # SIPp counted every call successful on both legs
-        retransmitted = server.endpoint.statistics()["retransmitted"]
-        assert retransmitted > 0  # the loss was real and retransmission carried the calls
+    alice_link, alice = await _peer_behind_link(phones.alice)
+    trunk_link, trunk = await _peer_behind_link(phones.trunk)
+    try:
+        async with (
+            callback_receiver() as receiver,
+            serving(tmp_path, config_for(phones)) as (server, client),
+        ):
+            for n in range(CALLS):
+                body = {"group_name": "support", "destination": "0312341234"}
+                uuids = await start_call_group(client, {**body, "callback_url": receiver.url})
+                (*_, callback) = await receiver.wait_for(n + 1, timeout=40)
+                assert json.loads(callback.body)["uuid"] == uuids[0]
+                await wait_bridged(server)
+                async with asyncio.timeout(10):  # the peers take a BYE only after the ACK
+                    for link in (alice_link, trunk_link):
+                        await link.recovered("ACK", n + 1)
+                await post(client, "hangup", {"uuid": uuids[0]})
+                await _calls_ended(server, 40)
+            outcomes = [json.loads(r.body)["result_code"] for r in receiver.received]
+            assert outcomes == [0] * CALLS
+            await finish(alice, trunk)  # SIPp counted every call successful on both legs
+            retransmitted = server.endpoint.statistics()["retransmitted"]
+    finally:
+        for process in (alice, trunk):
+            if process.returncode is None:  # the test failed before SIPp finished
+                process.kill()
+                await process.wait()
+        alice_link.close()
+        trunk_link.close()
+    for link in (alice_link, trunk_link):
+        assert link.dropped == dict.fromkeys(LOST, CALLS)
+        assert not link.pending  # each lost message got through in a later copy
+    # per leg and call: the INVITE once, the BYE twice
+    assert retransmitted >= 2 * 3 * CALLS
 
 
 async def test_a_member_phone_that_vanishes_mid_call_is_released_by_rtp_timeout(
