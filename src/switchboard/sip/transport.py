@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -34,6 +36,7 @@ from switchboard.sip.framing import Framed, FramingError, KeepAlivePing, StreamF
 from switchboard.sip.transaction.base import Peer
 
 log = logging.getLogger("switchboard.sip.transport")
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 # Returns whether the bytes were a SIP message (a connection's first one lifts its
 # first-message deadline).
@@ -64,6 +67,13 @@ class UdpTransport(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not an asyncio.DatagramTransport subclass: duck-type it.
         self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A burst that arrives while the loop is busy waits in the kernel instead of
+            # being dropped (the default, ~200 KB, overflowed under load: lost ACKs and
+            # BYEs, then retransmissions); the kernel caps it at net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self._receiver(data, Peer("UDP", str(addr[0]), int(str(addr[1]))))
