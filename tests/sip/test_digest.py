@@ -129,9 +129,14 @@ def test_forged_nonce_and_garbage_are_refused_without_exceptions() -> None:
         assert not server.verify(garbage, "REGISTER", "pw", 1.0, PHONE).ok
 
 
-def _answer(challenge: str, **kw: str) -> str:
+def _answer(challenge: str, *, cnonce: str) -> str:
     return answer_challenge(
-        challenge, method="REGISTER", uri="sip:example.com", username="alice", password="pw", **kw
+        challenge,
+        method="REGISTER",
+        uri="sip:example.com",
+        username="alice",
+        password="pw",
+        cnonce=cnonce,
     )
 
 

@@ -144,8 +144,8 @@ def _own_numbers(domain: DomainConfig) -> frozenset[str]:
     cached = _OWN_NUMBERS.get(id(domain))
     if cached is not None and cached[0] is domain:
         return cached[1]
-    entries = [*domain.users, *domain.groups]
-    numbers = {domain.calling_number, *domain.calling_numbers, *(e.did for e in entries)}
+    dids = [*(u.did for u in domain.users), *(g.did for g in domain.groups)]
+    numbers = {domain.calling_number, *domain.calling_numbers, *dids}
     own = frozenset(n for n in numbers if n is not None)
     _OWN_NUMBERS[id(domain)] = (domain, own)
     return own
