@@ -145,6 +145,13 @@ async def test_nat_port_change_is_latched_only_within_the_window(relay: MediaRel
     await far.wait_for(1)
     assert [r.header.sequence for r in far.received] == [2]
     assert session.a.latched == sdp_said.address
+    late = await relay.create_session()  # a 183's SDP, then the 200's: the window restarts
+    late.a.clock = lambda: clock[0]
+    late.a.set_media(LegMedia(sdp_said.address, "PCMU", 0), "127.0.0.1")
+    clock[0] += relay_module.LATCH_WINDOW + 0.001  # past the 183's window
+    late.a.set_media(LegMedia(sdp_said.address, "PCMU", 0), "127.0.0.1")
+    assert late.a.may_latch(natted.address, rtcp=False)
+    late.close()
     moved = await rtp_peer()  # a re-INVITE names a new address: a new window for it only
     session.a.set_media(LegMedia(moved.address, "PCMU", 0), "127.0.0.1")
     natted.send(packet(0, 3, PCMU_FRAME), session.a.local)  # same IP, in the new window

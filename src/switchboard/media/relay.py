@@ -148,6 +148,7 @@ class Leg:
         the latch must be learnt again, from the addresses this SDP allows only."""
         if self.media is None or self.media.address != media.address:
             self.latched = self.latched_rtcp = None
+        if self.latched is None:  # the window runs from the latest SDP (183, then 200)
             self.latch_until = self.clock() + LATCH_WINDOW
         self.peer_hosts = frozenset(filter(None, (media.address[0], signalling_host)))
         self.media = media
