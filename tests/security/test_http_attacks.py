@@ -64,6 +64,20 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
     return int(status_line.split()[1]), headers, body
 
 
+async def _exchange(server: Server, raw: bytes, waiting_for: str = "") -> tuple[int, bytes]:
+    """Send ``raw`` from the attacker's address; the status and body of the answer, which
+    must come within 3 s (``waiting_for`` says what a silent server would be doing)."""
+    reader, writer = await _attacker_stream(_port(server))
+    writer.write(raw)
+    try:
+        status, _, body = await asyncio.wait_for(_read_response(reader), 3)
+    except TimeoutError:
+        pytest.fail(f"no answer within 3 s{': ' + waiting_for if waiting_for else ''}")
+    finally:
+        writer.close()
+    return status, body
+
+
 def _error_id(body: bytes) -> str:
     envelope = json.loads(body)
     assert envelope["result_code"] == 500 and envelope["error"]["description"]
@@ -237,19 +251,14 @@ async def test_a_body_announced_too_large_gets_413_in_the_envelope_before_it_is_
     api: tuple[Server, httpx.AsyncClient],
 ) -> None:
     server, _ = api
-    reader, writer = await _attacker_stream(_port(server))
-    writer.write(
+    status, body = await _exchange(
+        server,
         b"POST /basix/api/call_group HTTP/1.1\r\nHost: pbx\r\nContent-Type: application/json\r\n"
         + AUTH_HEADER
         + b"Content-Length: 104857600\r\n\r\n"
-        + b" " * 16384
-    )  # 100 MiB announced, 16 KiB sent: the answer must not wait for the rest
-    try:
-        status, _, body = await asyncio.wait_for(_read_response(reader), 3)
-    except TimeoutError:
-        pytest.fail("no answer within 3 s: the server waits for the 100 MiB")
-    finally:
-        writer.close()
+        + b" " * 16384,  # 100 MiB announced, 16 KiB sent: the answer must not wait
+        "the server waits for the 100 MiB",
+    )
     assert status == 413 and _error_id(body) == "body_too_large"
 
 
@@ -257,20 +266,15 @@ async def test_a_chunked_body_past_the_cap_gets_413_while_it_streams(
     api: tuple[Server, httpx.AsyncClient],
 ) -> None:
     server, _ = api
-    reader, writer = await _attacker_stream(_port(server))
-    writer.write(
+    chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+    status, body = await _exchange(
+        server,
         b"POST /basix/api/call_group HTTP/1.1\r\nHost: pbx\r\nContent-Type: application/json\r\n"
         + AUTH_HEADER
         + b"Transfer-Encoding: chunked\r\n\r\n"
+        + chunk * 80,  # 80 KiB, and no last chunk: the body never ends
+        "the server reads on until the body ends",
     )
-    chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
-    writer.write(chunk * 80)  # 80 KiB, and no last chunk: the body never ends
-    try:
-        status, _, body = await asyncio.wait_for(_read_response(reader), 3)
-    except TimeoutError:
-        pytest.fail("no answer within 3 s: the server reads on until the body ends")
-    finally:
-        writer.close()
     assert status == 413 and _error_id(body) == "body_too_large"
 
 
@@ -296,17 +300,13 @@ async def test_a_5000_digit_since_refuses_the_cti_upgrade_with_400(
     api: tuple[Server, httpx.AsyncClient],
 ) -> None:
     server, _ = api
-    reader, writer = await _attacker_stream(_port(server))
-    writer.write(
+    status, body = await _exchange(
+        server,
         f"GET /basix/api/ws_cti?format=json&since={HUGE} HTTP/1.1\r\nHost: pbx\r\n".encode()
         + AUTH_HEADER
         + b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
-    try:
-        status, _, body = await asyncio.wait_for(_read_response(reader), 3)
-    finally:
-        writer.close()
     assert status == 400 and _error_id(body) == "invalid_parameter"
 
 
@@ -314,16 +314,12 @@ async def test_a_5000_digit_content_length_gets_400_in_the_envelope(
     api: tuple[Server, httpx.AsyncClient],
 ) -> None:
     server, _ = api
-    reader, writer = await _attacker_stream(_port(server))
-    writer.write(
+    status, body = await _exchange(
+        server,
         b"POST /basix/api/hangup HTTP/1.1\r\nHost: pbx\r\n"
         + AUTH_HEADER
-        + f"Content-Length: {HUGE}\r\n\r\n".encode()
+        + f"Content-Length: {HUGE}\r\n\r\n".encode(),
     )
-    try:
-        status, _, body = await asyncio.wait_for(_read_response(reader), 3)
-    finally:
-        writer.close()
     assert status == 400 and _error_id(body) == "invalid_request"
 
 
