@@ -7,11 +7,7 @@ took every descriptor: the API stopped answering everyone.
 from __future__ import annotations
 
 import asyncio
-import resource
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -19,6 +15,7 @@ import pytest
 
 from tests.interop.call_group_harness import AUTH
 from tests.interop.sipp import free_port
+from tests.security.processes import descriptors_for_the_attacker, limited_server
 from tests.security.sip_peer import raw_peer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -52,32 +49,6 @@ api_token = "token-for-tests"
   address = "127.0.0.1:{free_port()}"
 """)
     return path, sip, http
-
-
-def _ulimit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
-
-
-@asynccontextmanager
-async def _switchboard(config: Path, http: int) -> AsyncIterator[None]:
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "switchboard", "--log-level", "ERROR", "serve"),
-        *("--config", str(config)),
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=_ulimit,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}") as client:
-            async with asyncio.timeout(15):
-                while True:
-                    with suppress(httpx.TransportError):
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def _hold(port: int, count: int) -> list[socket.socket]:
@@ -135,28 +106,23 @@ def _options(transport: str, local: tuple[str, int]) -> bytes:
 
 
 async def test_idle_connections_from_one_source_leave_others_served(tmp_path: Path) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * IDLE_CONNECTIONS + 200
-    if hard < needed:
-        pytest.fail(f"the test needs {needed} descriptors itself; the hard limit is {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
     config, sip, http = _config(tmp_path)
     held: list[socket.socket] = []
-    try:
-        async with _switchboard(config, http):
-            held += await _hold(sip, IDLE_CONNECTIONS)
-            held += await _hold(http, IDLE_CONNECTIONS)
-            await asyncio.sleep(0.5)  # the server has seen every connection it accepted
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}") as client:
-                assert (await client.get("/healthz")).status_code == 200
-                body = {"group_name": "nobody", "destination": "0312341234"}
-                answer = await client.post(
-                    "/basix/api/call_group", json=body, headers={"Authorization": AUTH}
-                )
-                assert answer.json()["result_code"] == 0, answer.text
-            assert await _sip_options("UDP", sip) == 200
-            assert await _sip_options("TCP", sip) == 200
-    finally:
-        for sock in held:
-            sock.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with descriptors_for_the_attacker(2 * IDLE_CONNECTIONS + 200):
+        async with limited_server(config, http) as base:
+            try:
+                held += await _hold(sip, IDLE_CONNECTIONS)
+                held += await _hold(http, IDLE_CONNECTIONS)
+                await asyncio.sleep(0.5)  # the server has seen every connection it accepted
+                async with httpx.AsyncClient(base_url=base) as client:
+                    assert (await client.get("/healthz")).status_code == 200
+                    body = {"group_name": "nobody", "destination": "0312341234"}
+                    answer = await client.post(
+                        "/basix/api/call_group", json=body, headers={"Authorization": AUTH}
+                    )
+                    assert answer.json()["result_code"] == 0, answer.text
+                assert await _sip_options("UDP", sip) == 200
+                assert await _sip_options("TCP", sip) == 200
+            finally:
+                for sock in held:
+                    sock.close()

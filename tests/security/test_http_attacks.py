@@ -11,13 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import resource
 import socket
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -28,6 +24,7 @@ import pytest
 from switchboard.app import Server
 from tests.interop.call_group_harness import AUTH, Phones, config_for, serving
 from tests.interop.sipp import free_port
+from tests.security.processes import descriptors_for_the_attacker, limited_server
 
 pytestmark = [pytest.mark.interop]
 
@@ -98,50 +95,12 @@ def _server_config(tmp_path: Path, sip_port: int, http_port: int) -> Path:
     return config
 
 
-def _limit_descriptors() -> None:  # runs in the server's process, before it starts
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-
-
-@contextlib.contextmanager
-def _descriptors_for_the_attacker(needed: int) -> Iterator[None]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the attacker needs {needed} descriptors; the hard limit is {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def _server_process(tmp_path: Path) -> AsyncIterator[str]:
-    """``switchboard serve`` in its own process, limited to 1024 descriptors (the usual
-    ``ulimit -n``), as production runs it; yields its base URL."""
+    """``switchboard serve`` in its own process under ``ulimit -n 1024``; its base URL."""
     http_port = free_port(socket.SOCK_STREAM)
-    config = _server_config(tmp_path, free_port(), http_port)
-    command = ["-m", "switchboard", "--log-level", "ERROR", "serve", "--config", str(config)]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *command,
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=_limit_descriptors,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{http_port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=1) as client:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("switchboard did not start")
+    async with limited_server(_server_config(tmp_path, free_port(), http_port), http_port) as base:
         yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 20)
 
 
 async def _open_idle(port: int, count: int) -> list[socket.socket]:
@@ -191,7 +150,7 @@ async def _honest_requests(base: str, count: int) -> list[str]:
 async def test_1200_idle_and_slowloris_connections_from_one_source_do_not_starve_another(
     tmp_path: Path,
 ) -> None:
-    with _descriptors_for_the_attacker(4096):
+    with descriptors_for_the_attacker(4096):
         async with _server_process(tmp_path) as base:
             port = int(base.rsplit(":", 1)[1])
             idle = await _open_idle(port, 600)  # with the slow ones, past 1024 descriptors
