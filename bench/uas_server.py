@@ -9,9 +9,9 @@ import argparse
 import asyncio
 import logging
 
-from switchboard.sip.autoanswer import auto_answer
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
+from switchboard.testing.autoanswer import auto_answer
 
 
 async def serve(port: int) -> None:

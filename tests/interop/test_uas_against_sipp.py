@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.sip.autoanswer import auto_answer
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
+from switchboard.testing.autoanswer import auto_answer
 from tests.interop.sipp import SCENARIOS, free_port, run_sipp
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

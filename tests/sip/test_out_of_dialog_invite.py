@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from switchboard.sip.autoanswer import auto_answer
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.message import Request, Response, parse_message
 from switchboard.sip.transaction.base import Peer, TimerConfig
 from switchboard.sip.uri import parse_uri
 from switchboard.sip.useragent import UserAgent
+from switchboard.testing.autoanswer import auto_answer
 from tests.interop.sipp import free_port
 from tests.sip.factories import request
 

@@ -68,6 +68,12 @@ log = logging.getLogger("switchboard.sip")
 ResponseCallback = Callable[[Response], None]
 
 
+class DatagramNetwork(Protocol):
+    """Somewhere to bind UDP other than a socket (``testing.network.Network``)."""
+
+    def bind(self, protocol: asyncio.DatagramProtocol, host: str, port: int = 0) -> object: ...
+
+
 class TransactionUser(Protocol):
     def on_request(
         self, endpoint: SipEndpoint, tx: ServerTransaction | None, request: Request, peer: Peer
@@ -93,8 +99,11 @@ class SipEndpoint:
         tcp_connections_per_source: int = 32,
         tcp_idle_timeout: float = 3900.0,
         tcp_first_message_timeout: float = FIRST_MESSAGE_TIMEOUT,
+        network: DatagramNetwork | None = None,
     ) -> None:
+        """``network``: bind UDP on it instead of a socket, and no TCP (``testing``)."""
         self.listen_host = listen_host
+        self.network = network
         self.listen_port = listen_port
         self.advertised_host = advertised_host or listen_host
         self.ids = ids or IdGenerator()
@@ -127,12 +136,16 @@ class SipEndpoint:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self._loop.create_datagram_endpoint(
-            lambda: self._udp, local_addr=(self.listen_host, self.listen_port)
-        )
+        if self.network is not None:
+            self.network.bind(self._udp, self.listen_host, self.listen_port)
+        else:
+            await self._loop.create_datagram_endpoint(
+                lambda: self._udp, local_addr=(self.listen_host, self.listen_port)
+            )
         if self.listen_port == 0:
             self.listen_port = self._udp.local_address[1]
-        await self._tcp.listen(self.listen_host, self.listen_port)
+        if self.network is None:
+            await self._tcp.listen(self.listen_host, self.listen_port)
         log.info("sip listening on %s:%d (udp, tcp)", self.listen_host, self.listen_port)
 
     async def close(self) -> None:
