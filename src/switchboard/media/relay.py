@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from switchboard.datagrams import DatagramNetwork
 from switchboard.media import g711, rtp, tones
 from switchboard.media.ports import PortAllocator, PortsExhaustedError
 from switchboard.media.stats import LegStats
@@ -386,6 +387,10 @@ class MediaSession:
         return None
 
 
+def _factory(socket: _Socket) -> Callable[[], _Socket]:
+    return lambda: socket
+
+
 class MediaRelay:
     def __init__(
         self,
@@ -395,7 +400,10 @@ class MediaRelay:
         *,
         tone: str = "jp",
         rng: random.Random | None = None,
+        network: DatagramNetwork | None = None,
     ) -> None:
+        """``network``: bind the legs on it instead of sockets (``switchboard.testing``)."""
+        self.network = network
         self.rng = rng or random.SystemRandom()
         self.host = host
         self.advertised_host = advertised_host
@@ -432,8 +440,11 @@ class MediaRelay:
 
     async def _bind(self, leg: Leg) -> bool:
         try:
-            await self.loop.create_datagram_endpoint(lambda: leg.rtp, (self.host, leg.port))
-            await self.loop.create_datagram_endpoint(lambda: leg.rtcp, (self.host, leg.port + 1))
+            for socket, port in ((leg.rtp, leg.port), (leg.rtcp, leg.port + 1)):
+                if self.network is not None:
+                    self.network.bind(socket, self.host, port)
+                else:
+                    await self.loop.create_datagram_endpoint(_factory(socket), (self.host, port))
         except OSError:
             log.info("rtp port %d is taken by another process; skipping it", leg.port)
             self.close_leg(leg)  # try the next pair; this one is retried last

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from switchboard.datagrams import DatagramNetwork
 from switchboard.logbudget import LogBudget
 from switchboard.sip.builders import make_response, stateless_tag
 from switchboard.sip.dialog import SuccessRetransmitter
@@ -66,12 +67,6 @@ from switchboard.sip.uri import format_host
 
 log = logging.getLogger("switchboard.sip")
 ResponseCallback = Callable[[Response], None]
-
-
-class DatagramNetwork(Protocol):
-    """Somewhere to bind UDP other than a socket (``testing.network.Network``)."""
-
-    def bind(self, protocol: asyncio.DatagramProtocol, host: str, port: int = 0) -> object: ...
 
 
 class TransactionUser(Protocol):
