@@ -101,6 +101,20 @@ def test_a_lost_invite_is_answered_after_its_first_retransmission() -> None:
     assert [d.dropped for d in network.log if d.data.startswith(b"INVITE ")] == [True, False]
 
 
+def test_a_peer_we_cannot_send_to_fails_its_transaction_with_503_at_once() -> None:
+    """RFC 3261 §8.1.3.1: a transport error is a 503 to the TU, not an exception."""
+    network = Network()
+
+    async def main() -> tuple[Response, float]:
+        caller = await _user_agent(network, CALLER)
+        call = _call(caller, "phone.invalid")  # a host name: the send raises
+        answer = await call.answered
+        return answer, asyncio.get_running_loop().time()
+
+    answer, at = clock.run(main())
+    assert answer.status == 503 and at == 0.0 and network.log == []
+
+
 def test_latency_is_added_to_every_hop() -> None:
     network = Network(latency=0.040)
 

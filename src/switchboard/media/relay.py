@@ -118,9 +118,7 @@ class _Socket(asyncio.DatagramProtocol):
 
 
 class Leg:
-    def __init__(
-        self, name: str, port: int, host: str, clock: Callable[[], float] = lambda: 0.0
-    ) -> None:
+    def __init__(self, name: str, port: int, host: str, clock: Callable[[], float]) -> None:
         self.name = name
         self.port = port
         self.host = host

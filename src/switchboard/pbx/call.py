@@ -167,9 +167,9 @@ class CallGroupCall(HuntDriver):
             )
         calls = []
         for terminal in self.engine.registrar.terminals(domain, user):
-            try:
-                target, peer = _target(terminal)
-                call = self.engine.ua.call(
+            target, peer = _target(terminal)
+            calls.append(
+                self.engine.ua.call(
                     target,
                     peer,
                     from_uri=f"sip:{group}@{domain}",
@@ -179,10 +179,7 @@ class CallGroupCall(HuntDriver):
                     from_tag=from_tag,
                     extra=extra,
                 )
-            except (ValueError, OSError) as exc:  # this terminal only: its siblings ring on
-                log.warning("cannot ring %s of %s: %s", terminal.contact, user, exc)
-                continue
-            calls.append(call)
+            )
         return calls
 
     def ring(self, index: int) -> list[OutgoingCall]:
@@ -301,20 +298,15 @@ class CallGroupCall(HuntDriver):
             number = destination.calling_number or domain.calling_number or "anonymous"
             identity = f"<sip:{number}@{domain.name}>"
             credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
-            try:
-                call = self.engine.ua.call(
-                    parse_uri(f"sip:{target.number}@{host}:{port}"),
-                    Peer(trunk.transport.upper(), host, port),
-                    from_uri=f"sip:{number}@{domain.name}",
-                    body=body,
-                    call_id=leg.uuid,
-                    extra=(Header("P-Asserted-Identity", identity),),
-                    credentials=credentials,
-                )
-            except (ValueError, OSError) as exc:
-                log.warning("cannot reach trunk %s: %s", trunk.name, exc)
-                self.hang_up("destination unreachable")
-                return
+            call = self.engine.ua.call(
+                parse_uri(f"sip:{target.number}@{host}:{port}"),
+                Peer(trunk.transport.upper(), host, port),
+                from_uri=f"sip:{number}@{domain.name}",
+                body=body,
+                call_id=leg.uuid,
+                extra=(Header("P-Asserted-Identity", identity),),
+                credentials=credentials,
+            )
             leg.calls.append(call)
             self.cti.destination_dialed(leg.uuid)
         elif isinstance(target, UserTarget):

@@ -97,7 +97,7 @@ def _take_prefix(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _match(text: str, domain: DomainConfig) -> Target:
-    target = _index(domain).get(text)
+    target = _lookup(domain).targets.get(text)
     if target is not None:
         return target
     if _NUMBER.match(text):
@@ -105,15 +105,29 @@ def _match(text: str, domain: DomainConfig) -> Target:
     raise InvalidDestinationError(f"{text!r} is no user, group, extension, DID or number")
 
 
-_INDEXES: dict[int, tuple[DomainConfig, dict[str, Target]]] = {}
+@dataclass(frozen=True, slots=True)
+class _DomainLookup:
+    """What resolving needs of a domain, built once per config object, not per call."""
+
+    targets: dict[str, Target]
+    own_numbers: frozenset[str]
 
 
-def _index(domain: DomainConfig) -> dict[str, Target]:
-    """Names, then extensions, then DIDs (users before groups at each step), first match
-    kept: the order of DESIGN §5, looked up once per call instead of scanned."""
-    cached = _INDEXES.get(id(domain))
+_LOOKUPS: dict[int, tuple[DomainConfig, _DomainLookup]] = {}
+
+
+def _lookup(domain: DomainConfig) -> _DomainLookup:
+    cached = _LOOKUPS.get(id(domain))
     if cached is not None and cached[0] is domain:
         return cached[1]
+    lookup = _DomainLookup(_targets(domain), _own_numbers(domain))
+    _LOOKUPS[id(domain)] = (domain, lookup)
+    return lookup
+
+
+def _targets(domain: DomainConfig) -> dict[str, Target]:
+    """Names, then extensions, then DIDs (users before groups at each step), first match
+    kept: the order of DESIGN §5."""
     index: dict[str, Target] = {}
     for key in ("name", "extension", "did"):
         for user in domain.users:
@@ -124,31 +138,22 @@ def _index(domain: DomainConfig) -> dict[str, Target]:
             value = getattr(group, key)
             if value is not None:
                 index.setdefault(value, GroupTarget(group))
-    _INDEXES[id(domain)] = (domain, index)
     return index
 
 
+def _own_numbers(domain: DomainConfig) -> frozenset[str]:
+    dids = [*(u.did for u in domain.users), *(g.did for g in domain.groups)]
+    numbers = {domain.calling_number, *domain.calling_numbers, *dids}
+    return frozenset(n for n in numbers if n is not None)
+
+
 def _own_number(calling: str | None, domain: DomainConfig) -> str | None:
-    if calling is None or calling in _own_numbers(domain):
+    if calling is None or calling in _lookup(domain).own_numbers:
         return calling
     raise InvalidDestinationError(
         f"calling_number {calling} is not one of this domain's numbers "
         "(its calling_number, calling_numbers, or a user's or group's DID)"
     )
-
-
-_OWN_NUMBERS: dict[int, tuple[DomainConfig, frozenset[str]]] = {}
-
-
-def _own_numbers(domain: DomainConfig) -> frozenset[str]:
-    cached = _OWN_NUMBERS.get(id(domain))
-    if cached is not None and cached[0] is domain:
-        return cached[1]
-    dids = [*(u.did for u in domain.users), *(g.did for g in domain.groups)]
-    numbers = {domain.calling_number, *domain.calling_numbers, *dids}
-    own = frozenset(n for n in numbers if n is not None)
-    _OWN_NUMBERS[id(domain)] = (domain, own)
-    return own
 
 
 def _pstn(number: str, domain: DomainConfig) -> PstnTarget:

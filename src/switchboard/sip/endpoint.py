@@ -9,7 +9,8 @@ Rules:
   enough to answer: it gets ``400`` with the reason in the Reason-Phrase (§21.4.1). Those
   warnings are rate-limited (``LogBudget``) so that a flood cannot flood the log too.
 - Client transactions report to a callback with a response. A timeout is reported as a
-  synthesised 408 and a transport failure as 503, as §8.1.3.1 tells the TU to treat them.
+  synthesised 408 and a transport failure (a failed TCP connect, a UDP send that raises:
+  uvloop refuses host names) as 503, as §8.1.3.1 tells the TU to treat them.
 - An exception in a TU callback is logged and never stops the endpoint.
 - An INVITE that matches no transaction is put to the TU's ``screen_invite`` first. Taken,
   it gets a server transaction; refused, its answer is sent statelessly (§8.2.7): one
@@ -336,10 +337,18 @@ class SipEndpoint:
         if log.isEnabledFor(logging.INFO):
             log.info("out %s %s %s", peer, message.get("Call-ID"), message.first_line)
         data = bytes(message)
-        if peer.transport == "UDP":
-            self._udp.send(data, peer)
-        else:
+        if peer.transport != "UDP":
             self._tcp.send(data, peer)
+            return
+        try:
+            self._udp.send(data, peer)
+        except (ValueError, OSError) as exc:
+            # uvloop refuses a host name at once; a full or unroutable socket raises too.
+            # Like a failed TCP connect, it fails that peer's transactions (§8.1.3.1: the
+            # TU sees 503), later, so the caller holds its transaction first.
+            log.warning("udp send to %s failed: %s", peer, exc)
+            assert self._loop is not None
+            self._loop.call_soon(self._on_transport_error, peer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -1,6 +1,7 @@
 """An in-memory datagram network: protocols bind addresses on it, and ``sendto`` hands a
 datagram to whoever is bound at the destination, on the next loop iteration (or after
-``latency``). A datagram to an address nobody holds is dropped, as UDP to a closed port is.
+``latency``). A datagram to an address nobody holds is dropped, as UDP to a closed port is;
+one to a host name raises ``ValueError`` at once, as production's uvloop does.
 ``drop`` rules decide losses deterministically (a test names the datagrams it loses), and
 every datagram is recorded in ``log``, so a flow can be asserted message by message.
 """
@@ -8,6 +9,7 @@ every datagram is recorded in ``log``, so a flow can be asserted message by mess
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ class MemoryDatagramTransport:
         self.closed = False
 
     def sendto(self, data: bytes, address: tuple[Any, ...]) -> None:
+        ipaddress.ip_address(address[0])  # ValueError for a host name, as uvloop raises
         if not self.closed:
             self.network.deliver(bytes(data), self.address, (str(address[0]), int(address[1])))
 
