@@ -31,6 +31,7 @@ from switchboard.registrar.location import LocationService
 from switchboard.registrar.registrar import Registrar, RegistrarSettings, trunk_addresses
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
+from switchboard.sip.transport import TcpLimits
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.database import create_engine, migrate
 from switchboard.store.directory import apply_config
@@ -71,8 +72,9 @@ class Server:
             host,
             port,
             advertised_host=server.sip_advertised_host,
-            tcp_connections_per_source=server.sip_tcp_connections_per_source,
-            tcp_idle_timeout=server.sip_tcp_idle_timeout,
+            tcp_limits=TcpLimits(
+                server.sip_tcp_connections_per_source, server.sip_tcp_idle_timeout
+            ),
         )
         self.user_agent = UserAgent(self.endpoint)
         low, high = server.rtp_ports

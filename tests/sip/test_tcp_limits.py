@@ -31,9 +31,7 @@ async def _endpoint(per_source: int = 32) -> AsyncIterator[tuple[SipEndpoint, Co
     ep = SipEndpoint(
         "127.0.0.1",
         free_port(),
-        tcp_connections_per_source=per_source,
-        tcp_idle_timeout=IDLE,
-        tcp_first_message_timeout=FIRST,
+        tcp_limits=TcpLimits(per_source, IDLE, FIRST),
     )
     await ep.start()
     UserAgent(ep)

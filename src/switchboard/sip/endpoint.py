@@ -59,7 +59,6 @@ from switchboard.sip.transaction.layer import (
     TransactionLayer,
 )
 from switchboard.sip.transport import (
-    FIRST_MESSAGE_TIMEOUT,
     TcpLimits,
     TcpTransport,
     UdpTransport,
@@ -92,9 +91,7 @@ class SipEndpoint:
         advertised_host: str | None = None,
         ids: IdGenerator | None = None,
         timers: TimerConfig | None = None,
-        tcp_connections_per_source: int = 32,
-        tcp_idle_timeout: float = 3900.0,
-        tcp_first_message_timeout: float = FIRST_MESSAGE_TIMEOUT,
+        tcp_limits: TcpLimits | None = None,
         network: DatagramNetwork | None = None,
     ) -> None:
         """``network``: bind UDP on it instead of a socket, and no TCP (``testing``)."""
@@ -106,9 +103,8 @@ class SipEndpoint:
         self.layer = TransactionLayer(timers)
         self.user: TransactionUser | None = None
         self._udp = UdpTransport(self._on_bytes)
-        limits = TcpLimits(tcp_connections_per_source, tcp_idle_timeout, tcp_first_message_timeout)
         self._tcp = TcpTransport(
-            self._on_bytes, self._on_transport_error, self._on_bad_frame, limits
+            self._on_bytes, self._on_transport_error, self._on_bad_frame, tcp_limits or TcpLimits()
         )
         self._callbacks: dict[Transaction, ResponseCallback] = {}
         self._retransmitters: dict[object, tuple[SuccessRetransmitter, Callable[[], None]]] = {}
@@ -236,9 +232,8 @@ class SipEndpoint:
         except ParseError as exc:
             request = exc.partial
         if isinstance(request, Request):
-            answerable = ParseError(error.reason, error.status)
-            answerable.partial = request
-            self._reject(answerable, peer, error.head)
+            error.partial = request  # a FramingError is a ParseError with its status
+            self._reject(error, peer, error.head)
         else:
             self.counters["dropped"] += 1
 
@@ -287,8 +282,8 @@ class SipEndpoint:
             return
         tx, effects = self.layer.open_invite(invite, peer, self.now())
         self._apply(effects)
-        if self.user is not None:
-            self.user.on_request(self, tx, invite, peer)
+        assert self.user is not None  # without one, every INVITE was refused above
+        self.user.on_request(self, tx, invite, peer)
 
     def _on_transport_error(self, peer: Peer) -> None:
         now = self.now()

@@ -274,7 +274,8 @@ class UserAgent:
         # Out-of-dialog requests other than INVITE, OPTIONS and CANCEL (e.g. REGISTER).
         self.request_handlers: dict[str, RequestHandler] = {}
         # Which out-of-dialog INVITEs are taken (a transaction, then ``on_invite``); the
-        # others get one stateless 480. A PBX narrows it to its known phones and trunks.
+        # others get one stateless 480. A caller may replace it, e.g. to admit only its
+        # known phones and trunks.
         self.admit_invite: InvitePredicate = lambda _request, _peer: self.on_invite is not None
         endpoint.user = self
 
