@@ -19,8 +19,7 @@ import sys
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.api.errors import ApiError, error_response
-
-_MAX_LENGTH_DIGITS = 18  # a Content-Length longer than this is over any cap anyway
+from switchboard.api.params import MAX_DIGITS
 
 
 class BodyTooLargeError(ApiError):
@@ -53,7 +52,7 @@ def _declared_length(scope: Scope) -> int:
     for name, value in headers:
         if name == b"content-length":
             digits = value.strip()
-            if len(digits) > _MAX_LENGTH_DIGITS:
+            if len(digits) > MAX_DIGITS:
                 return sys.maxsize
             return int(digits) if digits.isdigit() else 0
     return 0

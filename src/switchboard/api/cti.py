@@ -198,7 +198,7 @@ def _selected_user(services: Services, domain: str, query: Mapping[str, str]) ->
     users = config.users if config else []
     found = set()
     for key, value in given.items():
-        field = {"user_extension": "extension"}.get(key, key.removeprefix("user_"))
+        field = key.removeprefix("user_")
         match = [u.id for u in users if str(getattr(u, field) or "") == value]
         if not match:
             raise ApiError("user_not_found", f"no user matches {key}={value}")

@@ -60,7 +60,6 @@ class CallbackDelivery:
         self.outbox = outbox
         self.secret_for = secret_for
         self.key_for = key_for
-        self.allow_private = allow_private
         self.clock = clock
         self.per_domain = per_domain
         self.attempts = Attempts(

@@ -10,6 +10,7 @@ JavaScript ``===`` against strings; an atom there would never match.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,7 @@ from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.cti.hub import Element
 
 
+@functools.cache  # a constant per element: encoded once, not per connection
 def field_spec_bert(element: str) -> bytes:
     fields: list[bert.Term] = [Atom(name) for name in ELEMENT_FIELDS[element]]
     return bert.encode((Atom("field_spec"), Chars(element), fields))
@@ -38,6 +40,7 @@ def system_msg_bert(message: str) -> bytes:
     return bert.encode((Atom("system_msg"), Chars(message)))
 
 
+@functools.cache
 def field_spec_json(element: str) -> str:
     return _json({"type": "field_spec", "element": element, "data": list(ELEMENT_FIELDS[element])})
 
