@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.config import ConfigError, load_config, parse_config, summary
+from switchboard.config import (
+    ConfigError,
+    canonical_host,
+    effective_default_domain,
+    load_config,
+    parse_config,
+    summary,
+)
 from switchboard.directory import Directory
 
 DOMAIN = '[[domains]]\nname = "example.com"\napi_token = "token-for-tests"\n'
@@ -134,6 +141,11 @@ pstn_prefixes = ["0", "+81"]
             "domains[0].users[0].extension",
         ),
         (DOMAIN + DOMAIN, "domains[1].name: duplicate domain 'example.com' (also domains[0])"),
+        (
+            '[server]\ndefault_domain = "other.example"\n' + DOMAIN,
+            "test.toml: server.default_domain: 'other.example' is not a configured domain",
+        ),
+        ('[server]\ndefault_domain = "bad domain"', "server.default_domain: malformed domain"),
         ("[server\n", "not valid TOML"),
     ],
 )
@@ -141,3 +153,56 @@ def test_errors_name_the_key_path_and_the_value(text: str, expected: str) -> Non
     message = _error(text)
     assert message.startswith("test.toml: ")
     assert expected in message
+
+
+TWO_DOMAINS = DOMAIN + '[[domains]]\nname = "other.example"\napi_token = "token-for-tests"\n'
+
+
+@pytest.mark.parametrize(
+    ("server", "domains", "expected"),
+    [
+        ("", DOMAIN, "example.com"),  # the only domain
+        ("", TWO_DOMAINS, None),  # several and no default: no one can say which
+        ('default_domain = "Other.Example"', TWO_DOMAINS, "other.example"),
+        ('default_domain = "example.com"', DOMAIN, "example.com"),
+        ("", "", None),
+    ],
+)
+def test_the_effective_default_domain(server: str, domains: str, expected: str | None) -> None:
+    config = parse_config(f"[server]\n{server}\n{domains}")
+    default = effective_default_domain(config)
+    assert (default.name if default else None) == expected
+    named = [line for line in summary(config) if line.startswith("default domain")]
+    assert named == (
+        [f"default domain {expected} (phones that use the server's address)"] if expected else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("listen", "advertised", "expected"),
+    [
+        ("127.0.0.1:5060", "127.0.0.1", {"127.0.0.1", "localhost"}),
+        ("0.0.0.0:5060", "PBX.Example.NET.", {"pbx.example.net"}),  # a wildcard names no one
+        ("192.0.2.1:5060", "198.51.100.7", {"192.0.2.1", "198.51.100.7"}),
+        ("[::]:5060", "2001:DB8::0:1", {"2001:db8::1"}),
+        ("[::1]:5060", "192.0.2.1", {"::1", "192.0.2.1", "localhost"}),
+    ],
+)
+def test_the_hosts_that_name_the_server(listen: str, advertised: str, expected: set[str]) -> None:
+    config = parse_config(
+        f'[server]\nsip_listen = "{listen}"\nsip_advertised_host = "{advertised}"\n'
+    )
+    assert config.server.own_hosts == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("Example.COM.", "example.com"),
+        ("[2001:DB8:0::1]", "2001:db8::1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),  # an IPv4 peer seen through a dual-stack socket
+        ("192.0.2.1", "192.0.2.1"),
+    ],
+)
+def test_canonical_host(host: str, expected: str) -> None:
+    assert canonical_host(host) == expected

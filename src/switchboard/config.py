@@ -10,7 +10,11 @@ Rules checked across entries of one domain:
 - group members are user names of the same domain, each listed once;
 - trunk names are unique; addresses are ``HOST:PORT`` with an IP address or a host name;
 - static contacts are SIP URIs with an IP address for host.
-Domain names are unique in the file.
+Domain names are unique in the file; ``server.default_domain``, when set, names one of them.
+
+Phones often take the server's own address as their SIP domain (``sip:alice@192.0.2.1``).
+Such a host (``ServerConfig.own_hosts``) stands for the effective default domain
+(``effective_default_domain``): ``server.default_domain``, else the only domain, else none.
 """
 
 from __future__ import annotations
@@ -43,6 +47,20 @@ class ConfigError(Exception):
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+\Z")
 Digits = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{1,20}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")]
+
+
+def canonical_host(host: str) -> str:
+    """One spelling per host, so addresses compare as strings: lower case, no brackets or
+    trailing dot, IP literals in their compressed form, IPv4-mapped IPv6 as IPv4 (what a
+    dual-stack socket reports for an IPv4 peer)."""
+    text = host.strip().strip("[]").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def split_hostport(value: str, *, require_ip: bool = False) -> tuple[str, int]:
@@ -84,6 +102,8 @@ class ServerConfig(_Strict):
     callback_max_response: int = Field(default=65536, ge=1024)
     callback_deadline: float = Field(default=10.0, gt=0)
     callback_concurrency_per_domain: int = Field(default=4, gt=0)
+    # The domain of phones that use the server's address as their SIP domain.
+    default_domain: str | None = None
 
     @field_validator("sip_listen", "http_listen")
     @classmethod
@@ -106,9 +126,29 @@ class ServerConfig(_Strict):
             raise ValueError("expected [LOW, HIGH] with 1024 <= LOW < HIGH <= 65535")
         return value
 
+    @field_validator("default_domain")
+    @classmethod
+    def _default_domain(cls, value: str | None) -> str | None:
+        if value is not None and not _HOSTNAME.match(value):
+            raise ValueError(f"malformed domain name {value!r}")
+        return value.lower() if value is not None else None
+
     @property
     def sip_address(self) -> tuple[str, int]:
         return split_hostport(self.sip_listen)
+
+    @property
+    def own_hosts(self) -> frozenset[str]:
+        """The hosts that name this server (``canonical_host`` spelling): the advertised
+        host and the listening one, unless that is a wildcard (0.0.0.0, ::), which names no
+        one address; ``localhost`` too when one of them is a loopback address."""
+        hosts = {canonical_host(self.sip_advertised_host)}
+        listen = canonical_host(self.sip_address[0])
+        if not _is_ip(listen) or not ipaddress.ip_address(listen).is_unspecified:
+            hosts.add(listen)
+        if any(_is_ip(h) and ipaddress.ip_address(h).is_loopback for h in hosts):
+            hosts.add("localhost")
+        return frozenset(hosts)
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -250,11 +290,31 @@ class Config(_Strict):
                     f"(also domains[{seen[domain.name]}])"
                 )
             seen[domain.name] = index
+        default = self.server.default_domain
+        if default is not None and default not in seen:
+            raise ValueError(f"server.default_domain: {default!r} is not a configured domain")
         return self
 
     def domain(self, name: str) -> DomainConfig | None:
         name = name.lower()
         return next((d for d in self.domains if d.name == name), None)
+
+
+def effective_default_domain(config: Config) -> DomainConfig | None:
+    """The domain of phones that name the server's address instead of a domain:
+    ``server.default_domain``, else the only domain, else none (with several domains and
+    no default, such a phone could belong to any of them)."""
+    if config.server.default_domain is not None:
+        return config.domain(config.server.default_domain)
+    return config.domains[0] if len(config.domains) == 1 else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def bundled_example() -> Path:
@@ -285,7 +345,7 @@ def parse_config(text: str, source: str = "config") -> Config:
 
 # Cross-entry checks (duplicates, members) name the entries themselves, relative to the
 # table they run on: "users[1].extension: …".
-_ENTRY_PREFIXES = ("users[", "groups[", "trunks[", "domains[")
+_ENTRY_PREFIXES = ("users[", "groups[", "trunks[", "domains[", "server.")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -323,6 +383,9 @@ def summary(config: Config) -> list[str]:
         f"http_listen {server.http_listen}",
         f"database    {server.database}",
     ]
+    default = effective_default_domain(config)
+    if default is not None:
+        lines.append(f"default domain {default.name} (phones that use the server's address)")
     for domain in config.domains:
         lines.append(
             f"domain {domain.name}: {len(domain.users)} users, {len(domain.groups)} groups, "
