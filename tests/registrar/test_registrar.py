@@ -16,7 +16,7 @@ from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri, parse_uri
 from switchboard.throttle import FailureThrottle, ThrottleSettings
 
-CONFIG = parse_config("""
+CONFIG_TEXT = """
 [[domains]]
 name = "example.com"
 api_token = "token-for-tests"
@@ -28,7 +28,8 @@ api_token = "token-for-tests"
   id = 2
   name = "bob"
   sip_password = "bob-secret"
-""")
+"""
+CONFIG = parse_config(CONFIG_TEXT)
 PHONE = Peer("UDP", "192.0.2.50", 5062)
 _cseq = itertools.count(1)
 
@@ -280,3 +281,91 @@ def test_q_values_follow_the_rfc_grammar(q: str) -> None:
 def test_an_absurd_stored_source_port_is_no_address() -> None:
     for received in ("UDP:192.0.2.1:" + "9" * 5000, "UDP:192.0.2.1:²", "UDP:192.0.2.1:0"):
         assert Binding("d", "u", "sip:u@h", 1.0, "c", 1, received=received).source is None
+
+
+# -- phones that use the server's address as their domain -------------------------------
+
+TWO_DOMAINS = """
+[server]
+sip_listen = "0.0.0.0:5060"
+sip_advertised_host = "PBX.example.net"
+{default}
+[[domains]]
+name = "example.com"
+api_token = "token-for-tests"
+  [[domains.users]]
+  id = 1
+  name = "alice"
+  sip_password = "alice-secret"
+[[domains]]
+name = "other.example"
+api_token = "token-for-tests"
+  [[domains.users]]
+  id = 1
+  name = "alice"
+  sip_password = "other-secret"
+"""
+
+
+def _registrar_for(text: str) -> Registrar:
+    config = parse_config(text)
+    tags = (f"tag{n}" for n in itertools.count())
+    return Registrar(
+        Directory(config),
+        LocationService(),
+        digest_key=b"k" * 32,
+        new_tag=lambda: next(tags),
+        settings=RegistrarSettings.for_config(config),
+    )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "LOCALHOST", "127.0.0.1:5060"])
+def test_a_register_to_the_server_address_binds_in_the_only_domain_under_its_name(
+    host: str,
+) -> None:
+    registrar = _registrar_for(CONFIG_TEXT)  # listening on 127.0.0.1, one domain
+    request = _register("alice", "<sip:alice@192.0.2.50:5062>", domain=host)
+    challenge = registrar.handle(request, PHONE, 0.0).response
+    assert 'realm="example.com"' in challenge.get_all("WWW-Authenticate")[0]
+    authorized = _authorized(registrar, request, 0.0, "alice-secret")
+    decision = registrar.handle(authorized, PHONE, 1.0)
+    assert decision.response.status == 200
+    assert [b.aor for b in decision.upserts] == [("example.com", "alice")]
+
+
+@pytest.mark.parametrize(
+    ("default", "host", "expected"),
+    [
+        ("", "pbx.example.net", None),  # two domains, no default: which one? 404
+        ('default_domain = "other.example"', "pbx.example.net", "other.example"),
+        ('default_domain = "other.example"', "pbx.EXAMPLE.net.", "other.example"),
+        ('default_domain = "other.example"', "example.com", "example.com"),  # a domain wins
+        ('default_domain = "other.example"', "0.0.0.0", None),  # a wildcard is nobody's name
+        ('default_domain = "other.example"', "192.0.2.1", None),  # not our address
+    ],
+)
+def test_the_server_address_names_the_default_domain(
+    default: str, host: str, expected: str | None
+) -> None:
+    registrar = _registrar_for(TWO_DOMAINS.format(default=default))
+    domain = registrar.domain_for(host)
+    assert (domain.name if domain else None) == expected
+    response = registrar.handle(_register("alice", "<sip:a@192.0.2.50>", domain=host), PHONE, 0.0)
+    if expected is None:
+        assert response.response.status == 404
+    else:
+        assert response.response.status == 401
+        assert f'realm="{expected}"' in response.response.get_all("WWW-Authenticate")[0]
+
+
+def test_settings_for_config_carry_contacts_trunks_and_the_server_address() -> None:
+    config = parse_config(
+        '[server]\nmax_contacts = 3\nsip_advertised_host = "192.0.2.1"\n'
+        + CONFIG_TEXT
+        + '  [[domains.trunks]]\n  name = "pstn"\n  address = "GW.example.net:5080"\n'
+    )
+    settings = RegistrarSettings.for_config(config)
+    assert settings.max_contacts == 3
+    assert settings.trunk_addresses == {("gw.example.net", 5080)}
+    assert settings.server_hosts == {"192.0.2.1", "127.0.0.1", "localhost"}
+    assert settings.default_domain == "example.com"

@@ -33,3 +33,24 @@ async def test_static_contacts_are_permanent_terminals_after_registered_ones(
         )
         assert service.contacts("example.com", "lobby")[0] == "sip:lobby@192.0.2.99:5062"
         assert service.contacts("example.com", "nobody") == []
+
+
+async def test_registered_from_tells_whether_a_phone_registered_from_an_address(
+    tmp_path: Path,
+) -> None:
+    async with running_server(CONFIG, tmp_path / "db.sqlite") as server:
+        service = server.registrar
+        assert not service.registered_from("192.0.2.99")
+        assert not service.registered_from("192.0.2.70")  # a static contact registered nothing
+        service.location.put(
+            Binding(
+                "example.com",
+                "lobby",
+                "sip:lobby@10.0.0.5",
+                4e9,
+                "c",
+                1,
+                received="UDP:192.0.2.99:5062",
+            )
+        )
+        assert service.registered_from("192.0.2.99")

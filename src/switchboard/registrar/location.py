@@ -2,15 +2,22 @@
 
 Pure: times are absolute (seconds since the epoch), because bindings outlive the process
 and must expire at the same instant after a restart.
+
+A count of bindings per source address (where each REGISTER came from) answers "is a phone
+registered from this address?" in O(1): the PBX asks it for every INVITE it receives, to
+tell a phone from a stranger. Every change goes through ``put`` and ``remove`` (``load``
+and ``expire`` too), which keep the count.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from switchboard.config import canonical_host
 from switchboard.sip.grammar import bounded_int
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import unescape
@@ -64,6 +71,7 @@ class LocationService:
         self._bindings: dict[Aor, dict[str, Binding]] = {}
         self._expiry_heap: list[tuple[float, int, Aor, str]] = []
         self._sequence = itertools.count()
+        self._sources: Counter[str] = Counter()  # canonical source host -> bindings from it
 
     def bindings(self, aor: Aor, now: float) -> list[Binding]:
         """Live bindings, highest q first (§10.2.1.2: q orders a user's terminals)."""
@@ -74,7 +82,12 @@ class LocationService:
         return self._bindings.get(aor, {}).get(contact_key(contact))
 
     def put(self, binding: Binding) -> None:
-        self._bindings.setdefault(binding.aor, {})[binding.key] = binding
+        table = self._bindings.setdefault(binding.aor, {})
+        replaced = table.get(binding.key)
+        if replaced is not None:
+            self._count_source(replaced, -1)
+        table[binding.key] = binding
+        self._count_source(binding, +1)
         heapq.heappush(
             self._expiry_heap,
             (binding.expires_at, next(self._sequence), binding.aor, binding.key),
@@ -87,7 +100,23 @@ class LocationService:
         removed = table.pop(contact_key(contact), None)
         if not table:
             del self._bindings[aor]
+        if removed is not None:
+            self._count_source(removed, -1)
         return removed
+
+    def registered_from(self, host: str) -> bool:
+        """Whether some binding's REGISTER came from ``host`` (any spelling of it).
+        A binding counts until ``expire`` removes it, at its expiry."""
+        return self._sources[canonical_host(host)] > 0
+
+    def _count_source(self, binding: Binding, delta: int) -> None:
+        source = binding.source
+        if source is None:
+            return
+        host = canonical_host(source.host)
+        self._sources[host] += delta
+        if self._sources[host] <= 0:
+            del self._sources[host]
 
     def load(self, bindings: Iterable[Binding], now: float) -> int:
         """Take bindings from storage; the expired ones are left out. Returns how many."""

@@ -2,6 +2,9 @@
 
 The steps, in the RFC's order where it matters:
 1. The address-of-record is the To URI; its host must be a domain we serve (else 404).
+   The server's own address (``ServerConfig.own_hosts``) stands for the default domain
+   (``effective_default_domain``): phones configured with the PBX's address as their
+   domain bind there, under the domain's name, so ``user@domain`` rings them.
 2. ``Require`` with anything is refused with 420 (§10.3 step 2: we support no extension).
 3. Authentication (§22): the realm is the domain. No credentials → 401 with an MD5
    challenge (``DEFAULT_ALGORITHMS`` says why not SHA-256 too). A stale or unknown nonce
@@ -35,7 +38,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from switchboard.config import Config, split_hostport
+from switchboard.config import (
+    Config,
+    DomainConfig,
+    canonical_host,
+    effective_default_domain,
+    split_hostport,
+)
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
 from switchboard.sip.address import Address
@@ -68,6 +77,19 @@ class RegistrarSettings:
     digest_algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     max_contacts: int = 10
     trunk_addresses: frozenset[tuple[str, int]] = frozenset()  # (lower-case host, port)
+    server_hosts: frozenset[str] = frozenset()  # ``canonical_host`` spellings of our address
+    default_domain: str | None = None  # where a REGISTER to ``server_hosts`` lands
+
+    @classmethod
+    def for_config(cls, config: Config) -> RegistrarSettings:
+        """What the config file decides: contacts per user, trunks, our address."""
+        default = effective_default_domain(config)
+        return cls(
+            max_contacts=config.server.max_contacts,
+            trunk_addresses=trunk_addresses(config),
+            server_hosts=config.server.own_hosts,
+            default_domain=default.name if default else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +143,7 @@ class Registrar:
         to_uri = request.to.uri
         if not isinstance(to_uri, SipUri) or not to_uri.user:
             raise RefusalError(400, "To is not a SIP address-of-record")
-        domain = self.directory.domain(to_uri.host)
+        domain = self.domain_for(to_uri.host)
         if domain is None:
             raise RefusalError(404, "Domain not served here")
         if request.get("Require"):
@@ -135,9 +157,20 @@ class Registrar:
             return denied
         return self._update_bindings(request, domain.name, to_uri.user, source, now)
 
+    def domain_for(self, host: str) -> DomainConfig | None:
+        """The domain a host names: a configured domain first, else our own address names
+        the default domain (a configured domain spelt like our address stays itself)."""
+        domain = self.directory.domain(host)
+        default = self.settings.default_domain
+        if domain is None and default and canonical_host(host) in self.settings.server_hosts:
+            return self.directory.domain(default)
+        return domain
+
     # -- authentication -------------------------------------------------------------------
 
-    def _digest_for(self, realm: str) -> DigestServer:
+    def digest_for(self, realm: str) -> DigestServer:
+        """The realm's digest server, shared with whoever else challenges in that realm (an
+        INVITE from a phone): nonces and nonce counts are the same for both."""
         server = self._digest.get(realm)
         if server is None:
             server = DigestServer(
@@ -151,14 +184,14 @@ class Registrar:
 
     def _blocked(self, user: str, realm: str, source: str, now: float) -> bool:
         return self.throttle.is_blocked(source, now) or self.user_throttle.is_blocked(
-            _user_source(user, realm, source), now
+            throttle_key(user, realm, source), now
         )
 
     def _authenticate(
         self, request: Request, realm: str, user: object, now: float, source: str
     ) -> RegisterDecision | None:
-        digest = self._digest_for(realm)
-        credentials = _credentials_for_realm(request, realm)
+        digest = self.digest_for(realm)
+        credentials = credentials_for_realm(request, realm)
         if credentials is None:
             return self._challenge(request, digest, now, source, stale=False)
         password = getattr(user, "sip_password", None)
@@ -178,7 +211,7 @@ class Registrar:
         # MAC names it), so a failure is charged to that source, for that user, and to the
         # source as a whole at a higher limit (one scanner trying many users).
         blocked = self.user_throttle.record_failure(
-            _user_source(aor_user or "", realm, source), now
+            throttle_key(aor_user or "", realm, source), now
         )
         blocked = self.throttle.record_failure(source, now) or blocked
         note = f"; {aor_user}@{realm} from {source} blocked" if blocked else ""
@@ -300,7 +333,9 @@ def apply(location: LocationService, decision: RegisterDecision) -> None:
         location.put(binding)
 
 
-def _user_source(user: str, realm: str, source: str) -> str:
+def throttle_key(user: str, realm: str, source: str) -> str:
+    """The key of the per-(user, source) throttle: one key for REGISTER and INVITE, so
+    guessing a password through either counts toward the same block."""
     return f"{user}@{realm} {source}"
 
 
@@ -314,8 +349,12 @@ def trunk_addresses(config: Config) -> frozenset[tuple[str, int]]:
     return frozenset(found)
 
 
-def _credentials_for_realm(request: Request, realm: str) -> str | None:
-    for value in request.get_all("Authorization"):
+def credentials_for_realm(
+    request: Request, realm: str, header: str = "Authorization"
+) -> str | None:
+    """The request's digest credentials for ``realm`` (``Proxy-Authorization`` answers a
+    407, RFC 3261 §22.3); a phone may carry credentials for other realms too."""
+    for value in request.get_all(header):
         try:
             scheme, params = parse_auth_params(value)
         except ParseError:

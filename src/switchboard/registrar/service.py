@@ -9,6 +9,8 @@
 - ``terminals(domain, user)`` is what the PBX rings: live bindings, highest q first, each
   at the address its REGISTER came from, then the static contacts of the config file
   (permanent terminals, at their own address); ``contacts`` lists their URIs.
+- ``registered_from(host)`` says in O(1) whether a phone registered from that address:
+  every INVITE is screened with it (a phone, a trunk, or a stranger).
 - A Contact host that is a name is resolved before the binding is stored (after
   authentication, so strangers cannot make us query DNS); a name that does not resolve
   within ``RESOLVE_TIMEOUT``, or resolves to a trunk, is refused.
@@ -91,6 +93,10 @@ class RegistrarService:
         static = self.directory.user(domain, user)
         extra = [Terminal(c, None) for c in static.contacts if c not in known] if static else []
         return registered + extra
+
+    def registered_from(self, host: str) -> bool:
+        """Whether a live binding was registered from ``host`` (an IP address)."""
+        return self.location.registered_from(host)
 
     def contacts(self, domain: str, user: str) -> list[str]:
         return [terminal.contact for terminal in self.terminals(domain, user)]
