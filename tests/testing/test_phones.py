@@ -16,9 +16,11 @@ from switchboard.directory import Directory
 from switchboard.registrar.location import LocationService
 from switchboard.registrar.registrar import Registrar, apply
 from switchboard.sip import offer_answer
-from switchboard.sip.builders import make_cancel
+from switchboard.sip.builders import make_cancel, make_response
+from switchboard.sip.digest import DigestServer
 from switchboard.sip.endpoint import SipEndpoint
-from switchboard.sip.message import Request, parse_message
+from switchboard.sip.headers import Header
+from switchboard.sip.message import Request, Response, parse_message
 from switchboard.sip.sdp import parse_sdp
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
@@ -39,6 +41,7 @@ from switchboard.testing.phones import (
     Trying,
     by_number,
 )
+from switchboard.testing.registration import answer_with_credentials
 
 T = TypeVar("T")
 ALICE, BOB, SERVER = ("10.0.0.1", 5060), ("10.0.0.2", 5060), ("127.0.0.1", 5060)
@@ -88,7 +91,7 @@ def _sent_by(network: Network, address: tuple[str, int], start: bytes) -> list[b
 def test_answer_after_two_seconds_reaches_the_caller_at_exactly_two_seconds() -> None:
     async def scenario(alice: ScriptedPhone, bob: ScriptedPhone) -> tuple[ScriptedCall, float]:
         bob.on_invite = Answer(after=2.0)
-        call = await alice.dial_uri(TO_BOB, from_uri="sip:alice@example.com")
+        call = await alice.dial_uri(TO_BOB)
         await call.wait(CallState.ANSWERED)
         return call, alice.now()
 
@@ -192,7 +195,7 @@ def test_reject_with_486_after_half_a_second() -> None:
     assert ended_at == 0.5 and call.final_status == 486
     assert call.ended_reason == "recv_refuse,486"
     assert bob.events == [
-        (0.0, "got INVITE from sip:scripted@10.0.0.1"),
+        (0.0, "got INVITE from sip:alice@example.com"),
         (0.0, "sent 100"),
         (0.5, "sent 486"),
         (0.5, "got ACK"),
@@ -226,7 +229,7 @@ def test_silent_phone_sends_nothing_and_the_caller_gets_408_at_timer_b() -> None
     assert ended_at == 32.0 and call.final_status == 408
     assert _sent_by(network, BOB, b"") == []
     assert len(_sent_by(network, ALICE, b"INVITE ")) == 7  # Timer A's retransmissions
-    assert bob.events == [(0.0, "got INVITE from sip:scripted@10.0.0.1")]  # each one once
+    assert bob.events == [(0.0, "got INVITE from sip:alice@example.com")]  # each one once
     assert bob.calls[0].state is CallState.CALLING and bob.calls[0].final is None
 
 
@@ -259,7 +262,7 @@ def test_trying_only_leaves_the_caller_waiting_with_no_timer_of_its_own() -> Non
     assert state is CallState.CALLING and ended_at == 100.0
     assert alice.calls[0].final_status == 487
     assert [event for _, event in bob.events] == [
-        "got INVITE from sip:scripted@10.0.0.1",
+        "got INVITE from sip:alice@example.com",
         "sent 100",
         "got CANCEL",
         "sent 200 (CANCEL)",
@@ -428,14 +431,32 @@ def test_waiting_for_what_never_comes_times_out_exactly() -> None:
 
 def test_wait_call_picks_by_state_and_direction() -> None:
     async def scenario(alice: ScriptedPhone, bob: ScriptedPhone) -> list[ScriptedCall]:
-        bob.on_invite = Ring()
+        alice.on_invite = bob.on_invite = Ring()
         placed = await alice.dial_uri(TO_BOB)
-        ringing = await bob.wait_call(CallState.RINGING, incoming=True)
-        assert await alice.wait_call(incoming=False) is placed
-        return [placed, ringing]
+        await bob.wait_call(CallState.RINGING)
+        await bob.dial_uri("sip:alice@10.0.0.1")
+        received = await alice.wait_call(incoming=True)
+        assert await alice.wait_call(CallState.RINGING) is placed  # the first one ringing
+        return [placed, received]
 
-    (placed, ringing), _, bob = _run(Network(), scenario)
-    assert not placed.incoming and ringing is bob.calls[0]
+    (placed, received), alice, _ = _run(Network(), scenario)
+    assert alice.calls == [placed, received]
+    assert not placed.incoming and received.incoming
+
+
+def test_a_closed_phone_is_off_the_network() -> None:
+    network = Network()
+
+    async def main() -> int | None:
+        async with _phone(network, "bob", BOB) as bob:
+            bob.on_invite = Answer()
+        alice = await _phone(network, "alice", ALICE).start()
+        call = await (await alice.dial_uri(TO_BOB)).wait(CallState.ENDED)
+        async with _phone(network, "bob", BOB):  # its address is free again
+            pass
+        return call.final_status
+
+    assert clock.run(main()) == 408
 
 
 # -- registration, calls through a server, trunks -----------------------------------------
@@ -570,3 +591,71 @@ def test_a_trunk_answers_by_called_number() -> None:
         return [answered.final_status, refused.final_status]
 
     assert clock.run(main()) == [200, 404]
+
+
+def test_a_trunk_challenges_an_answer_to_an_expired_nonce_as_stale() -> None:
+    """RFC 7616 §3.3: the password was right, only the nonce is old: stale=true."""
+    network = Network()
+
+    async def main() -> Response:
+        await ScriptedTrunk(network, auth=Credentials("pbx", "right")).start()
+        phone = await _phone(network, "pbx", SERVER).start()
+        call = await (await phone.dial_uri("sip:0311112222@127.0.0.20")).wait(CallState.ENDED)
+        assert call.final is not None and call.final_status == 407
+        await asyncio.sleep(400)  # longer than the nonce lives
+        late = answer_with_credentials(
+            call.request,
+            call.final,
+            username="pbx",
+            password="right",
+            cnonce="c",
+            via=phone.endpoint.via(),
+        )
+        assert late is not None
+        responses: list[Response] = []
+        phone.endpoint.send_request(late, Peer("UDP", "127.0.0.20", 5060), responses.append)
+        await asyncio.sleep(1)
+        return responses[-1]
+
+    challenge = clock.run(main())
+    assert challenge.status == 407
+    assert "stale=true" in (challenge.get("Proxy-Authenticate") or "")
+
+
+def _challenging_registrar(network: Network, *, stale: bool) -> SipEndpoint:
+    """A registrar that challenges the phone's first answer again, as stale or not."""
+    salts = (f"s{n}" for n in itertools.count())
+    digest = DigestServer("example.com", b"k" * 32, nonce_salt=lambda: next(salts))
+    answers: list[str] = []
+    endpoint = SipEndpoint(*SERVER, network=network)
+
+    def on_register(
+        endpoint: SipEndpoint, tx: ServerTransaction, request: Request, peer: Peer
+    ) -> None:
+        now, authorization = endpoint.now(), request.get("Authorization")
+        if authorization is None or not answers:
+            answers.extend([authorization] if authorization else [])
+            challenges = digest.challenges(now, peer.host, stale=stale and bool(answers))
+            extra = tuple(Header("WWW-Authenticate", c) for c in challenges[:1])
+            endpoint.respond(tx, make_response(request, 401, to_tag="r", extra=extra))
+            return
+        verdict = digest.verify(authorization, "REGISTER", "alice-secret", now, peer.host)
+        endpoint.respond(tx, make_response(request, 200 if verdict.ok else 403, to_tag="r"))
+
+    UserAgent(endpoint).request_handlers["REGISTER"] = on_register
+    return endpoint
+
+
+@pytest.mark.parametrize(("stale", "status", "sent"), [(True, 200, 3), (False, 401, 2)])
+def test_register_answers_a_second_challenge_only_when_it_says_stale(
+    stale: bool, status: int, sent: int
+) -> None:
+    network = Network()
+
+    async def main() -> int:
+        await _challenging_registrar(network, stale=stale).start()
+        phone = await _phone(network, "alice", ALICE).start()
+        return await phone.register()
+
+    assert clock.run(main()) == status
+    assert len(_sent_by(network, ALICE, b"REGISTER ")) == sent

@@ -3,8 +3,6 @@
 Rules:
 - ``after`` delays run on the loop's clock and are cancelled when the call ends first (a
   CANCEL, a hang-up): a call never answers after it ended.
-- A delay of 0 acts at once, inside the INVITE's own handling, so 180 and 200 leave in
-  that order at the INVITE's instant.
 - SDP (RFC 3264): the answer to the INVITE's offer, from ``host:rtp_port``, with the
   offer's codecs as ``offer_answer`` chooses; an offer of ours when the INVITE had none
   (the late offer of §13.2.1); 488 instead of ringing or answering when the offer is

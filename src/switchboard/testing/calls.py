@@ -107,9 +107,8 @@ class ScriptedCall:
         return self
 
     def later(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
-        """Run ``action`` in ``delay`` seconds (at once for 0), unless the call ends first."""
-        if delay <= 0:
-            action(*args)
+        """Run ``action`` in ``delay`` seconds, unless the call ends first."""
+        if self.state is CallState.ENDED:
             return
         self._timers.append(asyncio.get_running_loop().call_later(delay, action, *args))
 

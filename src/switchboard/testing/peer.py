@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Self
 
@@ -54,6 +55,7 @@ class ScriptedPeer:
         host, port = address
         self.address, self.server, self.rtp_port = address, server, rtp_port
         self.on_invite: ScriptRule = Ring()
+        self.identity = f"sip:scripted@{host}"  # From of the calls we place, by default
         self.calls: list[ScriptedCall] = []
         self.events: list[tuple[float, str]] = []
         self.changes = Changes()
@@ -68,7 +70,7 @@ class ScriptedPeer:
         self.ua = ScreeningUserAgent(self.endpoint, on_invite=self._on_invite, screen=self._screen)
         self.auth = auth
         self._digest = DigestServer(realm, f"{host}:{port}".encode(), nonce_salt=ids.tag)
-        self._seen: set[tuple[bool, bytes]] = set()
+        self._seen: set[tuple[bool, bytes]] = set()  # (sent, digest) of each datagram
         self._scripts: dict[tuple[str, str, str], Script] = {}  # chosen when screened
         self._silenced: set[tuple[str, str]] = set()  # (Call-ID, From tag)
         self._incoming: dict[tuple[str, str], ScriptedCall] = {}  # (Call-ID, To tag)
@@ -100,9 +102,10 @@ class ScriptedPeer:
         credentials: Credentials | None = None,
         extra: tuple[Header, ...] = (),
     ) -> ScriptedCall:
-        """INVITE ``uri``, sent to ``to`` (by default the URI's own host and port), with an
-        SDP offer from our address (``sdp``: True an offer, False none, bytes verbatim).
-        A 401/407 is answered once with ``credentials``."""
+        """INVITE ``uri``, sent to ``to`` (by default the URI's own host and port), from
+        ``from_uri`` (by default ``identity``), with an SDP offer from our address (``sdp``:
+        True an offer, False none, bytes verbatim). A 401/407 is answered once with
+        ``credentials``. The call is placed at once: await its ``wait``."""
         target = parse_uri(uri)
         if to is None:
             if not isinstance(target, SipUri):
@@ -111,7 +114,7 @@ class ScriptedPeer:
         session = self.ua.call(
             target,
             Peer("UDP", *to),
-            from_uri=from_uri or f"sip:scripted@{self.address[0]}",
+            from_uri=from_uri or self.identity,
             body=self._offer(sdp),
             credentials=credentials,
             extra=extra,
@@ -234,9 +237,10 @@ class ScriptedPeer:
         return True
 
     def _log(self, data: bytes, message: Message, *, sent: bool) -> None:
-        if (sent, data) in self._seen:
+        key = (sent, hashlib.blake2b(data, digest_size=16).digest())
+        if key in self._seen:
             return  # a retransmission
-        self._seen.add((sent, data))
+        self._seen.add(key)
         self.events.append((self.now(), describe(message, sent=sent)))
 
 

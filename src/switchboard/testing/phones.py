@@ -74,7 +74,7 @@ class ScriptedPhone(ScriptedPeer):
     ) -> None:
         super().__init__(network, address=address, server=server)
         self.user, self.domain, self.password = user, domain, password
-        self.aor = f"sip:{user}@{domain}"
+        self.aor = self.identity = f"sip:{user}@{domain}"
         self.registration: Response | None = None  # the last REGISTER's final response
         ids = self.endpoint.ids
         self._register_call_id, self._register_tag, self._cseq = ids.call_id(), ids.tag(), 0
@@ -123,7 +123,6 @@ class ScriptedPhone(ScriptedPeer):
             f"sip:{target}@{self.domain}",
             to=self.server,
             sdp=sdp,
-            from_uri=self.aor,
             credentials=Credentials(self.user, self.password),
         )
 
