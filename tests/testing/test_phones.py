@@ -20,7 +20,7 @@ from switchboard.sip.builders import make_cancel, make_response
 from switchboard.sip.digest import DigestServer
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.headers import Header
-from switchboard.sip.message import Request, Response, parse_message
+from switchboard.sip.message import Request, Response, headers, parse_message
 from switchboard.sip.sdp import parse_sdp
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
@@ -41,7 +41,8 @@ from switchboard.testing.phones import (
     Trying,
     by_number,
 )
-from switchboard.testing.registration import answer_with_credentials
+from switchboard.testing.registration import answer_with_credentials, register_request
+from switchboard.testing.tap import describe
 
 T = TypeVar("T")
 ALICE, BOB, SERVER = ("10.0.0.1", 5060), ("10.0.0.2", 5060), ("127.0.0.1", 5060)
@@ -659,3 +660,98 @@ def test_register_answers_a_second_challenge_only_when_it_says_stale(
 
     assert clock.run(main()) == status
     assert len(_sent_by(network, ALICE, b"REGISTER ")) == sent
+
+
+# -- the pieces ----------------------------------------------------------------------------
+
+
+def test_a_rule_can_pick_the_script_from_the_invite() -> None:
+    async def scenario(alice: ScriptedPhone, bob: ScriptedPhone) -> list[int | None]:
+        bob.on_invite = lambda invite: Reject(433) if "anonymous" in str(invite.from_) else Answer()
+        hidden = await alice.dial_uri(TO_BOB, from_uri="sip:anonymous@anonymous.invalid")
+        shown = await alice.dial_uri(TO_BOB)
+        await hidden.wait(CallState.ENDED)
+        await shown.wait(CallState.ANSWERED)
+        return [hidden.final_status, shown.final_status]
+
+    statuses, _, _ = _run(Network(), scenario)
+    assert statuses == [433, 200]
+
+
+def test_a_lost_ack_shows_as_retransmitted_200s_on_the_wire_and_one_event() -> None:
+    """RFC 3261 §13.3.1.4: the UAS resends its 2xx at T1, 2·T1… until the ACK comes."""
+    lost: list[bytes] = []
+
+    def lose_first_ack(data: bytes, source: object, destination: object) -> bool:
+        if data.startswith(b"ACK ") and not lost:
+            lost.append(data)
+            return True
+        return False
+
+    network = Network(drop=[lose_first_ack])
+
+    async def scenario(alice: ScriptedPhone, bob: ScriptedPhone) -> ScriptedCall:
+        bob.on_invite = Answer(after=1.0)
+        await (await alice.dial_uri(TO_BOB)).wait(CallState.ANSWERED)
+        return bob.calls[0]
+
+    incoming, _, bob = _run(network, scenario)
+    assert [d.time for d in network.log if d.data.startswith(b"SIP/2.0 200")] == [1.0, 1.5]
+    assert [e for e in bob.events if e[0] >= 1.0] == [(1.0, "sent 200"), (1.5, "got ACK")]
+    assert incoming.state is CallState.ANSWERED
+
+
+def _message(first_line: str, method: str, to_tag: str = "") -> bytes:
+    to = f"<sip:b@h>;tag={to_tag}" if to_tag else "<sip:b@h>"
+    return (
+        f"{first_line}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: {to}\r\n"
+        f"From: <sip:a@h>;tag=1\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "sent", "line"),
+    [
+        (_message("INVITE sip:b@h SIP/2.0", "INVITE"), False, "got INVITE from sip:a@h"),
+        (_message("INVITE sip:b@h SIP/2.0", "INVITE"), True, "sent INVITE to sip:b@h"),
+        (_message("INVITE sip:b@h SIP/2.0", "INVITE", "2"), True, "sent INVITE"),
+        (_message("BYE sip:b@h SIP/2.0", "BYE", "2"), False, "got BYE"),
+        (_message("SIP/2.0 180 Ringing", "INVITE", "2"), False, "got 180"),
+        (_message("SIP/2.0 200 OK", "BYE", "2"), True, "sent 200 (BYE)"),
+    ],
+)
+def test_events_name_messages_by_direction_method_and_status(
+    data: bytes, sent: bool, line: str
+) -> None:
+    assert describe(parse_message(data), sent=sent) == line
+
+
+def test_a_challenge_is_answered_in_the_header_its_status_names() -> None:
+    request = register_request(
+        user="alice",
+        domain="example.com",
+        contact="<sip:alice@10.0.0.1>",
+        via="SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1",
+        call_id="c",
+        from_tag="f",
+        cseq=7,
+        expires=60,
+    )
+    challenge = 'Digest realm="r", nonce="n", algorithm=MD5, qop="auth"'
+    for status, asked, answered in [
+        (401, "WWW-Authenticate", "Authorization"),
+        (407, "Proxy-Authenticate", "Proxy-Authorization"),
+    ]:
+        refusal = make_response(request, status, extra=headers((asked, challenge)))
+        again = answer_with_credentials(
+            request, refusal, username="alice", password="pw", cnonce="x", via="SIP/2.0/UDP v"
+        )
+        assert again is not None and again.cseq.number == 8 and again.get("Via") == "SIP/2.0/UDP v"
+        assert "qop=auth" in (again.get(answered) or "") and again.get("Expires") == "60"
+    unknown = make_response(
+        request, 401, extra=headers(("WWW-Authenticate", 'Digest realm="r", algorithm=MD4'))
+    )
+    answered_unknown = answer_with_credentials(
+        request, unknown, username="alice", password="pw", cnonce="x", via="v"
+    )
+    assert answered_unknown is None

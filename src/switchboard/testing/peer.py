@@ -42,6 +42,9 @@ from switchboard.testing.tap import Tap, describe
 
 
 class ScriptedPeer:
+    """A SIP peer bound at ``address`` (``start()``, or ``async with``), doing with each
+    incoming INVITE what ``on_invite`` says (``Ring()`` until told otherwise)."""
+
     def __init__(
         self,
         network: Network,
