@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from switchboard.app import Server
-from switchboard.pbx.call import CallGroupCall
+from switchboard.pbx.live import LiveCall
 from switchboard.sip.message import Message
 from switchboard.sip.transaction.base import Peer
 from tests.callbacks.receiver import CallbackReceiver
@@ -101,7 +101,7 @@ def uas(port: int, scenario: Path | None = None, calls: int = 1) -> list[str]:
     return [*kind, "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin"]
 
 
-async def wait_bridged(server: Server) -> CallGroupCall:
+async def wait_bridged(server: Server) -> LiveCall:
     for _ in range(200):
         bridged = [call for call in server.engine.calls if call.bridged]
         if bridged:

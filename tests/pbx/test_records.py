@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.config import load_config
-from switchboard.pbx.destinations import EndUser, resolve
+from switchboard.pbx import messages as m
 from switchboard.pbx.hunt import Attempt, Result
-from switchboard.pbx.records import build, member_hangup
-
-DOMAIN = load_config(None).domains[0]
+from switchboard.pbx.records import member_hangup
+from tests.pbx.calls import EPOCH, Driver, call_group
 
 
 @pytest.mark.parametrize(
     ("result", "status", "ended_by", "expected"),
     [
-        (Result.ANSWERED, 200, "member", "recv_bye,NORMAL_CLEARING"),
+        (Result.ANSWERED, 200, "origin", "recv_bye,NORMAL_CLEARING"),
         (Result.ANSWERED, 200, "destination", "send_bye,NORMAL_CLEARING"),
         (Result.NO_ANSWER, None, "switchboard", "send_cancel,NO_ANSWER"),
         (Result.NO_ANSWER, 408, "switchboard", "recv_refuse,NO_ANSWER"),
@@ -33,18 +31,21 @@ def test_member_hangup_causes(
 
 
 def test_destination_record_carries_the_end_user_and_refusals() -> None:
-    destination = resolve("{name=James Hudson}0312341234", DOMAIN)
-    attempts = [Attempt("m1", "alice", result=Result.ANSWERED, started_at=1.0, ended_at=2.0)]
-    records = build(
-        domain="example.com", group_id=1111, attempts=attempts, destination=destination,
-        destination_uuid="d1", destination_status=486, destination_answered_at=None,
-        offered_destination_at=2.0, ended_at=3.0, ended_by="switchboard",
-        wall=lambda t: None if t is None else 1000 + t,
-    )  # fmt: skip
-    member, far = records
-    assert (member.other_uuid, member.answered_at, member.ended_at) == ("d1", 1002.0, 1003.0)
+    driver = Driver.start(call_group("{name=James Hudson}0312341234"))
+    driver.feed(m.LegAnswered("origin-0"), 1.0)
+    driver.feed(m.LegFailed("destination-0", 486), 3.0)
+    records = driver.of(m.WriteRecords)[0]
+    assert isinstance(records, m.WriteRecords)
+    member, _bob, far = records.records
+    assert (member.other_uuid, member.answered_at, member.ended_at) == (
+        "far",
+        EPOCH + 1.0,
+        EPOCH + 3.0,
+    )
     assert (far.disposition, far.hangup, far.party) == (
-        "refused", "recv_refuse,USER_BUSY", "0312341234",
-    )  # fmt: skip
+        "refused",
+        "recv_refuse,USER_BUSY",
+        "0312341234",
+    )
     assert far.end_user is not None and "James Hudson" in far.end_user
-    assert EndUser(name="James Hudson") == destination.end_user
+    assert far.other_uuid == "alice-1"

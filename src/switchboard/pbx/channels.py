@@ -1,38 +1,30 @@
-"""A call's legs as CTI channels (API §4): added when offered, updated on ringing, answer
-and bridge, removed at hangup with the disposition in ``last_event_data``.
+"""A call's legs as CTI channels (API §4), projected from the call's state: added when
+offered, updated on ringing, answer and bridge, removed at hangup with the disposition in
+``last_event_data``. Pure: each step returns the ``Publish`` commands it makes.
 
 A member's channel is one terminal (API §2): its uuid was allocated when the request came
-(``Leg.planned``) and is the Call-ID of the INVITE to that terminal. Every planned uuid is
-published, added then removed with its cause, even when the hunt ended before its turn
-(``send_refuse,ORIGINATOR_CANCEL``) or the terminal had gone by then
+(``MemberPlan.planned``) and is the Call-ID of the INVITE to that terminal. Every planned
+uuid is published, added then removed with its cause, even when the hunt ended before its
+turn (``send_refuse,ORIGINATOR_CANCEL``) or the terminal had gone by then
 (``send_refuse,USER_NOT_REGISTERED``); a terminal that lost the race to another terminal of
-the same member is removed with ``send_cancel,LOSE_RACE``. The destination channel follows
-the destination leg; ``end_user`` rides on it, and each side's ``other_info`` describes the
-other.
+the same member is removed with ``send_cancel,LOSE_RACE``. A caller (a phone or a trunk)
+is an ``inbound`` channel. The destination channel follows the destination; ``end_user``
+rides on it, and each side's ``other_info`` describes the other.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
-
 from switchboard.cti.channels import Channel, ChannelState, EndUserItem, OtherInfo, Target
 from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
 from switchboard.pbx.hunt import Attempt, Result
-from switchboard.pbx.records import member_hangup, refusal
-
-if TYPE_CHECKING:
-    from switchboard.cti.hub import CtiHub
-    from switchboard.pbx.call import CallGroupCall
-    from switchboard.pbx.driver import Leg
+from switchboard.pbx.legs import Call, Leg
+from switchboard.pbx.messages import Publish
+from switchboard.pbx.plan import Caller, Kind, MemberPlan
+from switchboard.pbx.records import group_id, member_hangup, refusal, target_party
 
 
 def _us(wall: float | None) -> int | None:
     return None if wall is None else int(wall * 1_000_000)
-
-
-def _now_us() -> int:
-    return int(time.time() * 1_000_000)
 
 
 def end_user_items(destination: Destination) -> tuple[EndUserItem, ...]:
@@ -50,13 +42,18 @@ def end_user_items(destination: Destination) -> tuple[EndUserItem, ...]:
     )
 
 
-class CallChannels:
-    def __init__(self, hub: CtiHub | None, call: CallGroupCall) -> None:
-        self.hub = hub
+class ChannelBook:
+    """What was published of one call, so each step publishes only what changed."""
+
+    def __init__(self, call: Call) -> None:
         self.call = call
         self.published: dict[str, Channel] = {}
         self.removed: set[str] = set()
-        self.destination_uuid: str | None = None
+        self._out: list[Publish] = []
+
+    def _take(self) -> list[Publish]:
+        out, self._out = self._out, []
+        return out
 
     def _publish(self, event: str, channel: Channel) -> None:
         if event == "removed":
@@ -64,67 +61,61 @@ class CallChannels:
             self.removed.add(channel.uuid)
         else:
             self.published[channel.uuid] = channel
-        if self.hub is not None:
-            self.hub.publish(event, channel)
+        self._out.append(Publish(event, channel))
 
-    def _member(self, attempt: Attempt, uuid: str) -> Channel:
-        call = self.call
-        request = call.request
-        user = next((u for u in request.domain.users if u.name == attempt.user), None)
-        ts = _us(call.wall(attempt.started_at)) or _now_us()
-        user_id = user.id if user else None
-        return Channel(
-            uuid=uuid,
-            domain=request.domain.name,
-            calling_name=request.calling_name or request.group.label or request.group.name,
-            calling_number=request.group.extension or request.group.name,
-            called_number=attempt.user,
-            offer_timestamp=ts,
-            user_id=user_id,
-            group_id=request.group.id,
-            state=ChannelState(ts, "calling", "int", "user", user_id),
-            target=Target("user", user_id or 0, attempt.user),
-            origination=("call_group", request.group.name),
-            last_event="STATE_CHANGE",
-            call_id=uuid,
-        )
+    def _now(self, now: float) -> int:
+        return _us(self.call.plan.wall(now)) or 0
 
-    def sync_members(self) -> None:
-        """Publish what changed in the members' terminals since the last call."""
-        for attempt, leg in zip(self.call.hunt.attempts, self.call.members, strict=True):
-            self._sync_leg(attempt, leg)
+    # -- the calling group's members --------------------------------------------------------
 
-    def _sync_leg(self, attempt: Attempt, leg: Leg) -> None:
-        rung = {call.call_id: call for call in leg.calls}
-        for uuid in [*leg.planned.values(), *(u for u in rung if u not in leg.planned.values())]:
+    def sync_members(self, now: float) -> list[Publish]:
+        """Publish what changed in the members' terminals since the last step."""
+        self._sync_all(now)
+        return self._take()
+
+    def _sync_all(self, now: float) -> None:
+        origin = self.call.origin
+        if origin is not None:
+            for index, attempt in enumerate(origin.hunt.attempts):
+                legs = self.call.member_legs(origin, index)
+                self._sync_member(attempt, origin.plan.members[index], legs, index, now)
+
+    def _sync_member(
+        self, attempt: Attempt, member: MemberPlan, legs: list[Leg], index: int, now: float
+    ) -> None:
+        origin = self.call.origin
+        assert origin is not None
+        if attempt.ringing and not origin.rung[index]:
+            return  # its terminals are being rung: the engine says which next
+        rung = {leg.channel: leg for leg in legs}
+        for uuid in [*member.channels, *(c for c in rung if c not in member.planned.values())]:
             if uuid in self.removed:
                 continue
-            call = rung.get(uuid)
-            if call is None:  # never rung: its terminal had gone, or the hunt ended first
+            leg = rung.get(uuid)
+            if leg is None:  # never rung: its terminal had gone, or the hunt ended first
                 if attempt.result is None and attempt.started_at is None:
                     continue
                 cause = (
                     "send_refuse,USER_NOT_REGISTERED"
                     if attempt.started_at is not None
-                    and attempt.result is not Result.SKIPPED
-                    and attempt.result is not Result.UNREGISTERED
+                    and attempt.result not in (Result.SKIPPED, Result.UNREGISTERED)
                     else member_hangup(attempt, "switchboard")
                 )
-                self._remove(self._added(attempt, uuid), cause)
+                self._remove(self._added(attempt, uuid), cause, now)
                 continue
             channel = self._added(attempt, uuid)
-            if call is leg.answered:
+            if leg.id == origin.answered[index]:
                 if attempt.result is Result.ANSWERED and channel.answer_timestamp is None:
                     answered = channel.with_(
-                        answer_timestamp=_now_us(), last_event="CHANNEL_ANSWER"
+                        answer_timestamp=self._now(now), last_event="CHANNEL_ANSWER"
                     )
                     self._publish("updated", answered)
-            elif call.final is not None and call.final.status >= 300:
-                self._remove(channel, refusal(call.final.status))
+            elif leg.status is not None:
+                self._remove(channel, refusal(leg.status), now)
             elif attempt.result is Result.ANSWERED:
-                self._remove(channel, "send_cancel,LOSE_RACE")
+                self._remove(channel, "send_cancel,LOSE_RACE", now)
             elif attempt.result is not None:
-                self._remove(channel, member_hangup(attempt, "switchboard"))
+                self._remove(channel, member_hangup(attempt, "switchboard"), now)
 
     def _added(self, attempt: Attempt, uuid: str) -> Channel:
         channel = self.published.get(uuid)
@@ -133,115 +124,184 @@ class CallChannels:
             self._publish("added", channel)
         return channel
 
-    def ringing(self, uuid: str) -> None:
+    def _member(self, attempt: Attempt, uuid: str) -> Channel:
+        plan = self.call.plan
+        group = plan.group
+        assert group is not None, "members belong to call_group's calling group"
+        user_id = plan.user_ids.get(attempt.user)
+        ts = _us(plan.wall(attempt.started_at)) or 0
+        return Channel(
+            uuid=uuid,
+            domain=plan.domain,
+            calling_name=plan.calling_name or group.label or group.name,
+            calling_number=group.extension or group.name,
+            called_number=attempt.user,
+            offer_timestamp=ts,
+            user_id=user_id,
+            group_id=group.id,
+            state=ChannelState(ts, "calling", "int", "user", user_id),
+            target=Target("user", user_id or 0, attempt.user),
+            origination=("call_group", group.name),
+            last_event="STATE_CHANGE",
+            call_id=uuid,
+        )
+
+    # -- every call -------------------------------------------------------------------------
+
+    def ringing(self, uuid: str, now: float) -> list[Publish]:
         """A 180/183 from a leg's phone: tagged ``ringing`` (once); the state stays."""
         channel = self.published.get(uuid)
-        if channel is None or "ringing" in channel.tags:
-            return
-        self._publish("updated", channel.tagged("ringing").with_(last_event="STATE_CHANGE"))
+        if channel is not None and "ringing" not in channel.tags:
+            ringing = channel.tagged("ringing").with_(last_event="STATE_CHANGE")
+            self._publish("updated", ringing)
+        return self._take()
 
-    def destination_dialed(self, uuid: str) -> None:
-        call = self.call
-        request = call.request
-        destination = request.destination
-        target = destination.target
-        now = _now_us()
-        self.destination_uuid = uuid
-        call.engine.by_uuid[uuid] = call  # so a CTI or API hangup can name it
-        user_id = None
-        if isinstance(target, PstnTarget):
-            state = ChannelState(now, "calling", "ext", "pstn", address=target.number)
-            called, peer = target.number, "external"
-        elif isinstance(target, UserTarget):
-            user_id = target.user.id
-            state = ChannelState(now, "calling", "int", "user", user_id)
-            called, peer = target.user.name, "internal"
-        else:
-            state = ChannelState(
-                now, "calling", "int", "group", target.group.id, group_type=target.group.strategy
-            )
-            called, peer = target.group.name, "internal"
-        member = self.published.get(self._answered_member() or "")
+    def destination_dialed(self, now: float) -> list[Publish]:
+        """The destination is offered the call (and a caller's own channel appears)."""
+        plan = self.call.plan
+        ts = self._now(now)
+        state = self._calling_state(ts)
+        caller = plan.origin
+        if isinstance(caller, Caller):
+            self._publish("added", self._caller(caller, state, ts))
+        target = plan.target.target
+        user_id = target.user.id if isinstance(target, UserTarget) else None
+        origin = self.published.get(self._origin_channel() or "")
         self._publish(
             "added",
             Channel(
-                uuid=uuid,
-                domain=request.domain.name,
-                peer_location=peer,
-                calling_number=destination.calling_number or request.domain.calling_number,
-                called_number=called,
-                offer_timestamp=now,
-                other_uuid=member.uuid if member else None,
+                uuid=plan.destination_channel,
+                domain=plan.domain,
+                peer_location="external" if isinstance(target, PstnTarget) else "internal",
+                calling_name=caller.name if isinstance(caller, Caller) else None,
+                calling_number=self._presented_number(),
+                called_number=target_party(self.call),
+                offer_timestamp=ts,
+                other_uuid=origin.uuid if origin else None,
                 user_id=user_id,
-                group_id=request.group.id,
+                group_id=group_id(self.call),
                 state=state,
-                end_user=end_user_items(destination),
-                origination=("call_group", request.group.name),
+                end_user=end_user_items(plan.target),
+                origination=self._origination(),
                 last_event="STATE_CHANGE",
-                call_id=uuid,
-                other_info=_user_info(member) if member else None,
+                call_id=plan.destination_channel,
+                other_info=_user_info(origin) if origin else None,
             ),
         )
+        return self._take()
 
-    def bridged(self) -> None:
-        now = _now_us()
-        member = self.published.get(self._answered_member() or "")
-        destination = self.published.get(self.destination_uuid or "")
-        if member is None or destination is None:
-            return
+    def _calling_state(self, ts: int) -> ChannelState:
+        target = self.call.plan.target.target
+        if isinstance(target, PstnTarget):
+            return ChannelState(ts, "calling", "ext", "pstn", address=target.number)
+        if isinstance(target, UserTarget):
+            return ChannelState(ts, "calling", "int", "user", target.user.id)
+        group = target.group
+        return ChannelState(ts, "calling", "int", "group", group.id, group_type=group.strategy)
+
+    def _caller(self, caller: Caller, state: ChannelState, ts: int) -> Channel:
+        user = caller.user
+        phone = self.call.plan.kind is Kind.PHONE
+        return Channel(
+            uuid=caller.channel,
+            domain=self.call.plan.domain,
+            direction="inbound",
+            peer_location="internal" if phone else "external",
+            calling_name=caller.name,
+            calling_number=caller.number,
+            called_number=target_party(self.call),
+            offer_timestamp=ts,
+            user_id=user.id if user else None,
+            group_id=group_id(self.call),
+            state=state,
+            target=Target("user", user.id, user.name) if user else None,
+            origination=self._origination(),
+            last_event="STATE_CHANGE",
+            call_id=caller.channel,
+        )
+
+    def _presented_number(self) -> str | None:
+        plan = self.call.plan
+        if isinstance(plan.origin, Caller):
+            return plan.origin.number
+        return plan.target.calling_number or plan.calling_number
+
+    def _origination(self) -> tuple[str, ...]:
+        plan = self.call.plan
+        if plan.group is not None:
+            return (plan.kind.value, plan.group.name)
+        caller = plan.origin
+        assert isinstance(caller, Caller)
+        return (plan.kind.value, caller.user.name if caller.user else caller.number or "")
+
+    def bridged(self, now: float) -> list[Publish]:
+        ts = self._now(now)
+        origin = self.published.get(self._origin_channel() or "")
+        destination = self.published.get(self.call.plan.destination_channel)
+        if origin is None or destination is None:
+            return self._take()
         pairs = (
-            (destination, member, _user_info(member)),
-            (member, destination, _peer_info(destination)),
+            (destination, origin, _user_info(origin)),
+            (origin, destination, _peer_info(destination)),
         )
         for channel, other, info in pairs:
             self._publish(
                 "updated",
                 channel.with_(
-                    answer_timestamp=channel.answer_timestamp or now,
+                    answer_timestamp=channel.answer_timestamp or ts,
                     other_uuid=other.uuid,
-                    state=ChannelState(now, "bridged"),
+                    state=ChannelState(ts, "bridged"),
                     last_event="CHANNEL_ANSWER",
                     other_info=info,
                     last_bridged_user_id=other.user_id,
                 ),
             )
+        return self._take()
 
-    def ended(self, ended_by: str) -> None:
-        """Remove what is left: the answered member and the destination."""
-        self.sync_members()
-        status = self.call.destination_status
-        answered_member = self._answered_member()
+    def ended(self, now: float) -> list[Publish]:
+        """Remove what is left: the answered member or caller, and the destination."""
+        self._sync_all(now)
+        call = self.call
+        status = call.destination_status
+        origin = self._origin_channel()
+        caller = call.caller
         for channel in list(self.published.values()):
-            if channel.uuid == answered_member:
-                data = f"{'recv' if ended_by == 'member' else 'send'}_bye,NORMAL_CLEARING"
+            if channel.uuid == origin:
+                if caller is not None and caller.peer_hung_up and channel.answer_timestamp is None:
+                    data = "recv_cancel,ORIGINATOR_CANCEL"
+                elif caller is not None and channel.answer_timestamp is None:
+                    data = refusal(status) if status is not None else "send_refuse,NO_ANSWER"
+                    data = data.replace("recv_refuse", "send_refuse")
+                else:
+                    data = f"{'recv' if call.ended_by == 'origin' else 'send'}_bye,NORMAL_CLEARING"
             elif channel.answer_timestamp is not None:
-                data = f"{'recv' if ended_by == 'destination' else 'send'}_bye,NORMAL_CLEARING"
+                data = f"{'recv' if call.ended_by == 'destination' else 'send'}_bye,NORMAL_CLEARING"
             elif status is not None:
                 data = refusal(status)
             else:
                 data = "send_cancel,ORIGINATOR_CANCEL"
-            self._remove(channel, data)
+            self._remove(channel, data, now)
+        return self._take()
 
-    def _remove(self, channel: Channel, data: str) -> None:
+    def _remove(self, channel: Channel, data: str, now: float) -> None:
         self._publish(
             "removed",
             channel.with_(
-                hangup_timestamp=_now_us(),
+                hangup_timestamp=self._now(now),
                 last_event="CHANNEL_HANGUP",
                 last_event_data=data,
             ),
         )
 
-    def _answered_member(self) -> str | None:
-        index = self.call.answered_index
-        if index is None:
-            return None
-        answered = self.call.members[index].answered
-        return answered.call_id if answered is not None else None
+    def _origin_channel(self) -> str | None:
+        leg = self.call.origin_leg()
+        return leg.channel if leg is not None else None
 
 
 def _user_info(channel: Channel) -> OtherInfo:
-    """A member's channel as its peer sees it: a user of the PBX."""
+    """A member's (or phone's) channel as its peer sees it: a user of the PBX."""
+    if channel.user_id is None and channel.peer_location == "external":
+        return _peer_info(channel)
     return OtherInfo(
         "user",
         channel.direction,
@@ -254,14 +314,14 @@ def _user_info(channel: Channel) -> OtherInfo:
 
 
 def _peer_info(channel: Channel) -> OtherInfo:
-    """The destination's channel as the member sees it: an end user, or a user of the PBX."""
+    """The far channel as the near one sees it: an end user, or a user of the PBX."""
     if channel.user_id is not None:
         return _user_info(channel)
     return OtherInfo(
         "end_user",
         channel.direction,
         channel.peer_location,
-        channel.called_number,
+        channel.called_number if channel.direction == "outbound" else channel.calling_number,
         channel.offer_timestamp,
         end_user=channel.end_user,
     )

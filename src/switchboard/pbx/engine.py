@@ -1,44 +1,50 @@
-"""The call engine: owns live ``call_group`` calls and runs them (DESIGN §1).
+"""The call engine: the only edge of the call model (DESIGN §6). It owns the live calls,
+turns requests (the API's call_group, an INVITE from a phone or a trunk) into call plans,
+takes the domain's channels and media ports for them, and gives everything back when the
+call is released. Each call runs as a ``live.LiveCall``: the pure ``machine.CallMachine``
+driven by SIP outcomes and timers.
 
-It feeds the pure hunt with SIP outcomes and ``now``, and carries out its commands with the
-user agent (legs), the media relay (anchored RTP, ringback) and the callback outbox.
-
-A call's life:
-1. ``start``: one channel UUID per terminal of each member, in hunting order (the UUID is
-   the Call-ID of the INVITE to that terminal); a media session with leg ``a`` toward the
-   member and ``b`` toward the destination; the hunt starts.
-2. Ringing a member INVITEs every terminal of that user at once (registered contacts, then
-   static ones), each with its own Call-ID and the same From tag; the first 2xx wins and
-   the others are cancelled. The member sees ``calling_name`` (default: the group label)
-   from the group.
+A call_group's life (the machine's table has the rules):
+1. One channel UUID per terminal of each member, in hunting order (the UUID is the Call-ID
+   of the INVITE to that terminal); a media session with leg ``a`` toward the origin and
+   ``b`` toward the destination; the hunt starts.
+2. Ringing a member INVITEs every terminal of that user at once, with one From tag; the
+   member sees ``calling_name`` (default: the group label) from the group.
 3. When a member answers, the outcome is queued (callback), the member hears ringback, and
-   the destination is called: a PSTN number through the domain's trunk (caller ID in From
-   and P-Asserted-Identity, the trunk's digest credentials if it challenges) or a user's
-   terminals, or a group (its own hunt with its own settings). A 183 with SDP replaces
-   ringback by the destination's early media; a 2xx bridges the two legs.
-4. Teardown: either side's BYE ends the other; the member hanging up while the destination
-   rings cancels it; a destination failure sends BYE to the member; ``max_call_seconds``
-   and RTP inactivity (``rtp_timeout``) end everything. Every path closes the media session
-   and gives the domain's channels back.
-
-5. When the call ends, one call record per channel is written (``pbx.records``).
-
-Every step is published to CTI as channel events (``pbx.channels``).
+   the destination rings: a PSTN number through the domain's trunk (caller ID in From and
+   P-Asserted-Identity, the trunk's digest credentials if it challenges), a user's
+   terminals, or a group (its own hunt). A 183 with SDP replaces ringback by the
+   destination's early media; a 2xx bridges the two legs.
+4. Either side's BYE ends the other; ``max_call_seconds`` and RTP inactivity end all.
+A call from a phone or a trunk starts at step 3 with the caller waiting: it hears 180 (or
+the destination's early media), is answered when the destination answers, and is refused
+with a status saying why when it cannot be reached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
 
 from switchboard.callbacks.delivery import CallbackDelivery
-from switchboard.config import ServerConfig
+from switchboard.config import DomainConfig, GroupConfig, ServerConfig
 from switchboard.cti.hub import CtiHub
+from switchboard.media import negotiation
 from switchboard.media.relay import MediaRelay
-from switchboard.pbx.call import CallGroupCall, CallGroupRequest
-from switchboard.pbx.destinations import PstnTarget
+from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
+from switchboard.pbx.hunt import Availability
+from switchboard.pbx.live import CallServices, LiveCall, Presentation
+from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
+from switchboard.pbx.requests import CallGroupRequest, IncomingRequest
+from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService
-from switchboard.sip.useragent import UserAgent
+from switchboard.sip.errors import SipError
+from switchboard.sip.headers import Header
+from switchboard.sip.useragent import IncomingCall, UserAgent
 from switchboard.store.records import CallRecordStore
 
 log = logging.getLogger("switchboard.pbx")
@@ -47,6 +53,10 @@ log = logging.getLogger("switchboard.pbx")
 class ChannelLimitError(Exception):
     """Starting the call would exceed the domain's ``channel_limit``, or its
     ``pstn_channel_limit`` of calls toward the PSTN (toll fraud caps the damage)."""
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
 
 
 class Engine:
@@ -60,82 +70,250 @@ class Engine:
         *,
         records: CallRecordStore | None = None,
         cti: CtiHub | None = None,
+        ids: Callable[[], str] = _new_id,
     ) -> None:
         self.ua = ua
-        self.records = records
-        self.cti = cti
         self.registrar = registrar
         self.media = media
-        self.callbacks = callbacks
         self.server = server
-        self.calls: set[CallGroupCall] = set()
-        self.by_uuid: dict[str, CallGroupCall] = {}
+        self.services = CallServices(
+            ua,
+            registrar,
+            callbacks,
+            server,
+            ids,
+            cti=cti,
+            records=records,
+            on_channel=self._channel_seen,
+            on_released=self._released,
+        )
+        self.calls: set[LiveCall] = set()
+        self.by_uuid: dict[str, LiveCall] = {}
         self.channels: dict[str, int] = {}
+        self.taken: dict[LiveCall, tuple[str, int, bool]] = {}
         self.pstn_legs: dict[str, int] = {}  # calls whose destination is the PSTN, by domain
-        self.busy_users: set[tuple[str, str]] = set()
-        self.pending_writes: set[asyncio.Task[None]] = set()
 
-    def write_done(self, task: asyncio.Task[None]) -> None:
-        self.pending_writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("writing call records failed", exc_info=task.exception())
+    @property
+    def busy_users(self) -> set[tuple[str, str]]:
+        return self.services.busy_users
+
+    @property
+    def pending_writes(self) -> set[asyncio.Task[None]]:
+        return self.services.tasks
 
     def channels_in_use(self, domain: str) -> int:
         return self.channels.get(domain, 0)
 
-    async def call_group(self, request: CallGroupRequest) -> CallGroupCall:
-        domain = request.domain.name
+    # -- starting calls -------------------------------------------------------------------
+
+    async def call_group(self, request: CallGroupRequest) -> LiveCall:
         members = request.group.members
         needed = (len(members) if request.strategy == "ring" else min(len(members), 1)) + 1
-        if self.channels_in_use(domain) + needed > request.domain.channel_limit:
-            raise ChannelLimitError(
-                f"{self.channels_in_use(domain)} of {request.domain.channel_limit} channels "
-                f"in use; this call needs {needed}"
-            )
-        pstn = isinstance(request.destination.target, PstnTarget)
-        legs = self.pstn_legs.get(domain, 0)
-        if pstn and legs >= request.domain.pstn_channel_limit:
-            raise ChannelLimitError(
-                f"{legs} of {request.domain.pstn_channel_limit} PSTN channels in use "
-                "(pstn_channel_limit)"
-            )
-        self.channels[domain] = self.channels_in_use(domain) + needed
-        self.pstn_legs[domain] = legs + pstn
+        domain = request.domain
+        channel = self.services.ids()
+        plan = CallPlan(
+            domain=domain.name,
+            kind=Kind.CALL_GROUP,
+            origin=HuntPlan(
+                tuple(self._member(domain.name, user, planned=True) for user in members),
+                request.strategy,
+                request.member_answer_timeout,
+                request.answer_timeout,
+            ),
+            destination=self._destination_plan(domain, request.destination, channel),
+            target=request.destination,
+            destination_channel=channel,
+            max_call_seconds=self.server.max_call_seconds,
+            user_ids={user.name: user.id for user in domain.users},
+            calling_number=domain.calling_number,
+            group=request.group,
+            calling_name=request.calling_name,
+            callback=request.callback_url is not None,
+            epoch=self._epoch(),
+        )
+        group = request.group
+        shown = {
+            Role.ORIGIN: Presentation(
+                f"sip:{group.name}@{domain.name}",
+                request.calling_name or group.label or group.name,
+                (
+                    Header("Call-Info", f"<sip:{group.name}@{domain.name}>;purpose=info"),
+                    Header("X-Switchboard-Group", group.name),
+                ),
+            ),
+            Role.DESTINATION: Presentation(f"sip:{group.name}@{domain.name}"),
+        }
+        return await self._start(domain, plan, needed, shown, callback_url=request.callback_url)
+
+    async def incoming(self, call: IncomingCall, request: IncomingRequest) -> LiveCall | None:
+        """Place the call an INVITE from a phone or a trunk asks for; refuse it (503) when
+        the domain's channels are used up."""
+        domain = request.domain
+        caller = Caller(
+            self.services.ids(),
+            self.services.ids(),
+            request.number,
+            request.name,
+            request.user,
+        )
+        channel = self.services.ids()
+        plan = CallPlan(
+            domain=domain.name,
+            kind=request.kind,
+            origin=caller,
+            destination=self._destination_plan(domain, request.destination, channel),
+            target=request.destination,
+            destination_channel=channel,
+            max_call_seconds=self.server.max_call_seconds,
+            user_ids={user.name: user.id for user in domain.users},
+            calling_number=domain.calling_number,
+            epoch=self._epoch(),
+        )
+        number = request.number or "anonymous"
+        shown = {
+            Role.DESTINATION: Presentation(f"sip:{number}@{domain.name}", request.name),
+            Role.ORIGIN: Presentation(f"sip:{number}@{domain.name}", request.name),
+        }
+        try:
+            return await self._start(domain, plan, 2, shown, caller=call)
+        except ChannelLimitError as exc:
+            log.info("refusing a call in %s: %s", domain.name, exc)
+            call.reject(503)
+        except SipError as exc:
+            log.info("refusing a call with an unusable offer: %s", exc)
+            call.reject(488)
+        return None
+
+    async def _start(
+        self,
+        domain: DomainConfig,
+        plan: CallPlan,
+        needed: int,
+        shown: dict[Role, Presentation],
+        *,
+        callback_url: str | None = None,
+        caller: IncomingCall | None = None,
+    ) -> LiveCall:
+        pstn = isinstance(plan.target.target, PstnTarget)
+        self._take(domain, needed, pstn)
         try:
             session = await self.media.create_session()
             try:
-                call = CallGroupCall(self, request, session, needed)
+                answer = b""
+                if caller is not None:
+                    answer = negotiation.answer_offer(
+                        session.a, caller.request.body, caller.to_tag, caller.peer.host
+                    )
+                call = LiveCall(
+                    self.services,
+                    plan,
+                    domain,
+                    session,
+                    shown,
+                    callback_url=callback_url,
+                    caller=caller,
+                    caller_answer=answer,
+                )
             except BaseException:
                 session.close()
                 raise
         except BaseException:  # nothing was sent yet: give back all the call took
-            self.channels[domain] -= needed
-            self.pstn_legs[domain] -= pstn
+            self._give_back(domain.name, needed, pstn)
             raise
         self.calls.add(call)
-        for channel in call.uuids:
-            self.by_uuid[channel] = call
+        self.taken[call] = (domain.name, needed, pstn)
         call.start()
         return call
 
+    def _take(self, domain: DomainConfig, needed: int, pstn: bool) -> None:
+        in_use = self.channels_in_use(domain.name)
+        if in_use + needed > domain.channel_limit:
+            raise ChannelLimitError(
+                f"{in_use} of {domain.channel_limit} channels in use; this call needs {needed}"
+            )
+        legs = self.pstn_legs.get(domain.name, 0)
+        if pstn and legs >= domain.pstn_channel_limit:
+            raise ChannelLimitError(
+                f"{legs} of {domain.pstn_channel_limit} PSTN channels in use (pstn_channel_limit)"
+            )
+        self.channels[domain.name] = in_use + needed
+        self.pstn_legs[domain.name] = legs + pstn
+
+    def _give_back(self, domain: str, needed: int, pstn: bool) -> None:
+        self.channels[domain] = max(0, self.channels_in_use(domain) - needed)
+        self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - pstn)
+
+    def _epoch(self) -> float:
+        return time.time() - asyncio.get_running_loop().time()
+
+    # -- plans ----------------------------------------------------------------------------
+
+    def _member(self, domain: str, user: str, *, planned: bool) -> MemberPlan:
+        """One uuid per terminal the hunt will ring, allocated now (API §2), for
+        call_group's members; any other member's terminals share one channel."""
+        if (domain, user) in self.busy_users:
+            availability = Availability.BUSY
+        elif not self.registrar.contacts(domain, user):
+            availability = Availability.UNREGISTERED
+        else:
+            availability = Availability.AVAILABLE
+        if not planned:
+            return MemberPlan(user, availability, channel=self.services.ids())
+        contacts = []
+        if availability is Availability.AVAILABLE:
+            contacts = self.registrar.contacts(domain, user)
+        ids = {contact_key(contact): self.services.ids() for contact in contacts}
+        if not ids:  # nothing to ring: no channel, but the attempt has an id of its own
+            return MemberPlan(user, availability, channel=self.services.ids())
+        return MemberPlan(user, availability, planned=ids)
+
+    def _destination_plan(
+        self, domain: DomainConfig, destination: Destination, channel: str
+    ) -> HuntPlan:
+        """A user's terminals and a PSTN number ring as the destination's one channel; a
+        group's members each have their own."""
+        target = destination.target
+        ring = float(self.server.max_call_seconds)
+        if isinstance(target, GroupTarget):
+            return _group_plan(
+                target.group,
+                [self._member(domain.name, u, planned=False) for u in target.group.members],
+            )
+        if isinstance(target, UserTarget):
+            member = self._member(domain.name, target.user.name, planned=False)
+            return HuntPlan((replace(member, channel=channel),), "ring", ring, ring)
+        return HuntPlan((MemberPlan(None, channel=channel),), "ring", ring, ring)
+
+    # -- the API's handles ----------------------------------------------------------------
+
     def hangup(self, domain: str, channel: str) -> bool:
         call = self.by_uuid.get(channel)
-        if call is None or call.request.domain.name != domain:
+        if call is None or call.domain.name != domain:
             return False
         call.hang_up("api hangup")
         return True
 
-    def finished(self, call: CallGroupCall) -> None:
+    def _channel_seen(self, channel: str, call: LiveCall) -> None:
+        if not call.released:
+            self.by_uuid[channel] = call
+
+    def _released(self, call: LiveCall) -> None:
         self.calls.discard(call)
-        for channel in call.channel_uuids:
-            self.by_uuid.pop(channel, None)
-        domain = call.request.domain.name
-        self.channels[domain] = max(0, self.channels_in_use(domain) - call.channels)
-        if isinstance(call.request.destination.target, PstnTarget):
-            self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - 1)
+        for channel in call.machine.call.channels():
+            if self.by_uuid.get(channel) is call:
+                del self.by_uuid[channel]
+        taken = self.taken.pop(call, None)
+        if taken is not None:
+            self._give_back(*taken)
 
     def statistics(self) -> dict[str, int]:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}
 
 
-__all__ = ["CallGroupCall", "CallGroupRequest", "ChannelLimitError", "Engine"]
+def _group_plan(group: GroupConfig, members: list[MemberPlan]) -> HuntPlan:
+    return HuntPlan(
+        tuple(members), group.strategy, group.member_answer_timeout, group.answer_timeout
+    )
+
+
+__all__ = ["CallGroupRequest", "ChannelLimitError", "Engine", "IncomingRequest", "LiveCall"]

@@ -1,21 +1,33 @@
-"""Call records of a finished call_group: one per channel, with the disposition and the
-hangup direction and cause in API §4's form (``send_cancel,NO_ANSWER``,
-``recv_refuse,USER_BUSY``, ``recv_bye,NORMAL_CLEARING`` …). Pure."""
+"""Call records of a finished call: one per channel, with the disposition and the hangup
+direction and cause in API §4's form (``send_cancel,NO_ANSWER``, ``recv_refuse,USER_BUSY``,
+``recv_bye,NORMAL_CLEARING`` …). Pure: built from the call's state when it ends.
+
+A call_group writes one record per member (role ``member``) and one for the destination;
+a call from a phone or a trunk one for the caller (role ``caller``) and one for the
+destination. ``ended_by`` is ``origin`` (the member or the caller), ``destination`` or
+``switchboard`` (the API, timers, shutdown).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 
-from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
+from switchboard.pbx.destinations import GroupTarget, PstnTarget, UserTarget
 from switchboard.pbx.hunt import Attempt, Result
+from switchboard.pbx.legs import Call
+from switchboard.pbx.plan import Caller
 from switchboard.store.records import CallRecord
 
 _REFUSAL_CAUSES = {
-    486: "USER_BUSY", 600: "USER_BUSY", 603: "CALL_REJECTED", 404: "UNALLOCATED_NUMBER",
-    408: "NO_ANSWER", 480: "NO_USER_RESPONSE", 487: "ORIGINATOR_CANCEL",
-}  # fmt: skip
+    486: "USER_BUSY",
+    600: "USER_BUSY",
+    603: "CALL_REJECTED",
+    404: "UNALLOCATED_NUMBER",
+    408: "NO_ANSWER",
+    480: "NO_USER_RESPONSE",
+    487: "ORIGINATOR_CANCEL",
+}
 _BY_RESULT = {
     Result.BUSY: "recv_refuse,USER_BUSY",
     Result.REFUSED: "recv_refuse,CALL_REJECTED",
@@ -29,10 +41,14 @@ def refusal(status: int) -> str:
     return f"recv_refuse,{_REFUSAL_CAUSES.get(status, 'NORMAL_TEMPORARY_FAILURE')}"
 
 
+def clearing(hung_up_by_peer: bool) -> str:
+    return f"{'recv' if hung_up_by_peer else 'send'}_bye,NORMAL_CLEARING"
+
+
 def member_hangup(attempt: Attempt, ended_by: str) -> str:
-    """``ended_by``: "member", "destination" or "switchboard" (API, timers, shutdown)."""
+    """``ended_by``: "origin", "destination" or "switchboard" (API, timers, shutdown)."""
     if attempt.result is Result.ANSWERED:
-        return "recv_bye,NORMAL_CLEARING" if ended_by == "member" else "send_bye,NORMAL_CLEARING"
+        return clearing(ended_by == "origin")
     if attempt.result is Result.NO_ANSWER:
         if attempt.sip_status is not None:
             return refusal(attempt.sip_status)
@@ -40,56 +56,113 @@ def member_hangup(attempt: Attempt, ended_by: str) -> str:
     return _BY_RESULT.get(attempt.result or Result.SKIPPED, "send_refuse,NORMAL_CLEARING")
 
 
-def build(
-    *,
-    domain: str,
-    group_id: int,
-    attempts: list[Attempt],
-    destination: Destination,
-    destination_uuid: str | None,
-    destination_status: int | None,
-    destination_answered_at: float | None,
-    offered_destination_at: float | None,
-    ended_at: float,
-    ended_by: str,
-    wall: Callable[[float | None], float | None],
-) -> list[CallRecord]:
-    """``wall`` turns the loop times kept by the hunt into epoch seconds."""
-    answered = next((a for a in attempts if a.result is Result.ANSWERED), None)
-    records = []
-    for attempt in attempts:
-        is_answered = attempt is answered
-        records.append(CallRecord(
-            uuid=attempt.uuid, domain=domain, role="member", party=attempt.user,
-            group_id=group_id, other_uuid=destination_uuid if is_answered else None,
-            offered_at=wall(attempt.started_at),
-            answered_at=wall(attempt.ended_at) if is_answered else None,
-            ended_at=wall(ended_at) if is_answered else wall(attempt.ended_at),
-            disposition=attempt.result.value if attempt.result else "skipped",
-            hangup=member_hangup(attempt, ended_by),
-        ))  # fmt: skip
-    if destination_uuid is not None and answered is not None:
-        target = destination.target
-        party = (
-            target.number if isinstance(target, PstnTarget)
-            else target.user.name if isinstance(target, UserTarget) else target.group.name
-        )  # fmt: skip
-        if destination_answered_at is not None:
-            disposition = "answered"
-            hangup = (
-                "recv_bye,NORMAL_CLEARING" if ended_by == "destination"
-                else "send_bye,NORMAL_CLEARING"
-            )  # fmt: skip
-        elif destination_status is not None:
-            disposition, hangup = "refused", refusal(destination_status)
-        else:
-            disposition, hangup = "canceled", "send_cancel,ORIGINATOR_CANCEL"
-        end_user = destination.end_user
-        records.append(CallRecord(
-            uuid=destination_uuid, domain=domain, role="destination", party=party,
-            group_id=group_id, other_uuid=answered.uuid,
-            offered_at=wall(offered_destination_at), answered_at=wall(destination_answered_at),
-            ended_at=wall(ended_at), disposition=disposition, hangup=hangup,
-            end_user=json.dumps(asdict(end_user)) if end_user else None,
-        ))  # fmt: skip
+def target_party(call: Call) -> str:
+    target = call.plan.target.target
+    if isinstance(target, PstnTarget):
+        return target.number
+    if isinstance(target, UserTarget):
+        return target.user.name
+    return target.group.name
+
+
+def group_id(call: Call) -> int | None:
+    """The calling group of a call_group, else the group a call was made to."""
+    if call.plan.group is not None:
+        return call.plan.group.id
+    target = call.plan.target.target
+    return target.group.id if isinstance(target, GroupTarget) else None
+
+
+def build(call: Call) -> list[CallRecord]:
+    records = _members(call) + _caller(call)
+    origin_up = call.caller is not None or (
+        call.origin is not None and call.origin.winner() is not None
+    )
+    if origin_up and call.destination_offered_at is not None:
+        records.append(_destination(call))
     return records
+
+
+def _members(call: Call) -> list[CallRecord]:
+    if call.origin is None:
+        return []
+    wall = call.plan.wall
+    winner = call.origin.winner()
+    records = []
+    for index, attempt in enumerate(call.origin.hunt.attempts):
+        answered = winner is not None and winner[0] == index
+        records.append(
+            CallRecord(
+                uuid=attempt.uuid,
+                domain=call.plan.domain,
+                role="member",
+                party=attempt.user,
+                group_id=group_id(call),
+                other_uuid=call.plan.destination_channel if answered else None,
+                offered_at=wall(attempt.started_at),
+                answered_at=wall(attempt.ended_at) if answered else None,
+                ended_at=wall(call.ended_at if answered else attempt.ended_at),
+                disposition=attempt.result.value if attempt.result else "skipped",
+                hangup=member_hangup(attempt, call.ended_by),
+            )
+        )
+    return records
+
+
+def _caller(call: Call) -> list[CallRecord]:
+    caller = call.caller
+    plan = call.plan
+    origin = plan.origin
+    if caller is None or not isinstance(origin, Caller):
+        return []
+    party = origin.user.name if origin.user is not None else origin.number or "anonymous"
+    answered = call.destination_answered_at is not None
+    if answered:
+        disposition, hangup = "answered", clearing(call.ended_by == "origin")
+    elif caller.peer_hung_up:
+        disposition, hangup = "canceled", "recv_cancel,ORIGINATOR_CANCEL"
+    else:
+        status = call.destination_status
+        disposition = "refused"
+        hangup = refusal(status) if status is not None else "send_refuse,NO_USER_RESPONSE"
+    return [
+        CallRecord(
+            uuid=caller.channel,
+            domain=plan.domain,
+            role="caller",
+            party=party,
+            group_id=group_id(call),
+            other_uuid=plan.destination_channel,
+            offered_at=plan.wall(call.started_at),
+            answered_at=plan.wall(call.destination_answered_at),
+            ended_at=plan.wall(call.ended_at),
+            disposition=disposition,
+            hangup=hangup,
+        )
+    ]
+
+
+def _destination(call: Call) -> CallRecord:
+    plan = call.plan
+    if call.destination_answered_at is not None:
+        disposition, hangup = "answered", clearing(call.ended_by == "destination")
+    elif call.destination_status is not None:
+        disposition, hangup = "refused", refusal(call.destination_status)
+    else:
+        disposition, hangup = "canceled", "send_cancel,ORIGINATOR_CANCEL"
+    origin = call.origin_leg()
+    end_user = plan.target.end_user
+    return CallRecord(
+        uuid=plan.destination_channel,
+        domain=plan.domain,
+        role="destination",
+        party=target_party(call),
+        group_id=group_id(call),
+        other_uuid=origin.channel if origin is not None else None,
+        offered_at=plan.wall(call.destination_offered_at),
+        answered_at=plan.wall(call.destination_answered_at),
+        ended_at=plan.wall(call.ended_at),
+        disposition=disposition,
+        hangup=hangup,
+        end_user=json.dumps(asdict(end_user)) if end_user else None,
+    )

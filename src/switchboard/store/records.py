@@ -19,7 +19,7 @@ class CallRecord:
     domain: str
     role: str
     party: str
-    group_id: int
+    group_id: int | None
     other_uuid: str | None
     offered_at: float | None
     answered_at: float | None

@@ -114,9 +114,9 @@ class CallRecordRow(Base):
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(64), unique=True)  # the leg's Call-ID
     domain: Mapped[str] = mapped_column(String(253), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # member | destination
+    role: Mapped[str] = mapped_column(String(16))  # member | caller | destination
     party: Mapped[str] = mapped_column(String(255))  # user name or number
-    group_id: Mapped[int] = mapped_column(Integer)
+    group_id: Mapped[int | None] = mapped_column(Integer)  # none: a call to a user or number
     other_uuid: Mapped[str | None] = mapped_column(String(64))
     offered_at: Mapped[float | None] = mapped_column(Float)
     answered_at: Mapped[float | None] = mapped_column(Float)

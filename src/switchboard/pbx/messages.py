@@ -1,0 +1,197 @@
+"""What goes into the call machine (events) and what comes out (commands), DESIGN §6.
+
+Events name legs by the ids the engine gave them; commands tell the engine what to do with
+SIP legs, the media session, CTI, callbacks, records and timers. Both are plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchboard.cti.channels import Channel
+from switchboard.pbx.plan import Role
+from switchboard.store.records import CallRecord
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegRinging:
+    """A provisional response (180/183) on a leg we called; ``sdp`` if it carried one."""
+
+    leg: str
+    status: int = 180
+    sdp: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    leg: str
+    sdp: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class LegFailed:
+    """A final response of 300 or more (408 when Timer B fired, 487 after our CANCEL)."""
+
+    leg: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class LegHungUp:
+    """The peer ended the leg: BYE on an answered leg, CANCEL from a caller still ringing."""
+
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRung:
+    """The engine's answer to ``RingMember``: the legs it started, ``(leg id, channel)``;
+    none when the member has no terminal left."""
+
+    role: Role
+    member: int
+    legs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    name: str  # origin | destination (the hunts) | max_call
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """The API, a CTI client, dead media or shutdown ends the call."""
+
+    reason: str
+
+
+Event = LegRinging | LegAnswered | LegFailed | LegHungUp | MemberRung | Timer | Hangup
+EVENT_TYPES: tuple[type[Event], ...] = (
+    LegRinging,
+    LegAnswered,
+    LegFailed,
+    LegHungUp,
+    MemberRung,
+    Timer,
+    Hangup,
+)
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RingMember:
+    """INVITE every terminal of ``user`` (or, ``user`` None, the PSTN number) as one leg
+    each, with the side's SDP offer; answer with ``MemberRung``."""
+
+    role: Role
+    member: int
+    user: str | None
+    planned: Mapping[str, str] = field(default_factory=dict)
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Tell the caller its call progresses: 180, or 183 with our early-media answer."""
+
+    leg: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer the caller with our SDP answer to its offer."""
+
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    leg: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptAnswer:
+    """Negotiate the side's media with the SDP answer ``sdp`` that ``leg`` sent."""
+
+    role: Role
+    leg: str
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartRingback:
+    """The answered member hears ringback while the destination rings."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    name: str
+    at: float | None  # None clears it
+
+
+@dataclass(frozen=True, slots=True)
+class SetBusy:
+    user: str
+    busy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    event: str  # added | updated | removed
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallback:
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecords:
+    records: tuple[CallRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The call is over: close its media and give back what it took. Always the last."""
+
+
+Command = (
+    RingMember
+    | Cancel
+    | Bye
+    | Progress
+    | Answer
+    | Reject
+    | AcceptAnswer
+    | StartRingback
+    | Bridge
+    | SetTimer
+    | SetBusy
+    | Publish
+    | QueueCallback
+    | WriteRecords
+    | Release
+)

@@ -1,0 +1,32 @@
+"""What starts a call: the API's call_group, or an INVITE from a phone or a trunk once it
+was routed (``routing``). Pure data, validated before it gets here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchboard.config import DomainConfig, GroupConfig, UserConfig
+from switchboard.pbx.destinations import Destination
+from switchboard.pbx.plan import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class CallGroupRequest:
+    domain: DomainConfig
+    group: GroupConfig
+    destination: Destination
+    answer_timeout: int
+    member_answer_timeout: int
+    strategy: str
+    calling_name: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    domain: DomainConfig
+    kind: Kind  # PHONE or TRUNK
+    destination: Destination
+    number: str | None  # the caller's number, shown to the destination
+    name: str | None = None
+    user: UserConfig | None = None  # the calling phone's user
