@@ -203,7 +203,7 @@ class CallMachine:
             self._end("max_call_seconds", now)
             return
         side = self.call.origin if event.name == Role.ORIGIN.value else self.call.destination
-        if side is not None:
+        if side is not None and side.hunt.answer_deadline is not None:  # a hunt that started
             self._apply(side, side.hunt.on_timer(now), now)
 
     def _hangup(self, event: Event, now: float) -> None:

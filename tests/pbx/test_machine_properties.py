@@ -1,0 +1,111 @@
+"""Every event in every state (DESIGN §6): Hypothesis drives calls of each kind through
+random sequences of leg events, timers and hangups, and checks what must always hold.
+
+- The machine never raises, whatever arrives and in whatever order.
+- A call ends at most once: ``Release`` comes once and last; afterwards only BYEs for
+  2xx that crossed our CANCEL.
+- Exactly one outcome: once ended, one set of records, and for a call_group one callback.
+- Nothing stays allocated: once ended, no timer set, every user made busy freed, every
+  channel published removed, and every leg still up (answered or ringing) sent BYE or
+  CANCEL.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchboard.pbx import messages as m
+from switchboard.pbx.legs import LegState
+from switchboard.pbx.plan import CallPlan, Kind, Role
+from tests.pbx.calls import Driver, call_group, from_phone
+
+PLANS = {
+    "group→pstn": lambda: call_group("0312341234"),
+    "group→user": lambda: call_group("carol"),
+    "group→group": lambda: call_group("sales"),
+    "phone→user": lambda: from_phone("bob"),
+    "phone→group": lambda: from_phone("support"),
+    "trunk→group": lambda: from_phone("sales", kind=Kind.TRUNK),
+}
+LEGS = ["origin-0", "origin-0.1", "origin-1", "destination-0", "destination-1", "caller", "x"]
+STATUSES = [180, 183, 404, 408, 480, 486, 487, 500, 503, 600, 603]
+
+leg_events = st.one_of(
+    st.builds(m.LegRinging, st.sampled_from(LEGS), st.sampled_from([180, 183]), st.just(b"")),
+    st.builds(m.LegAnswered, st.sampled_from(LEGS), st.just(b"v=0")),
+    st.builds(m.LegFailed, st.sampled_from(LEGS), st.sampled_from(STATUSES[2:])),
+    st.builds(m.LegHungUp, st.sampled_from(LEGS)),
+    st.builds(m.Hangup, st.just("api hangup")),
+    st.builds(m.Timer, st.sampled_from(["origin", "destination", "max_call"])),
+)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("event"), leg_events, st.floats(0, 5)),
+        st.tuples(st.just("advance"), st.none(), st.floats(0, 120)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    plan_name=st.sampled_from(sorted(PLANS)),
+    two_terminals=st.booleans(),
+    script=steps,
+)
+def test_every_event_in_every_state_keeps_the_call_whole(
+    plan_name: str, two_terminals: bool, script: list[tuple[str, m.Event | None, float]]
+) -> None:
+    plan: CallPlan = PLANS[plan_name]()
+    terminals = {(Role.ORIGIN, 0): 2} if two_terminals else {}
+    driver = Driver.start(plan, terminals=terminals)
+    released_at: int | None = _release_index(driver.commands)
+    for kind, event, delta in script:
+        if kind == "advance":
+            driver.advance(driver.now + delta)
+        else:
+            assert event is not None
+            driver.feed(event, driver.now + delta)
+        if released_at is None:
+            released_at = _release_index(driver.commands)
+    _check(driver, plan, released_at)
+    if not driver.machine.ended:  # whatever happened, an API hangup still ends it cleanly
+        driver.feed(m.Hangup("api hangup"), driver.now + 1)
+        released_at = _release_index(driver.commands)
+        assert released_at is not None
+        _check(driver, plan, released_at)
+
+
+def _release_index(commands: list[m.Command]) -> int | None:
+    indexes = [i for i, c in enumerate(commands) if isinstance(c, m.Release)]
+    assert len(indexes) <= 1, "released twice"
+    return indexes[0] if indexes else None
+
+
+def _check(driver: Driver, plan: CallPlan, released_at: int | None) -> None:
+    commands = driver.commands
+    assert len(driver.of(m.Release)) <= 1
+    assert len(driver.of(m.QueueCallback)) <= 1
+    assert len(driver.of(m.Bridge)) <= 1
+    if released_at is None:
+        assert not driver.machine.ended and not driver.of(m.WriteRecords)
+        return
+    assert driver.machine.ended
+    after = commands[released_at + 1 :]
+    assert all(isinstance(c, m.Bye) for c in after), after
+    assert len(driver.of(m.WriteRecords)) == 1
+    if plan.kind is Kind.CALL_GROUP:
+        assert len(driver.of(m.QueueCallback)) == 1
+    assert driver.timers == {}
+    busy: dict[str, bool] = {}
+    for command in driver.of(m.SetBusy):
+        busy[command.user] = command.busy
+    assert not any(busy.values()), busy
+    assert driver.machine.channels.published == {}
+    ended = {c.leg for c in driver.commands if isinstance(c, m.Bye | m.Cancel | m.Reject)}
+    for leg in driver.machine.call.legs.values():
+        if leg.incoming or leg.peer_hung_up or leg.status is not None:
+            continue
+        if leg.state is LegState.ANSWERED or leg.state in (LegState.CALLING, LegState.EARLY):
+            assert leg.id in ended, f"{leg.id} left {leg.state.value}"
