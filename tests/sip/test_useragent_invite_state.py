@@ -1,0 +1,80 @@
+"""Our INVITE's progress as a table (RFC 3261 §9.1, §13.2.2): every state × input pair is
+listed, and the CANCEL rules hold on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from switchboard.sip.message import Response
+from switchboard.sip.outgoing_call import INVITE_TABLE, InviteInput
+from switchboard.sip.transaction.base import Peer
+from switchboard.sip.uri import parse_uri
+from switchboard.sip.useragent import IncomingCall, InviteState, OutgoingCall
+from switchboard.testing import clock
+from switchboard.testing.network import Network
+from tests.sip.ua_pair import CALLEE, CALLER, agent, answer, lines, offer
+
+_FINAL = (InviteState.ACCEPTED, InviteState.REFUSED)
+
+
+def test_every_state_and_input_is_listed_except_a_resend_after_cancel_or_final() -> None:
+    for state, event in itertools.product(InviteState, InviteInput):
+        resend_too_late = event is InviteInput.RESENT and state not in (
+            InviteState.CALLING,
+            InviteState.PROCEEDING,
+        )
+        assert ((state, event) in INVITE_TABLE) is not resend_too_late, (state, event)
+
+
+def test_final_states_are_never_left() -> None:
+    for (state, _), (_, new) in INVITE_TABLE.items():
+        if state in _FINAL:
+            assert new is state
+
+
+async def _call(network: Network, on_invite: object) -> OutgoingCall:
+    caller, callee = await agent(network, CALLER), await agent(network, CALLEE)
+    callee.on_invite = on_invite  # type: ignore[assignment]
+    target, peer = parse_uri(f"sip:bob@{CALLEE}"), Peer("UDP", CALLEE, 5060)
+    return caller.call(target, peer, from_uri="sip:alice@a", body=offer())
+
+
+def test_a_cancel_asked_before_any_provisional_goes_once_with_the_first() -> None:
+    network = Network()
+
+    def ring_twice(call: IncomingCall) -> None:
+        call.ring()
+        call.ring(183)
+
+    async def main() -> tuple[Response, str, InviteState]:
+        call = await _call(network, ring_twice)
+        call.cancel()
+        assert call.invite_state is InviteState.CANCEL_WAITING and not call.provisional_seen
+        assert call.cancel_requested
+        response = await call.answered
+        return response, await call.ended, call.invite_state
+
+    response, reason, state = clock.run(main())
+    assert response.status == 487 and reason == "recv_refuse,487"
+    assert state is InviteState.REFUSED
+    assert lines(network).count("CANCEL") == 1  # not one per provisional (100, 180, 183)
+
+
+def test_a_2xx_that_crosses_our_cancel_is_acked_and_the_call_ended_with_bye() -> None:
+    network = Network()
+
+    def ring_then_answer(call: IncomingCall) -> None:
+        call.ring()
+        asyncio.get_running_loop().call_later(1.0, call.answer, answer(call.request.body))
+
+    async def main() -> tuple[Response, str]:
+        call = await _call(network, ring_then_answer)
+        asyncio.get_running_loop().call_later(1.0, call.cancel)
+        response = await call.answered
+        return response, await call.ended
+
+    response, reason = clock.run(main())
+    assert response.status == 200 and reason == "send_bye"
+    flow = lines(network)
+    assert flow.index("CANCEL") < flow.index("ACK") < flow.index("BYE")
