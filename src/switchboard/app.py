@@ -27,8 +27,10 @@ from switchboard.directory import Directory
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
+from switchboard.pbx.incoming import IncomingCalls
+from switchboard.pbx.routing import PhoneAuth, Router
 from switchboard.registrar.location import LocationService
-from switchboard.registrar.registrar import Registrar, RegistrarSettings, trunk_addresses
+from switchboard.registrar.registrar import Registrar, RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.transport import TcpLimits
@@ -87,9 +89,7 @@ class Server:
                 LocationService(),
                 digest_key=secrets.token_bytes(32),
                 new_tag=self.endpoint.ids.tag,
-                settings=RegistrarSettings(
-                    max_contacts=server.max_contacts, trunk_addresses=trunk_addresses(config)
-                ),
+                settings=RegistrarSettings.for_config(config),
             ),
             RegistrationStore(self.database),
             self.directory,
@@ -124,6 +124,13 @@ class Server:
             records=self.records,
             cti=self.cti,
         )
+        # INVITEs from phones and trunks start calls; strangers are refused statelessly.
+        self.incoming = IncomingCalls(
+            Router(config), PhoneAuth.of(self.registrar.registrar), self.registrar, self.engine
+        )
+        self.user_agent.on_invite = self.incoming.on_invite
+        self.user_agent.admit_invite = self.incoming.admit
+        self.user_agent.refusal_status = 403
         self.http = _HttpServer(self, server)
         self.stopping = asyncio.Event()
 

@@ -4,7 +4,7 @@
   SIP away from the others: connections past the per-source cap are closed at once.
 - A connection that says nothing is closed at the first-message timeout.
 - An unauthenticated INVITE draws exactly one response and leaves no transaction behind
-  (it drew 100 Trying and eleven copies of its 480, from one datagram).
+  (it drew 100 Trying and eleven copies of its refusal, from one datagram).
 - 5000-digit numbers get 400, over UDP and over TCP, and the server keeps serving.
 """
 
@@ -251,9 +251,9 @@ async def test_an_unauthenticated_invite_draws_one_response_and_keeps_no_state(
             invite = _invite(attacker)
             attacker.send(invite, target)
             first = await attacker.response()
-            assert first.status == 480  # and no 100 Trying before it
+            assert first.status == 403  # a stranger: no 100 Trying before it
             assert server.statistics()["server_transactions"] == 0
-            # Timer G would resend the 480 at 0.5 s and 1.5 s: listen past both.
+            # Timer G would resend the 403 at 0.5 s and 1.5 s: listen past both.
             await asyncio.sleep(2.0)  # proving that nothing comes: no event to await
             assert attacker.received == [bytes(first)]
             for _ in range(5):  # retransmissions: one answer each, the same one

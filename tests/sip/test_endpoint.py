@@ -97,4 +97,4 @@ async def test_udp_keepalives_from_phones_are_ignored_quietly(endpoint: SipEndpo
     response = parse_message(reply)
     assert isinstance(response, Response)
     assert response.get("Accept") == "application/sdp"
-    assert response.get("Supported") == ""  # no option tags, said explicitly (§11.2)
+    assert response.get("Supported") == "timer"  # session timers, RFC 4028 (§11.2)

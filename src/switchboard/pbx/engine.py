@@ -34,6 +34,7 @@ from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import DomainConfig, GroupConfig, ServerConfig
 from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
+from switchboard.media.ports import PortsExhaustedError
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
 from switchboard.pbx.hunt import Availability
@@ -176,7 +177,7 @@ class Engine:
         }
         try:
             return await self._start(domain, plan, 2, shown, caller=call)
-        except ChannelLimitError as exc:
+        except (ChannelLimitError, PortsExhaustedError) as exc:
             log.info("refusing a call in %s: %s", domain.name, exc)
             call.reject(503)
         except SipError as exc:

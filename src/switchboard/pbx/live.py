@@ -17,12 +17,14 @@ from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import DomainConfig, ServerConfig, split_hostport
 from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
+from switchboard.media.relay import Leg as MediaLeg
 from switchboard.media.relay import MediaSession
 from switchboard.pbx import messages as m
 from switchboard.pbx.destinations import PstnTarget
 from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.machine import CallMachine
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Role
+from switchboard.pbx.reoffer import MediaUpdates
 from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService, Terminal
 from switchboard.sip.errors import SipError
@@ -93,8 +95,10 @@ class LiveCall:
             session.b, self.tags[Role.DESTINATION]
         )
         self.caller_answer = caller_answer
+        self.updates = MediaUpdates(self)
         if caller is not None and isinstance(plan.origin, Caller):
             self.sip[plan.origin.leg] = caller
+            caller.on_remote_offer = functools.partial(self.updates.on_offer, plan.origin.leg)
             caller.ended.add_done_callback(
                 lambda _f: self.feed(m.LegHungUp(plan.origin.leg))  # type: ignore[union-attr]
             )
@@ -156,6 +160,32 @@ class LiveCall:
         handler(self, command)
 
     # -- SIP legs -------------------------------------------------------------------------
+
+    def role_of(self, leg_id: str) -> Role | None:
+        leg = self.machine.call.legs.get(leg_id)
+        return None if leg is None else leg.role
+
+    def media_of(self, leg_id: str) -> MediaLeg | None:
+        role = self.role_of(leg_id)
+        if role is None:
+            return None
+        return self.session.a if role is Role.ORIGIN else self.session.b
+
+    def tag_of(self, leg_id: str) -> str:
+        return self.tags[self.role_of(leg_id) or Role.ORIGIN]
+
+    def other_leg(self, leg_id: str) -> tuple[str, OutgoingCall | IncomingCall] | None:
+        """The answered leg on the other side of the bridge, while the call is bridged."""
+        call = self.machine.call
+        if not self.bridged:
+            return None
+        ends = (call.origin_leg(), call.destination_leg())
+        for leg in ends:
+            if leg is not None and leg.id != leg_id and leg.live:
+                session = self.sip.get(leg.id)
+                if session is not None:
+                    return leg.id, session
+        return None
 
     def _ring_member(self, command: m.Command) -> None:
         assert isinstance(command, m.RingMember)
@@ -220,6 +250,7 @@ class LiveCall:
         leg = self.services.ids()
         self.sip[leg] = call
         call.on_provisional = functools.partial(self._provisional, leg)
+        call.on_remote_offer = functools.partial(self.updates.on_offer, leg)
         call.answered.add_done_callback(functools.partial(self._final, leg))
         call.ended.add_done_callback(lambda _f: self.feed(m.LegHungUp(leg)))
         return leg

@@ -95,6 +95,9 @@ class UserAgent:
         # others get one stateless 480. A caller may replace it, e.g. to admit only its
         # known phones and trunks.
         self.admit_invite: InvitePredicate = lambda _request, _peer: self.on_invite is not None
+        # What a refused out-of-dialog INVITE gets: 480 when nobody takes calls here; a PBX
+        # that knows its phones and trunks says 403 to everyone else (§21.4.4).
+        self.refusal_status = 480
         endpoint.user = self
 
     @property
@@ -197,7 +200,7 @@ class UserAgent:
         elif self.admit_invite(request, peer):
             return None
         else:
-            status = 480
+            status = self.refusal_status
         return make_response(request, status, to_tag=stateless_tag(request))
 
     def on_stray_response(self, endpoint: SipEndpoint, response: Response, peer: Peer) -> None:

@@ -1,0 +1,131 @@
+"""Media changes inside a call (hold, resume, a new codec or address), at the edge: a
+peer's re-INVITE or UPDATE (RFC 3261 §14, RFC 3311) is relayed through the bridge.
+
+The relay anchors media, so each leg has its own offer/answer with us (RFC 3264 §8):
+- The offering leg's new SDP is answered on its own relay leg (its address, codec and
+  direction change there: on hold it says ``sendonly``, we become ``recvonly``).
+- When the call is bridged, the other answered leg is re-offered our relay port with the
+  same direction (hold travels: the far phone hears it is on hold and stops sending); its
+  answer completes our side, and only then is the first leg answered. A refusal there (a
+  491 glare, a 488) is passed back, and the first leg's session stays as it was.
+- Before the bridge, or toward a leg that is gone, the offer is answered locally.
+- An offer without SDP gets our current offer; the peer's answer comes in its ACK.
+Each new description we send on a leg carries the next ``o=`` version (RFC 3264 §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from switchboard.media import negotiation
+from switchboard.media.relay import Leg as MediaLeg
+from switchboard.sip import offer_answer
+from switchboard.sip.errors import SipError
+from switchboard.sip.message import Response
+from switchboard.sip.sdp import SessionDescription, parse_sdp
+from switchboard.sip.session import RemoteOffer, Session
+
+if TYPE_CHECKING:
+    from switchboard.pbx.live import LiveCall
+
+log = logging.getLogger("switchboard.pbx")
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+def direction_of(sdp: bytes) -> str:
+    """The offerer's direction for its audio (RFC 3264 §6.1), ``sendrecv`` by default."""
+    description = parse_sdp(sdp)
+    for media in description.media:
+        if media.media == "audio":
+            for name in DIRECTIONS:
+                if any(key == name for key, _ in media.attributes):
+                    return name
+    return "sendrecv"
+
+
+class MediaUpdates:
+    def __init__(self, call: LiveCall) -> None:
+        self.call = call
+        self.version = 1
+
+    def next_version(self, description: SessionDescription) -> SessionDescription:
+        self.version += 1
+        return replace(
+            description, origin=replace(description.origin, session_version=self.version)
+        )
+
+    def on_offer(self, leg_id: str, offer: RemoteOffer) -> None:
+        media, session = self.call.media_of(leg_id), self.call.sip.get(leg_id)
+        if media is None or session is None:
+            offer.reject(488)
+            return
+        try:
+            if not offer.body:
+                self._offer_ours(leg_id, media, session, offer)
+                return
+            answer = negotiation.answer_offer(
+                media, offer.body, self.call.tag_of(leg_id), session.peer.host
+            )
+        except (SipError, offer_answer.NotAcceptableError) as exc:
+            log.info("refusing a media change on %s: %s", leg_id, exc)
+            offer.reject(488)
+            return
+        described = self.next_version(parse_sdp(answer))
+        other = self.call.other_leg(leg_id)
+        if other is None:
+            offer.accept(bytes(described))
+            return
+        other_id, other_session = other
+        self._relay(other_id, other_session, direction_of(offer.body), offer, described)
+
+    def _offer_ours(
+        self, leg_id: str, media: MediaLeg, session: Session, offer: RemoteOffer
+    ) -> None:
+        ours = self.next_version(negotiation.make_offer(media, self.call.tag_of(leg_id)))
+        offer.accept(bytes(ours))
+
+        def acked(future: asyncio.Future[bytes]) -> None:
+            if future.cancelled() or not future.result():
+                return
+            try:
+                negotiation.accept_answer(media, ours, future.result(), session.peer.host)
+            except SipError as exc:
+                log.info("unusable answer in an ACK: %s", exc)
+
+        offer.acked.add_done_callback(acked)
+
+    def _relay(
+        self,
+        other_id: str,
+        other: Session,
+        direction: str,
+        offer: RemoteOffer,
+        answer: SessionDescription,
+    ) -> None:
+        media = self.call.media_of(other_id)
+        assert media is not None
+        relayed = offer_answer.make_offer(
+            media.host,
+            media.port,
+            self.call.tag_of(other_id),
+            version=self.version + 1,
+            direction=direction,
+        )
+        self.version += 1
+        future = other.reinvite(bytes(relayed))
+
+        def done(result: asyncio.Future[Response]) -> None:
+            response = result.result()
+            if 200 <= response.status < 300:
+                try:
+                    negotiation.accept_answer(media, relayed, response.body, other.peer.host)
+                except SipError as exc:
+                    log.info("unusable answer to a relayed offer: %s", exc)
+                offer.accept(bytes(answer))
+            else:
+                offer.reject(response.status if response.status in (488, 491) else 488)
+
+        future.add_done_callback(done)
