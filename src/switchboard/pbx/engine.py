@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
-from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import DomainConfig, GroupConfig, ServerConfig
 from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
@@ -38,7 +37,7 @@ from switchboard.media.ports import PortsExhaustedError
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
 from switchboard.pbx.hunt import Availability
-from switchboard.pbx.live import CallServices, LiveCall, Presentation
+from switchboard.pbx.live import CallbackQueue, CallServices, LiveCall, Presentation, RecordSink
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
 from switchboard.pbx.requests import CallGroupRequest, IncomingRequest
 from switchboard.registrar.location import contact_key
@@ -46,7 +45,6 @@ from switchboard.registrar.service import RegistrarService
 from switchboard.sip.errors import SipError
 from switchboard.sip.headers import Header
 from switchboard.sip.useragent import IncomingCall, UserAgent
-from switchboard.store.records import CallRecordStore
 
 log = logging.getLogger("switchboard.pbx")
 
@@ -66,10 +64,10 @@ class Engine:
         ua: UserAgent,
         registrar: RegistrarService,
         media: MediaRelay,
-        callbacks: CallbackDelivery,
+        callbacks: CallbackQueue,
         server: ServerConfig,
         *,
-        records: CallRecordStore | None = None,
+        records: RecordSink | None = None,
         cti: CtiHub | None = None,
         ids: Callable[[], str] = _new_id,
     ) -> None:

@@ -12,8 +12,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.config import DomainConfig, ServerConfig, split_hostport
 from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
@@ -34,9 +34,21 @@ from switchboard.sip.sdp import SessionDescription
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import SipUri, parse_uri
 from switchboard.sip.useragent import Credentials, IncomingCall, OutgoingCall, UserAgent
-from switchboard.store.records import CallRecordStore
+from switchboard.store.records import CallRecord
 
 log = logging.getLogger("switchboard.pbx")
+
+
+class CallbackQueue(Protocol):
+    """Where a call's outcome goes (``callbacks.delivery.CallbackDelivery``)."""
+
+    async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str: ...
+
+
+class RecordSink(Protocol):
+    """Where a finished call's records go (``store.records.CallRecordStore``)."""
+
+    async def save(self, records: list[CallRecord]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -45,11 +57,11 @@ class CallServices:
 
     ua: UserAgent
     registrar: RegistrarService
-    callbacks: CallbackDelivery
+    callbacks: CallbackQueue
     server: ServerConfig
     ids: Callable[[], str]
     cti: CtiHub | None = None
-    records: CallRecordStore | None = None
+    records: RecordSink | None = None
     busy_users: set[tuple[str, str]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     on_channel: Callable[[str, LiveCall], None] = lambda _uuid, _call: None

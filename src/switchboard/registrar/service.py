@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
@@ -38,7 +39,6 @@ from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
 from switchboard.sip.uri import SipUri, parse_uri
-from switchboard.store.registrations import RegistrationStore
 
 log = logging.getLogger("switchboard.registrar")
 RESOLVE_TIMEOUT = 2.0
@@ -50,11 +50,21 @@ class Terminal:
     peer: Peer | None  # where to send it; None: the contact's own host and port
 
 
+class BindingStore(Protocol):
+    """Where bindings outlive a restart (``store.registrations.RegistrationStore``)."""
+
+    async def load(self) -> list[Binding]: ...
+
+    async def delete_expired(self, now: float) -> int: ...
+
+    async def save_batch(self, changes: list[tuple[list[Binding], list[Binding]]]) -> None: ...
+
+
 class RegistrarService:
     def __init__(
         self,
         registrar: Registrar,
-        store: RegistrationStore,
+        store: BindingStore,
         directory: Directory,
         *,
         clock: Callable[[], float] = time.time,
