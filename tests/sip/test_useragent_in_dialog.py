@@ -373,3 +373,50 @@ def test_reject_carries_extra_headers_such_as_a_challenge() -> None:
 
     response = clock.run(main())
     assert response.status == 407 and response.get("Proxy-Authenticate") == challenge.value
+
+
+def test_an_offer_before_the_answer_or_after_the_end_is_refused_without_sending() -> None:
+    """§14.1: no re-INVITE while the INVITE is in progress; none in a dialog that is gone."""
+    network = Network()
+
+    async def main() -> tuple[Response, Response, Response]:
+        caller, callee = await agent(network, CALLER), await agent(network, CALLEE)
+        ringing: list[IncomingCall] = []
+
+        def on_invite(call: IncomingCall) -> None:
+            ringing.append(call)
+            call.ring()
+
+        callee.on_invite = on_invite
+        target, peer = parse_uri(f"sip:bob@{CALLEE}"), Peer("UDP", CALLEE, 5060)
+        call = caller.call(target, peer, from_uri="sip:alice@a", body=offer())
+        await asyncio.sleep(1)
+        early = ringing[0].offer(offer(CALLEE), "UPDATE")
+        ringing[0].answer(answer(call.invite.body))
+        await call.answered
+        call.bye()
+        await ringing[0].ended
+        return early.result(), call.reinvite(HOLD).result(), ringing[0].reinvite(HOLD).result()
+
+    early, ours, theirs = clock.run(main())
+    assert early.status == 491 and ours.status == theirs.status == 481
+    assert sent(network, "UPDATE") == [] and len(sent(network, "INVITE")) == 1
+
+
+def test_an_offerless_reinvite_that_refreshes_the_timer_is_answered_without_the_hook() -> None:
+    """RFC 4028 §7.4: a re-INVITE carrying Session-Expires and no offer is a refresh."""
+    network = Network()
+    offers: list[RemoteOffer] = []
+
+    async def main() -> tuple[Response, bytes]:
+        pair = await connect(network)
+        pair.incoming.on_remote_offer = _collect(offers)  # type: ignore[assignment]
+        refresh = (Header("Session-Expires", "1800;refresher=uac"), Header("Supported", "timer"))
+        response = await send_in_dialog(
+            pair.outgoing, "INVITE", extra=refresh, ack_body=pair.outgoing.negotiation.local_sdp
+        )
+        return response, pair.incoming.negotiation.local_sdp
+
+    response, ours = clock.run(main())
+    assert response.status == 200 and response.body == ours and offers == []
+    assert response.get("Session-Expires") == "1800;refresher=uac"

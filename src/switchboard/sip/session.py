@@ -33,7 +33,7 @@ import enum
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.sip.builders import make_response
@@ -81,6 +81,11 @@ def content_type(body: bytes) -> tuple[Header, ...]:
     return headers(("Content-Type", "application/sdp")) if body else ()
 
 
+def _refreshes(request: Request) -> bool:
+    """A request that says it refreshes the session timer (RFC 4028 §7.4)."""
+    return request.get("Session-Expires") is not None
+
+
 def allows(message: Request | Response, method: str) -> bool:
     return any(value.strip().upper() == method for value in message.get_all("Allow"))
 
@@ -109,8 +114,8 @@ class RemoteOffer:
         """Answer 200 with ``body``: the SDP answer (our offer if none came)."""
         if self.answered:
             return
-        if self.body and not body:
-            raise ValueError("an offer is accepted with an answer (RFC 3264 §6)")
+        if not body:
+            raise ValueError("accept() carries the SDP answer, or our offer (RFC 3264 §5, §6)")
         self.answered = True
         self.session._accept_remote(self, self._tx, body, self._terms)
 
@@ -142,7 +147,6 @@ class _AwaitedAck:
     cseq: int
     offer: RemoteOffer | None
     offered: bool  # our 2xx carried an offer: the ACK carries the answer
-    key: tuple[object, int] = field(default=(None, 0))
 
 
 class Session:
@@ -176,7 +180,7 @@ class Session:
             self.ua.endpoint.ack_received(self.dialog.id)  # stop any 2xx retransmission
         awaited, self._awaiting_ack = self._awaiting_ack, None
         if awaited is not None:
-            self.ua.endpoint.ack_received(awaited.key)
+            self.ua.endpoint.ack_received(self._ack_key(awaited))
             if awaited.offer is not None:
                 awaited.offer._resolve(b"")
         if self._remote_offer is not None:
@@ -217,7 +221,7 @@ class Session:
             self._on_initial_ack(ack)
             return
         self._awaiting_ack = None
-        self.ua.endpoint.ack_received(awaited.key)
+        self.ua.endpoint.ack_received(self._ack_key(awaited))
         if awaited.offered:
             self._step(Step.RECEIVE_ANSWER if ack.body else Step.FAIL, ack.body)
         if awaited.offer is not None:
@@ -225,6 +229,12 @@ class Session:
 
     def _on_initial_ack(self, ack: Request | None) -> None:
         """The ACK to the 2xx of the INVITE that made the dialog: only a UAS gets one."""
+
+    def _ack_key(self, awaited: _AwaitedAck) -> tuple[object, int]:
+        """What the endpoint files the 2xx to a re-INVITE under (the first 2xx's is the
+        dialog id)."""
+        assert self.dialog is not None
+        return self.dialog.id, awaited.cseq
 
     # -- offer/answer bookkeeping ---------------------------------------------------------
 
@@ -304,7 +314,7 @@ class Session:
             self._step(Step.RECEIVE_OFFER, body)
             answer, offered = answer_unchanged(local, body), False
             self._step(Step.SEND_ANSWER, answer)
-        elif not body and local and (self.on_remote_offer is None or terms is not None):
+        elif not body and local and (self.on_remote_offer is None or _refreshes(request)):
             self._step(Step.SEND_OFFER, local)
             answer, offered = local, True
         else:
@@ -318,8 +328,6 @@ class Session:
         self, offer: RemoteOffer, tx: ServerTransaction, body: bytes, terms: Agreed | None
     ) -> None:
         self._remote_offer = None
-        if self.state is CallState.ENDED:
-            return
         self._step(Step.SEND_ANSWER if offer.body else Step.SEND_OFFER, body)
         response = self._success(offer.request, body, terms)
         awaited = _AwaitedAck(offer.request.cseq.number, offer, not offer.body)
@@ -348,10 +356,10 @@ class Session:
         if request.method != "INVITE":
             return
         self.negotiation.remote_invite = False
-        if response.status < 300 and awaited is not None and self.dialog is not None:
-            awaited.key = (self.dialog.id, awaited.cseq)
+        if response.status < 300 and awaited is not None:
             self._awaiting_ack = awaited
-            self.ua.endpoint.retransmit_success(awaited.key, response, self.peer, self._no_ack)
+            key = self._ack_key(awaited)
+            self.ua.endpoint.retransmit_success(key, response, self.peer, self._no_ack)
 
     # -- offers of ours -------------------------------------------------------------------
 
@@ -482,8 +490,9 @@ class Session:
         self.bye("session_timer")
 
     def _refresh(self) -> None:
-        """UPDATE without a body where the peer allows it, else re-INVITE with our last
-        description, unchanged (RFC 4028 §7.4, §10); later if an exchange is under way."""
+        """UPDATE without a body where the peer allows it (or we have no description to
+        offer), else re-INVITE with our last description, unchanged (RFC 4028 §7.4, §10);
+        later if an exchange is under way."""
         negotiation = self.negotiation
         busy = negotiation.state is not Negotiation.STABLE or negotiation.remote_invite
         if self.state is not CallState.ANSWERED or busy or negotiation.local_invite:
