@@ -314,3 +314,20 @@ def test_hold_is_relayed_through_the_bridge() -> None:
         await s.idle()
 
     run(scene)
+
+
+def test_a_member_dialling_its_own_group_is_passed_over() -> None:
+    async def scene(s: Scene) -> None:
+        alice, bob = await s.phone("alice"), await s.phone("bob")
+        alice.on_invite = Answer()  # would answer herself if she were rung
+        bob.on_invite = Answer(after=1.0)
+        call = await alice.dial("support")
+        await call.wait(CallState.ANSWERED)
+        assert [c for c in alice.calls if c.incoming] == []
+        to_bob = await bob.wait_call(incoming=True)
+        assert to_bob.started_at == pytest.approx(0.0, abs=0.01)  # no 15 s on herself
+        alice.hang_up(call)
+        await to_bob.wait(CallState.ENDED)
+        await s.idle()
+
+    run(scene)

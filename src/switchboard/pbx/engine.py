@@ -160,7 +160,12 @@ class Engine:
             domain=domain.name,
             kind=request.kind,
             origin=caller,
-            destination=self._destination_plan(domain, request.destination, channel),
+            destination=self._destination_plan(
+                domain,
+                request.destination,
+                channel,
+                request.user.name if request.user is not None else None,
+            ),
             target=request.destination,
             destination_channel=channel,
             max_call_seconds=self.server.max_call_seconds,
@@ -247,10 +252,13 @@ class Engine:
 
     # -- plans ----------------------------------------------------------------------------
 
-    def _member(self, domain: str, user: str, *, planned: bool) -> MemberPlan:
+    def _member(
+        self, domain: str, user: str, *, planned: bool, caller: str | None = None
+    ) -> MemberPlan:
         """One uuid per terminal the hunt will ring, allocated now (API §2), for
-        call_group's members; any other member's terminals share one channel."""
-        if (domain, user) in self.busy_users:
+        call_group's members; any other member's terminals share one channel. The caller
+        of a call is on it: a group it dials passes it over as busy."""
+        if (domain, user) in self.busy_users or user == caller:
             availability = Availability.BUSY
         elif not self.registrar.contacts(domain, user):
             availability = Availability.UNREGISTERED
@@ -267,7 +275,11 @@ class Engine:
         return MemberPlan(user, availability, planned=ids)
 
     def _destination_plan(
-        self, domain: DomainConfig, destination: Destination, channel: str
+        self,
+        domain: DomainConfig,
+        destination: Destination,
+        channel: str,
+        caller: str | None = None,
     ) -> HuntPlan:
         """A user's terminals and a PSTN number ring as the destination's one channel; a
         group's members each have their own."""
@@ -276,7 +288,10 @@ class Engine:
         if isinstance(target, GroupTarget):
             return _group_plan(
                 target.group,
-                [self._member(domain.name, u, planned=False) for u in target.group.members],
+                [
+                    self._member(domain.name, user, planned=False, caller=caller)
+                    for user in target.group.members
+                ],
             )
         if isinstance(target, UserTarget):
             member = self._member(domain.name, target.user.name, planned=False)
