@@ -91,6 +91,9 @@ class ServerConfig(_Strict):
     rtp_timeout: int = Field(default=60, gt=0)
     ringback_tone: Literal["jp", "us", "eu"] = "jp"
     max_call_seconds: int = Field(default=21600, gt=0)
+    # How long a user or a PSTN number is rung as a call's destination before the caller
+    # hears 480 (a group rings by its own answer_timeout).
+    ring_timeout: int = Field(default=120, gt=0, le=3600)
     callback_allow_private: bool = False
     # Hardening limits (docs/security.md says which attack each one answers).
     max_contacts: int = Field(default=10, gt=0, le=100)

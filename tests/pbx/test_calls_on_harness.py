@@ -37,7 +37,7 @@ ADDRESSES = {
     "carol": "127.0.0.13",
     "erik": "127.0.0.14",
 }
-TRUNK = ("127.0.0.1", 5080)  # the default config's trunk
+TRUNK = ("127.0.0.9", 5080)  # the default config's trunk
 
 
 class Scene:
@@ -218,7 +218,7 @@ def test_a_phone_dials_the_pstn_with_its_did_as_caller_id() -> None:
         await call.wait(CallState.ANSWERED)
         outbound = await trunk.wait_call(incoming=True)
         invite = outbound.request
-        assert str(invite.uri).startswith("sip:0312341234@127.0.0.1:5080")
+        assert str(invite.uri).startswith("sip:0312341234@127.0.0.9:5080")
         assert "sip:0501110001@example.com" in (invite.get("P-Asserted-Identity") or "")
         alice.hang_up(call)
         await outbound.wait(CallState.ENDED)

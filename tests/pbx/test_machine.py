@@ -13,7 +13,7 @@ from switchboard.pbx.hunt import Attempt, Availability
 from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.machine import TABLE
 from switchboard.pbx.plan import Kind, Role
-from tests.pbx.calls import Driver, call_group, from_phone, members
+from tests.pbx.calls import DOMAIN, Driver, call_group, from_phone, members
 
 ORIGIN, D = Role.ORIGIN, Role.DESTINATION
 
@@ -303,3 +303,50 @@ def sample(kind: type[m.Event]) -> m.Event:
         m.Hangup: m.Hangup("api hangup"),
     }
     return samples[kind]
+
+
+def removed(driver: Driver, uuid: str) -> str | None:
+    return driver.published(uuid)[-1][1]
+
+
+def last_channel(driver: Driver, uuid: str) -> m.Publish:
+    return [c for c in driver.of(m.Publish) if c.channel.uuid == uuid][-1]
+
+
+def test_the_pstn_is_shown_the_caller_id_the_trunk_is_sent() -> None:
+    driver = Driver.start(from_phone("0312341234"))
+    far = last_channel(driver, "far").channel
+    assert far.calling_number == "0501110001"  # alice's DID, not her extension
+    assert far.other_info is not None and far.other_info.address == "101"  # the caller
+
+
+def test_a_caller_refused_is_one_cause_in_cti_and_records() -> None:
+    plan = from_phone("bob")
+    busy = replace(plan.destination.members[0], availability=Availability.BUSY)
+    driver = Driver.start(replace(plan, destination=replace(plan.destination, members=(busy,))))
+    assert removed(driver, "caller-ch") == "send_refuse,USER_BUSY"
+    assert removed(driver, "far") == "recv_refuse,USER_BUSY"
+    records = {r.role: r for r in driver.of(m.WriteRecords)[0].records}
+    assert records["caller"].hangup == "send_refuse,USER_BUSY"
+    assert records["destination"].disposition == "refused"
+
+
+def test_a_group_destination_shows_ringing_and_then_who_answered() -> None:
+    driver = Driver.start(from_phone("sales"))
+    driver.feed(m.LegRinging("destination-0"), 1.0)
+    assert "ringing" in last_channel(driver, "far").channel.tags
+    driver.feed(m.LegAnswered("destination-0"), 2.0)
+    erik = next(u for u in DOMAIN.users if u.name == "erik")
+    far = last_channel(driver, "far").channel
+    assert far.user_id == erik.id and far.state is not None and far.state.name == "bridged"
+    caller = last_channel(driver, "caller-ch").channel
+    assert caller.other_info is not None and caller.other_info.type == "user"
+    assert caller.other_info.user_id == erik.id
+
+
+def test_a_member_record_names_the_terminal_that_answered() -> None:
+    driver = Driver.start(call_group(), terminals={(ORIGIN, 0): 2})
+    driver.feed(m.LegAnswered("origin-0.1"), 1.0)
+    driver.feed(m.Hangup("api hangup"), 2.0)
+    records = driver.of(m.WriteRecords)[0].records
+    assert records[0].uuid == "alice-new-1" and records[0].disposition == "answered"

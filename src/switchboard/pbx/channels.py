@@ -15,12 +15,12 @@ rides on it, and each side's ``other_info`` describes the other.
 from __future__ import annotations
 
 from switchboard.cti.channels import Channel, ChannelState, EndUserItem, OtherInfo, Target
-from switchboard.pbx.destinations import Destination, PstnTarget, UserTarget
+from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
 from switchboard.pbx.hunt import Attempt, Result
 from switchboard.pbx.legs import Call, Leg
 from switchboard.pbx.messages import Publish
 from switchboard.pbx.plan import Caller, Kind, MemberPlan
-from switchboard.pbx.records import group_id, member_hangup, refusal, target_party
+from switchboard.pbx.records import group_id, member_hangup, refusal, refused, target_party
 
 
 def _us(wall: float | None) -> int | None:
@@ -221,7 +221,11 @@ class ChannelBook:
         )
 
     def _presented_number(self) -> str | None:
+        """The number the destination is shown: toward the PSTN the caller ID the trunk
+        is sent; inside the PBX the caller's own number (a call_group's chosen one)."""
         plan = self.call.plan
+        if isinstance(plan.target.target, PstnTarget):
+            return plan.pstn_caller_id()
         if isinstance(plan.origin, Caller):
             return plan.origin.number
         return plan.target.calling_number or plan.calling_number
@@ -240,6 +244,9 @@ class ChannelBook:
         destination = self.published.get(self.call.plan.destination_channel)
         if origin is None or destination is None:
             return self._take()
+        answering = self._answering_user()
+        if answering is not None:  # a group's member took the call: the channel is theirs
+            destination = destination.with_(user_id=answering)
         pairs = (
             (destination, origin, _user_info(origin)),
             (origin, destination, _peer_info(destination)),
@@ -270,8 +277,7 @@ class ChannelBook:
                 if caller is not None and caller.peer_hung_up and channel.answer_timestamp is None:
                     data = "recv_cancel,ORIGINATOR_CANCEL"
                 elif caller is not None and channel.answer_timestamp is None:
-                    data = refusal(status) if status is not None else "send_refuse,NO_ANSWER"
-                    data = data.replace("recv_refuse", "send_refuse")
+                    data = refused(call.refused_with or 480)
                 else:
                     data = f"{'recv' if call.ended_by == 'origin' else 'send'}_bye,NORMAL_CLEARING"
             elif channel.answer_timestamp is not None:
@@ -293,6 +299,16 @@ class ChannelBook:
             ),
         )
 
+    def _answering_user(self) -> int | None:
+        """The user id of a destination group's member that answered."""
+        if not isinstance(self.call.plan.target.target, GroupTarget):
+            return None
+        winner = self.call.destination.winner()
+        if winner is None:
+            return None
+        user = self.call.destination.plan.members[winner[0]].user
+        return self.call.plan.user_ids.get(user or "")
+
     def _origin_channel(self) -> str | None:
         leg = self.call.origin_leg()
         return leg.channel if leg is not None else None
@@ -306,11 +322,17 @@ def _user_info(channel: Channel) -> OtherInfo:
         "user",
         channel.direction,
         channel.peer_location,
-        channel.called_number,
+        _address(channel),
         channel.offer_timestamp,
         user_id=channel.user_id,
         group_id=channel.group_id,
     )
+
+
+def _address(channel: Channel) -> str | None:
+    """Who the channel's party is: the called party of a call we placed, the caller of one
+    that came in."""
+    return channel.called_number if channel.direction == "outbound" else channel.calling_number
 
 
 def _peer_info(channel: Channel) -> OtherInfo:
@@ -321,7 +343,7 @@ def _peer_info(channel: Channel) -> OtherInfo:
         "end_user",
         channel.direction,
         channel.peer_location,
-        channel.called_number if channel.direction == "outbound" else channel.calling_number,
+        _address(channel),
         channel.offer_timestamp,
         end_user=channel.end_user,
     )

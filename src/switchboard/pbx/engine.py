@@ -294,7 +294,7 @@ class Engine:
         """A user's terminals and a PSTN number ring as the destination's one channel; a
         group's members each have their own."""
         target = destination.target
-        ring = float(self.server.max_call_seconds)
+        ring = float(self.server.ring_timeout)
         if isinstance(target, GroupTarget):
             return _group_plan(
                 target.group,

@@ -108,6 +108,7 @@ class Call:
     destination_status: int | None = None
     ended_at: float | None = None
     end_reason: str | None = None
+    refused_with: int | None = None  # what a caller was refused with
     busy: list[str] = field(default_factory=list)  # users this call made busy
 
     @classmethod

@@ -233,7 +233,7 @@ class LiveCall:
         assert isinstance(target, PstnTarget)
         trunk = target.trunk
         host, port = split_hostport(trunk.address)
-        number = self._caller_number()
+        number = self.plan.pstn_caller_id() or "anonymous"
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
         channel = command.channel or self.services.ids()
         shown = self.presentation[command.role]
@@ -248,15 +248,6 @@ class LiveCall:
             credentials=credentials,
         )
         return self._watch(command.role, call), channel
-
-    def _caller_number(self) -> str:
-        """Caller ID toward the PSTN: the destination's own choice, the caller's number (a
-        user's DID), else the domain's ``calling_number`` (DESIGN §5)."""
-        caller = self.plan.origin
-        chosen = self.plan.target.calling_number
-        if chosen is None and isinstance(caller, Caller):
-            chosen = caller.user.did if caller.user is not None else None
-        return chosen or self.domain.calling_number or "anonymous"
 
     def _watch(self, role: Role, call: OutgoingCall) -> str:
         leg = self.services.ids()

@@ -110,6 +110,9 @@ class CallMachine:
             return
         leg.state = LegState.EARLY
         self._out += self.channels.ringing(leg.channel, now)
+        if leg.role is Role.DESTINATION and leg.channel != self.call.plan.destination_channel:
+            # a destination group's member rings: the group's channel says so
+            self._out += self.channels.ringing(self.call.plan.destination_channel, now)
         if leg.role is not Role.DESTINATION or leg.closing:
             return
         caller = self.call.caller
@@ -283,8 +286,10 @@ class CallMachine:
                 self._close(now)
             return
         if finished.result_code != 0 and not self.ended:
-            self.call.destination_status = _last_status(side)
-            self._end(f"destination {finished.error_id}", now, refuse=_refusal(side))
+            refuse = _refusal(side)
+            # a destination nobody could ring (busy, unregistered) refused as it would have
+            self.call.destination_status = _last_status(side) or refuse
+            self._end(f"destination {finished.error_id}", now, refuse=refuse)
 
     # -- the end --------------------------------------------------------------------------
 
@@ -305,6 +310,7 @@ class CallMachine:
                     self._bye(leg)
                 elif leg.live:
                     leg.state, leg.closing = LegState.ENDED, True
+                    call.refused_with = refuse
                     self._emit(Reject(leg.id, refuse))
             elif leg.state is LegState.ANSWERED:
                 self._bye(leg)

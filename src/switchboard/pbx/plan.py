@@ -85,3 +85,11 @@ class CallPlan:
 
     def wall(self, now: float | None) -> float | None:
         return None if now is None else now + self.epoch
+
+    def pstn_caller_id(self) -> str | None:
+        """Caller ID toward the PSTN (DESIGN §5): the destination's own choice, else the
+        calling phone user's DID, else the domain's ``calling_number``."""
+        chosen = self.target.calling_number
+        if chosen is None and isinstance(self.origin, Caller) and self.origin.user is not None:
+            chosen = self.origin.user.did
+        return chosen or self.calling_number

@@ -21,6 +21,7 @@ from switchboard.store.records import CallRecord
 
 _REFUSAL_CAUSES = {
     486: "USER_BUSY",
+    503: "NORMAL_TEMPORARY_FAILURE",
     600: "USER_BUSY",
     603: "CALL_REJECTED",
     404: "UNALLOCATED_NUMBER",
@@ -37,8 +38,18 @@ _BY_RESULT = {
 }
 
 
+def cause(status: int) -> str:
+    return _REFUSAL_CAUSES.get(status, "NORMAL_TEMPORARY_FAILURE")
+
+
 def refusal(status: int) -> str:
-    return f"recv_refuse,{_REFUSAL_CAUSES.get(status, 'NORMAL_TEMPORARY_FAILURE')}"
+    """A leg refused us with ``status``."""
+    return f"recv_refuse,{cause(status)}"
+
+
+def refused(status: int) -> str:
+    """We refused a caller with ``status``."""
+    return f"send_refuse,{cause(status)}"
 
 
 def clearing(hung_up_by_peer: bool) -> str:
@@ -93,7 +104,8 @@ def _members(call: Call) -> list[CallRecord]:
         answered = winner is not None and winner[0] == index
         records.append(
             CallRecord(
-                uuid=attempt.uuid,
+                # the terminal that answered, else the member's first (as the callback)
+                uuid=call.legs[winner[1]].channel if winner and answered else attempt.uuid,
                 domain=call.plan.domain,
                 role="member",
                 party=attempt.user,
@@ -122,9 +134,7 @@ def _caller(call: Call) -> list[CallRecord]:
     elif caller.peer_hung_up:
         disposition, hangup = "canceled", "recv_cancel,ORIGINATOR_CANCEL"
     else:
-        status = call.destination_status
-        disposition = "refused"
-        hangup = refusal(status) if status is not None else "send_refuse,NO_USER_RESPONSE"
+        disposition, hangup = "refused", refused(call.refused_with or 480)
     return [
         CallRecord(
             uuid=caller.channel,
