@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import secrets
 import signal
 from collections.abc import Iterator
 from contextlib import suppress
@@ -28,9 +27,6 @@ from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
-from switchboard.pbx.routing import PhoneAuth, Router
-from switchboard.registrar.location import LocationService
-from switchboard.registrar.registrar import Registrar, RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.transport import TcpLimits
@@ -83,18 +79,9 @@ class Server:
         self.media = MediaRelay(
             host, server.sip_advertised_host, PortAllocator(low, high), tone=server.ringback_tone
         )
-        self.registrar = RegistrarService(
-            Registrar(
-                self.directory,
-                LocationService(),
-                digest_key=secrets.token_bytes(32),
-                new_tag=self.endpoint.ids.tag,
-                settings=RegistrarSettings.for_config(config),
-            ),
-            RegistrationStore(self.database),
-            self.directory,
+        self.registrar = RegistrarService.serve(
+            self.user_agent, config, self.directory, RegistrationStore(self.database)
         )
-        self.user_agent.request_handlers["REGISTER"] = self.registrar.on_register
         secrets_by_domain = {d.name: d.callback_secret for d in config.domains}
         self.allow_private_callbacks = server.callback_allow_private
         self.callbacks = CallbackDelivery(
@@ -124,13 +111,7 @@ class Server:
             records=self.records,
             cti=self.cti,
         )
-        # INVITEs from phones and trunks start calls; strangers are refused statelessly.
-        self.incoming = IncomingCalls(
-            Router(config), PhoneAuth.of(self.registrar.registrar), self.registrar, self.engine
-        )
-        self.user_agent.on_invite = self.incoming.on_invite
-        self.user_agent.admit_invite = self.incoming.admit
-        self.user_agent.refusal_status = 403
+        self.incoming = IncomingCalls.serve(self.user_agent, config, self.registrar, self.engine)
         self.http = _HttpServer(self, server)
         self.stopping = asyncio.Event()
 

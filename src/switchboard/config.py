@@ -147,9 +147,9 @@ class ServerConfig(_Strict):
         one address; ``localhost`` too when one of them is a loopback address."""
         hosts = {canonical_host(self.sip_advertised_host)}
         listen = canonical_host(self.sip_address[0])
-        if not _is_ip(listen) or not ipaddress.ip_address(listen).is_unspecified:
+        if not is_ip(listen) or not ipaddress.ip_address(listen).is_unspecified:
             hosts.add(listen)
-        if any(_is_ip(h) and ipaddress.ip_address(h).is_loopback for h in hosts):
+        if any(is_ip(h) and ipaddress.ip_address(h).is_loopback for h in hosts):
             hosts.add("localhost")
         return frozenset(hosts)
 
@@ -312,7 +312,7 @@ def effective_default_domain(config: Config) -> DomainConfig | None:
     return config.domains[0] if len(config.domains) == 1 else None
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:

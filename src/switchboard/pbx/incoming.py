@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from switchboard.config import Config
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.plan import Kind
 from switchboard.pbx.requests import IncomingRequest
@@ -16,12 +17,24 @@ from switchboard.pbx.routing import Challenge, PhoneAuth, Refusal, Router, Stran
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
-from switchboard.sip.useragent import IncomingCall
+from switchboard.sip.useragent import IncomingCall, UserAgent
 
 log = logging.getLogger("switchboard.pbx")
 
 
 class IncomingCalls:
+    @classmethod
+    def serve(
+        cls, ua: UserAgent, config: Config, registrar: RegistrarService, engine: Engine
+    ) -> IncomingCalls:
+        """Make ``ua``'s INVITEs start calls: taken from phones and trunks, strangers
+        refused statelessly with 403 (§21.4.4)."""
+        calls = cls(Router(config), PhoneAuth.of(registrar.registrar), registrar, engine)
+        ua.on_invite = calls.on_invite
+        ua.admit_invite = calls.admit
+        ua.refusal_status = 403
+        return calls
+
     def __init__(
         self, router: Router, auth: PhoneAuth, registrar: RegistrarService, engine: Engine
     ) -> None:

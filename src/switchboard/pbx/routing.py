@@ -40,7 +40,6 @@ also ring, or loop back to, the phone that is calling.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -52,6 +51,7 @@ from switchboard.config import (
     UserConfig,
     canonical_host,
     effective_default_domain,
+    is_ip,
     split_hostport,
 )
 from switchboard.pbx.destinations import (
@@ -171,7 +171,7 @@ class Router:
         for domain in config.domains:
             for trunk in domain.trunks:
                 host = canonical_host(split_hostport(trunk.address)[0])
-                if _is_ip(host):  # a name never equals a source address
+                if is_ip(host):  # a name never equals a source address
                     self._trunks.setdefault(host, []).append(TrunkSource(domain, trunk))
         self._dids: dict[tuple[str, str], Target] = {}
         for domain in config.domains:
@@ -358,14 +358,6 @@ def _unroutable(text: str, domain: DomainConfig, why: str) -> Refusal:
     if not _is_number(text) or not domain.trunks:
         return Refusal(404, "Not Found", log=why)
     return Refusal(403, "Forbidden", log=why)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_number(text: str) -> bool:

@@ -24,21 +24,31 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from switchboard.config import Config
 from switchboard.directory import Directory
 from switchboard.registrar.location import Binding, LocationService
-from switchboard.registrar.registrar import RegisterDecision, Registrar, apply
+from switchboard.registrar.registrar import (
+    RegisterDecision,
+    Registrar,
+    RegistrarSettings,
+    apply,
+)
 from switchboard.sip.builders import make_response
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
 from switchboard.sip.uri import SipUri, parse_uri
+
+if TYPE_CHECKING:
+    from switchboard.sip.useragent import UserAgent
 
 log = logging.getLogger("switchboard.registrar")
 RESOLVE_TIMEOUT = 2.0
@@ -80,6 +90,28 @@ class RegistrarService:
         self._writer: asyncio.Task[None] | None = None
         self.counters = {"registered": 0, "challenged": 0, "refused": 0, "expired": 0}
         self.on_binding: Callable[[str, Binding], None] | None = None
+
+    @classmethod
+    def serve(
+        cls,
+        ua: UserAgent,
+        config: Config,
+        directory: Directory,
+        store: BindingStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> RegistrarService:
+        """The registrar of ``config``'s domains, answering ``ua``'s REGISTERs."""
+        registrar = Registrar(
+            directory,
+            LocationService(),
+            digest_key=secrets.token_bytes(32),
+            new_tag=ua.endpoint.ids.tag,
+            settings=RegistrarSettings.for_config(config),
+        )
+        service = cls(registrar, store, directory, clock=clock)
+        ua.request_handlers["REGISTER"] = service.on_register
+        return service
 
     async def start(self) -> None:
         now = self.clock()

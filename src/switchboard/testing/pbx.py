@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from dataclasses import dataclass, field
 
 from switchboard.config import Config
@@ -18,9 +17,7 @@ from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
-from switchboard.pbx.routing import PhoneAuth, Router
-from switchboard.registrar.location import Binding, LocationService
-from switchboard.registrar.registrar import Registrar, RegistrarSettings
+from switchboard.registrar.location import Binding
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
@@ -97,19 +94,9 @@ class HarnessPbx:
             network=self.network,
         )
         directory = Directory(config)
-        self.registrar = RegistrarService(
-            Registrar(
-                directory,
-                LocationService(),
-                digest_key=secrets.token_bytes(32),
-                new_tag=self.endpoint.ids.tag,
-                settings=RegistrarSettings.for_config(config),
-            ),
-            MemoryBindings(),
-            directory,
-            clock=loop.time,
+        self.registrar = RegistrarService.serve(
+            self.ua, config, directory, MemoryBindings(), clock=loop.time
         )
-        self.ua.request_handlers["REGISTER"] = self.registrar.on_register
         await self.registrar.start()
         self.engine = Engine(
             self.ua,
@@ -120,12 +107,7 @@ class HarnessPbx:
             records=self.outputs,
             cti=self.cti,
         )
-        self.incoming = IncomingCalls(
-            Router(config), PhoneAuth.of(self.registrar.registrar), self.registrar, self.engine
-        )
-        self.ua.on_invite = self.incoming.on_invite
-        self.ua.admit_invite = self.incoming.admit
-        self.ua.refusal_status = 403
+        self.incoming = IncomingCalls.serve(self.ua, config, self.registrar, self.engine)
         return self
 
     async def close(self) -> None:
