@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.app import Server
+from switchboard.media import g711
 from switchboard.pbx.live import LiveCall
 from tests.interop.sipp import SCENARIOS, free_port, sipp_binary
 
@@ -53,6 +54,16 @@ def write_tone(path: Path, hertz: float, seconds: float = 20.0) -> Path:
         out.setsampwidth(2)
         out.setframerate(RATE)
         out.writeframes(b"".join(frames))
+    return path
+
+
+def write_g711_tone(path: Path, hertz: float, seconds: float = 10.0) -> Path:
+    """Raw PCMU of one sine at ``hertz``: what SIPp's ``rtp_stream`` sends."""
+    samples = [
+        round(AMPLITUDE * math.sin(2 * math.pi * hertz * n / RATE))
+        for n in range(round(seconds * RATE))
+    ]
+    path.write_bytes(g711.encode(samples, "PCMU"))
     return path
 
 
@@ -179,7 +190,7 @@ class Baresip:
 
 
 def _home(
-    path: Path, user: str, password: str, *, registrar_port: int, control_port: int, hertz: float
+    path: Path, account: str, *, registrar_port: int, control_port: int, hertz: float
 ) -> Path:
     path.mkdir(parents=True)
     tone = write_tone(path / "tone.wav", hertz)
@@ -196,8 +207,7 @@ def _home(
         "module_app ctrl_tcp.so\n"
     )
     (path / "accounts").write_text(
-        f"<sip:{user}@example.com>;auth_pass={password};"
-        f'outbound="sip:{PHONE_HOST}:{registrar_port}";regint=300;answermode=auto;'
+        f'{account};outbound="sip:{PHONE_HOST}:{registrar_port}";regint=300;answermode=auto;'
         "audio_codecs=PCMU\n"
     )
     return path
@@ -205,38 +215,48 @@ def _home(
 
 @asynccontextmanager
 async def baresip_phone(
-    tmp_path: Path, server: Server, user: str, password: str, *, hertz: float
+    tmp_path: Path,
+    server: Server,
+    user: str,
+    password: str,
+    *,
+    hertz: float,
+    domain: str = "example.com",
+    name: str | None = None,
 ) -> AsyncIterator[Baresip]:
-    """A baresip registered as ``user`` (auto-answering, playing a ``hertz`` tone), with
-    its control connection open."""
+    """A baresip registered as ``user`` of example.com (auto-answering, playing a
+    ``hertz`` tone), with its control connection open. ``domain``: the host of its
+    address-of-record (the server's address names the default domain); ``name``: its home
+    directory's, for a second phone of the same user."""
     binary = shutil.which("baresip")
     assert binary, "baresip is not installed: apt-get install baresip-core (see scripts/setup)"
     control = free_port(socket.SOCK_STREAM)
     home = _home(
-        tmp_path / f"baresip-{user}",
-        user,
-        password,
+        tmp_path / f"baresip-{name or user}",
+        f"<sip:{user}@{domain}>;auth_pass={password}",
         registrar_port=server.endpoint.listen_port,
         control_port=control,
         hertz=hertz,
     )
+    bound = len(server.registrar.contacts("example.com", user))
     with (home / "baresip.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             binary, "-f", str(home), "-t", "60", stdout=log, stderr=asyncio.subprocess.STDOUT
         )
     phone = Baresip(user, home, process)
     try:
-        await _registered(server, phone)
+        await _registered(server, phone, bound)
         await phone.connect(control)  # listening: modules load before accounts register
         yield phone
     finally:
         await phone.stop()
 
 
-async def _registered(server: Server, phone: Baresip) -> None:
-    """Wait for the phone's binding to show in the registrar (baresip starting up)."""
+async def _registered(server: Server, phone: Baresip, bound: int) -> None:
+    """Wait for the phone's binding to join the ``bound`` ones of its user in the
+    registrar (baresip starting up)."""
     for _ in range(200):
-        if server.registrar.contacts("example.com", phone.user):
+        if len(server.registrar.contacts("example.com", phone.user)) > bound:
             return
         if phone.process.returncode is not None:
             break
@@ -259,8 +279,8 @@ async def relayed(call: LiveCall, seconds: float, timeout: float = 10.0) -> None
 
 
 async def start_sipp_at(host: str, port: int, args: list[str]) -> asyncio.subprocess.Process:
-    """Start SIPp bound to ``host``:``port`` (``-i``, ``-p`` added here) and return once
-    it listens there; ``sipp.start_sipp`` probes 127.0.0.1 only."""
+    """Start SIPp bound to ``host``:``port`` (``-i``, ``-p``, ``-nostdin`` added here) and
+    return once it listens there; ``sipp.start_sipp`` probes 127.0.0.1 only."""
     process = await asyncio.create_subprocess_exec(
         sipp_binary(),
         *args,
@@ -268,6 +288,7 @@ async def start_sipp_at(host: str, port: int, args: list[str]) -> asyncio.subpro
         host,
         "-p",
         str(port),
+        "-nostdin",
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -297,3 +318,16 @@ def scenario_copy(tmp_path: Path, name: str, **values: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+@asynccontextmanager
+async def reaped(*processes: asyncio.subprocess.Process) -> AsyncIterator[None]:
+    """Kill whichever of ``processes`` still runs on the way out (a failed assertion leaves
+    SIPp waiting for a message that will not come)."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.communicate()

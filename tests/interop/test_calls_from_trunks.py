@@ -14,6 +14,7 @@ from tests.interop.phones_harness import (
     PHONE_HOST,
     STRANGER_HOST,
     TRUNK_HOST,
+    reaped,
     scenario_copy,
     start_sipp_at,
 )
@@ -69,7 +70,7 @@ async def test_a_trunk_calls_a_groups_did_and_the_group_hunts(tmp_path: Path) ->
     )
     bob = await start_sipp_at(PHONE_HOST, bob_port, ["-sf", str(shown), "-m", "1"])
     text = config(alice_port, bob_port, trunk_port)
-    async with running_server(text, tmp_path / "db.sqlite") as server:
+    async with reaped(alice, bob), running_server(text, tmp_path / "db.sqlite") as server:
         tap = SipTap(server)
         port = server.endpoint.listen_port
         scenario = SCENARIOS / "uac_trunk_calls_did.xml"
