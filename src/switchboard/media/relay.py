@@ -9,7 +9,11 @@ Rules:
   Then the first packet from the SDP's exact address, or, within ``LATCH_WINDOW`` seconds
   of that SDP, from another port of the SDP's IP or of the IP its signalling came from
   (phones behind NAT send from elsewhere than their SDP says), fixes where the peer really
-  is; from then on packets from any other source are counted as ``rejected`` and dropped.
+  is; from then on packets from any other source are counted as ``rejected`` and dropped,
+  with one exception: within the window, a latch taken elsewhere yields to the SDP's own
+  port (its exact address, or its port on an allowed IP). A forked call's losing
+  terminal, whose 2xx crossed our CANCEL, may stream a few packets from the same IP before
+  our BYE lands; the answering terminal's media must not be locked out by them.
   A stranger's address is never latched, and a new SDP (re-INVITE) opens a new window only
   to the addresses it names. Before anything was received, packets go to the SDP address.
 - Relay: a packet from one leg goes to the other unchanged when both legs agreed the same
@@ -152,6 +156,20 @@ class Leg:
         self.peer_hosts = frozenset(filter(None, (media.address[0], signalling_host)))
         self.media = media
 
+    def is_sdp_port(self, source: Address, rtcp: bool) -> bool:
+        """Whether ``source`` is where the SDP said the peer is: its exact address, or,
+        within the window, its port on an allowed IP (the peer's NAT kept the port)."""
+        if self.media is None:
+            return False
+        host, port = self.media.address
+        port = port + 1 if rtcp else port
+        if source == (host, port):
+            return True
+        return source[1] == port and source[0] in self.peer_hosts and self.in_window()
+
+    def in_window(self) -> bool:
+        return self.clock() <= self.latch_until
+
     def may_latch(self, source: Address, rtcp: bool) -> bool:
         """Whether an unlatched leg may take ``source`` as its peer (see the module rules)."""
         if self.media is None:
@@ -159,7 +177,7 @@ class Leg:
         host, port = self.media.address
         if source == (host, port + 1 if rtcp else port):
             return True
-        return source[0] in self.peer_hosts and self.clock() <= self.latch_until
+        return source[0] in self.peer_hosts and self.in_window()
 
     def send_rtp(self, packet: bytes) -> None:
         destination = self.destination
@@ -311,9 +329,15 @@ class MediaSession:
 
     def _accept(self, leg: Leg, source: Address, rtcp: bool) -> bool:
         latched = leg.latched_rtcp if rtcp else leg.latched
+        if latched == source:
+            return True
         if latched is not None:
-            return latched == source
-        if not leg.may_latch(source, rtcp):
+            # only the SDP's own port, within the window, takes over a latch learnt
+            # elsewhere (module rules); after the window a latch is final
+            taking_over = leg.in_window() and leg.is_sdp_port(source, rtcp)
+            if not taking_over or leg.is_sdp_port(latched, rtcp):
+                return False
+        elif not leg.may_latch(source, rtcp):
             return False
         if rtcp:
             leg.latched_rtcp = source
