@@ -91,6 +91,10 @@ class LegMedia:
         return self.direction in ("sendrecv", "recvonly")
 
 
+def _drop(_data: bytes, _source: Address) -> None:
+    """A closed leg's socket ignores what still arrives before it really closes."""
+
+
 class _Socket(asyncio.DatagramProtocol):
     def __init__(self, on_packet: Callable[[bytes, Address], None]) -> None:
         self.on_packet = on_packet
@@ -293,17 +297,22 @@ class MediaSession:
         if self.bridged:
             self._heard_from["b"] = loop.time()
 
-        def check() -> None:
-            if self.closed:
-                return
-            idle = self.idle_for(loop.time())
-            if idle >= timeout:
-                on_inactive()
-            else:
-                self._inactivity = loop.call_later(timeout - idle, check)
-
         self._cancel_inactivity()
-        self._inactivity = loop.call_later(timeout, check)
+        self._inactivity = loop.call_later(timeout, self._check_inactivity, timeout, on_inactive)
+
+    def _check_inactivity(self, timeout: float, on_inactive: Callable[[], None]) -> None:
+        # a method re-armed with its arguments, not a closure naming itself: no reference
+        # cycle keeps an ended call's objects for a full collection
+        if self.closed:
+            return
+        loop = self.relay.loop
+        idle = self.idle_for(loop.time())
+        if idle >= timeout:
+            on_inactive()
+        else:
+            self._inactivity = loop.call_later(
+                timeout - idle, self._check_inactivity, timeout, on_inactive
+            )
 
     def _cancel_inactivity(self) -> None:
         if self._inactivity is not None:
@@ -323,6 +332,9 @@ class MediaSession:
         self._ringback.clear()
         for leg in (self.a, self.b):
             self.relay.close_leg(leg)
+            # the handlers close over this session: drop them so the session dies by its
+            # reference count, not in a full collection that pauses the loop
+            leg.rtp.on_packet = leg.rtcp.on_packet = _drop
         self.relay.sessions.discard(self)
 
     # -- packets --------------------------------------------------------------------------

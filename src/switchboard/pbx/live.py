@@ -107,10 +107,10 @@ class LiveCall:
             session.b, self.tags[Role.DESTINATION]
         )
         self.caller_answer = caller_answer
-        self.updates = MediaUpdates(self)
+        self.updates = MediaUpdates()
         if caller is not None and isinstance(plan.origin, Caller):
             self.sip[plan.origin.leg] = caller
-            caller.on_remote_offer = functools.partial(self.updates.on_offer, plan.origin.leg)
+            caller.on_remote_offer = functools.partial(self.updates.on_offer, self, plan.origin.leg)
             caller.ended.add_done_callback(
                 lambda _f: self.feed(m.LegHungUp(plan.origin.leg))  # type: ignore[union-attr]
             )
@@ -253,7 +253,7 @@ class LiveCall:
         leg = self.services.ids()
         self.sip[leg] = call
         call.on_provisional = functools.partial(self._provisional, leg)
-        call.on_remote_offer = functools.partial(self.updates.on_offer, leg)
+        call.on_remote_offer = functools.partial(self.updates.on_offer, self, leg)
         call.answered.add_done_callback(functools.partial(self._final, leg))
         call.ended.add_done_callback(lambda _f: self.feed(m.LegHungUp(leg)))
         return leg
@@ -392,6 +392,10 @@ class LiveCall:
             handle.cancel()
         self.timers.clear()
         self.session.close()
+        for session in self.sip.values():  # the hooks close over this call: let it go
+            session.on_remote_offer = None
+            if isinstance(session, OutgoingCall):
+                session.on_provisional = None
         self.services.on_released(self)
 
 

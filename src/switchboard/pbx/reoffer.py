@@ -47,8 +47,10 @@ def direction_of(sdp: bytes) -> str:
 
 
 class MediaUpdates:
-    def __init__(self, call: LiveCall) -> None:
-        self.call = call
+    """One call's media changes. It keeps no reference to its call (the hooks pass it),
+    so nothing ties the call into a cycle once its legs are gone."""
+
+    def __init__(self) -> None:
         self.version = 1
 
     def next_version(self, description: SessionDescription) -> SessionDescription:
@@ -57,34 +59,44 @@ class MediaUpdates:
             description, origin=replace(description.origin, session_version=self.version)
         )
 
-    def on_offer(self, leg_id: str, offer: RemoteOffer) -> None:
-        media, session = self.call.media_of(leg_id), self.call.sip.get(leg_id)
+    def on_offer(self, call: LiveCall, leg_id: str, offer: RemoteOffer) -> None:
+        media, session = call.media_of(leg_id), call.sip.get(leg_id)
         if media is None or session is None:
             offer.reject(488)
             return
         try:
             if not offer.body:
-                self._offer_ours(leg_id, media, session, offer)
+                self._offer_ours(call, leg_id, media, session, offer)
                 return
             answer = negotiation.answer_offer(
-                media, offer.body, self.call.tag_of(leg_id), session.peer.host
+                media, offer.body, call.tag_of(leg_id), session.peer.host
             )
         except (SipError, offer_answer.NotAcceptableError) as exc:
             log.info("refusing a media change on %s: %s", leg_id, exc)
             offer.reject(488)
             return
         described = self.next_version(parse_sdp(answer))
-        other = self.call.other_leg(leg_id)
+        other = call.other_leg(leg_id)
         if other is None:
             offer.accept(bytes(described))
             return
         other_id, other_session = other
-        self._relay(other_id, other_session, direction_of(offer.body), offer, described)
+        media = call.media_of(other_id)
+        assert media is not None
+        tag = call.tag_of(other_id)
+        self._relay(
+            media=media,
+            tag=tag,
+            other=other_session,
+            direction=direction_of(offer.body),
+            offer=offer,
+            answer=described,
+        )
 
     def _offer_ours(
-        self, leg_id: str, media: MediaLeg, session: Session, offer: RemoteOffer
+        self, call: LiveCall, leg_id: str, media: MediaLeg, session: Session, offer: RemoteOffer
     ) -> None:
-        ours = self.next_version(negotiation.make_offer(media, self.call.tag_of(leg_id)))
+        ours = self.next_version(negotiation.make_offer(media, call.tag_of(leg_id)))
         offer.accept(bytes(ours))
 
         def acked(future: asyncio.Future[bytes]) -> None:
@@ -99,18 +111,18 @@ class MediaUpdates:
 
     def _relay(
         self,
-        other_id: str,
+        *,
+        media: MediaLeg,
+        tag: str,
         other: Session,
         direction: str,
         offer: RemoteOffer,
         answer: SessionDescription,
     ) -> None:
-        media = self.call.media_of(other_id)
-        assert media is not None
         relayed = offer_answer.make_offer(
             media.host,
             media.port,
-            self.call.tag_of(other_id),
+            tag,
             version=self.version + 1,
             direction=direction,
         )

@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 
 from switchboard.sip.session_timer import Due, SessionTimer
@@ -24,8 +25,10 @@ class TimerDriver:
         on_expire: Callable[[], None],
     ) -> None:
         self.now = now
-        self.on_refresh = on_refresh
-        self.on_expire = on_expire
+        # The session owns its driver: holding its methods weakly keeps the pair out of a
+        # reference cycle, so an ended session is freed at once, not by a full collection.
+        self._on_refresh = weakref.WeakMethod(on_refresh)
+        self._on_expire = weakref.WeakMethod(on_expire)
         self.timer: SessionTimer | None = None
         self._handle: asyncio.TimerHandle | None = None
 
@@ -65,8 +68,14 @@ class TimerDriver:
         due = self.timer.due(self.now())
         if due is Due.EXPIRE:
             self.stop()
-            self.on_expire()
+            _call(self._on_expire)
             return
         if due is Due.REFRESH:
-            self.on_refresh()
+            _call(self._on_refresh)
         self._arm()
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    callback = method()
+    if callback is not None:  # its session is gone: nothing is left to refresh or end
+        callback()

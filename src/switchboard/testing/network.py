@@ -35,7 +35,7 @@ class MemoryDatagramTransport:
     def __init__(self, network: Network, address: Address, protocol: asyncio.DatagramProtocol):
         self.network = network
         self.address = address
-        self.protocol = protocol
+        self.protocol: asyncio.DatagramProtocol | None = protocol
         self.closed = False
 
     def sendto(self, data: bytes, address: tuple[Any, ...]) -> None:
@@ -50,7 +50,13 @@ class MemoryDatagramTransport:
         if not self.closed:
             self.closed = True
             self.network.unbind(self.address)
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+            asyncio.get_running_loop().call_soon(self._lost)
+
+    def _lost(self) -> None:
+        # as asyncio's transports do: the protocol is told, then let go (no cycle left)
+        protocol, self.protocol = self.protocol, None
+        if protocol is not None:
+            protocol.connection_lost(None)
 
     def is_closing(self) -> bool:
         return self.closed
@@ -90,7 +96,7 @@ class Network:
 
     def _arrive(self, data: bytes, source: Address, destination: Address) -> None:
         transport = self._bound.get(destination)
-        if transport is not None and not transport.closed:
+        if transport is not None and not transport.closed and transport.protocol is not None:
             transport.protocol.datagram_received(data, source)
 
     def first_lines(self, source: Address | None = None) -> list[str]:
