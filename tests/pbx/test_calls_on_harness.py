@@ -5,6 +5,7 @@ every timing is exact. The same flows run against real peers in ``tests/interop`
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -329,5 +330,35 @@ def test_a_member_dialling_its_own_group_is_passed_over() -> None:
         alice.hang_up(call)
         await to_bob.wait(CallState.ENDED)
         await s.idle()
+
+    run(scene)
+
+
+def test_a_finished_call_leaves_no_garbage_for_the_cycle_collector() -> None:
+    """A call's objects must die by their reference counts when it ends: ones caught in a
+    reference cycle wait for a full collection, which pauses the loop (measured: API p99
+    150 ms at 100 call_group/s when every call left ~300 such objects)."""
+
+    async def scene(s: Scene) -> None:
+        alice = await s.phone("alice")
+        alice.on_invite = Answer(after=0.5, hang_up_after=1.0)
+        trunk = ScriptedTrunk(s.network, address=TRUNK)
+        await trunk.start()
+        s.phones["trunk"] = trunk  # type: ignore[assignment]
+        trunk.on_invite = Answer()
+        request = CallGroupRequest(
+            DOMAIN, DOMAIN.groups[0], resolve("0312341234", DOMAIN), 60, 15, "hunt"
+        )
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(5):
+                await s.pbx.engine.call_group(request)
+                await asyncio.sleep(3.0)
+            await asyncio.sleep(40.0)  # every transaction of those calls has ended too
+            await s.idle()
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
 
     run(scene)
