@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from switchboard.config import Config
-from switchboard.pbx.engine import Engine
 from switchboard.pbx.plan import Kind
 from switchboard.pbx.requests import IncomingRequest
 from switchboard.pbx.routing import Challenge, PhoneAuth, Refusal, Router, Stranger
@@ -22,10 +22,16 @@ from switchboard.sip.useragent import IncomingCall, UserAgent
 log = logging.getLogger("switchboard.pbx")
 
 
+class CallStarter(Protocol):
+    """What starts the routed call (``engine.Engine``; no pbx module imports the engine)."""
+
+    async def incoming(self, call: IncomingCall, request: IncomingRequest) -> object: ...
+
+
 class IncomingCalls:
     @classmethod
     def serve(
-        cls, ua: UserAgent, config: Config, registrar: RegistrarService, engine: Engine
+        cls, ua: UserAgent, config: Config, registrar: RegistrarService, engine: CallStarter
     ) -> IncomingCalls:
         """Make ``ua``'s INVITEs start calls: taken from phones and trunks, strangers
         refused statelessly with 403 (§21.4.4)."""
@@ -36,7 +42,7 @@ class IncomingCalls:
         return calls
 
     def __init__(
-        self, router: Router, auth: PhoneAuth, registrar: RegistrarService, engine: Engine
+        self, router: Router, auth: PhoneAuth, registrar: RegistrarService, engine: CallStarter
     ) -> None:
         self.router = router
         self.auth = auth
