@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from switchboard.pbx.destinations import resolve
 from switchboard.pbx.live import LiveCall
 from switchboard.pbx.requests import CallGroupRequest
@@ -100,12 +98,6 @@ def test_hold_and_resume_are_relayed_and_each_leg_hears_its_direction() -> None:
     run(scene)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reoffer.MediaUpdates keeps one o= version counter for the whole call and bumps it "
-    "for the answer to the offering leg and again for the relayed offer: each leg's versions "
-    "go 1, 3, 5 (bob) and 1, 2, 4 (alice), where RFC 3264 §8 wants one more each time",
-)
 def test_the_relayed_offers_count_the_far_legs_versions_by_one() -> None:
     async def scene(s: Scene) -> None:
         call, rung, _, at_bob = await bridged(s)
@@ -119,12 +111,6 @@ def test_the_relayed_offers_count_the_far_legs_versions_by_one() -> None:
     run(scene)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the caller's first answer (Engine._start) has the caller's To tag as o= session "
-    "id, its re-answers (reoffer.MediaUpdates.on_offer, LiveCall.tag_of) the ORIGIN tag: "
-    "RFC 3264 §8 wants the o= line unchanged but for the version",
-)
 def test_the_callers_answers_keep_their_origin_line() -> None:
     async def scene(s: Scene) -> None:
         call, rung, _, _ = await bridged(s)
@@ -211,13 +197,6 @@ def test_a_refusal_of_the_relayed_offer_is_passed_back_and_the_call_goes_on() ->
     run(scene)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reoffer.MediaUpdates.on_offer applies the offer to the offering leg's relay "
-    "(negotiation.answer_offer sets its media) before the far side answers, and nothing "
-    "restores it when the far side refuses: the relay then sends to an address the "
-    "offerer was told (by the 488) it would not use",
-)
 def test_a_refused_media_change_leaves_the_audio_path_as_it_was() -> None:
     async def scene(s: Scene) -> None:
         call, rung, _, at_bob = await bridged(s)

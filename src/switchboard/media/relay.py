@@ -41,7 +41,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from switchboard.datagrams import DatagramNetwork
 from switchboard.media import g711, rtp, tones
@@ -125,6 +125,14 @@ class _Socket(asyncio.DatagramProtocol):
             self.transport.sendto(data, address)
 
 
+class LegSnapshot(NamedTuple):
+    media: LegMedia | None
+    latched: Address | None
+    latched_rtcp: Address | None
+    peer_hosts: frozenset[str]
+    latch_until: float
+
+
 class Leg:
     def __init__(self, name: str, port: int, host: str, clock: Callable[[], float]) -> None:
         self.name = name
@@ -159,6 +167,17 @@ class Leg:
             self.latch_until = self.clock() + LATCH_WINDOW
         self.peer_hosts = frozenset(filter(None, (media.address[0], signalling_host)))
         self.media = media
+
+    def snapshot(self) -> LegSnapshot:
+        """What ``set_media`` changes, to put back if a new offer is refused."""
+        return LegSnapshot(
+            self.media, self.latched, self.latched_rtcp, self.peer_hosts, self.latch_until
+        )
+
+    def restore(self, snapshot: LegSnapshot) -> None:
+        self.media = snapshot.media
+        self.latched, self.latched_rtcp = snapshot.latched, snapshot.latched_rtcp
+        self.peer_hosts, self.latch_until = snapshot.peer_hosts, snapshot.latch_until
 
     def is_sdp_port(self, source: Address, rtcp: bool) -> bool:
         """Whether ``source`` is where the SDP said the peer is: its exact address, or,

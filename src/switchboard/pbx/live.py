@@ -100,6 +100,8 @@ class LiveCall:
         self.machine = CallMachine(plan, self.loop.time())
         self.sip: dict[str, OutgoingCall | IncomingCall] = {}
         self.tags = {role: services.ua.endpoint.ids.tag() for role in Role}
+        if caller is not None:  # our answer to the caller used its To tag as o= session id
+            self.tags[Role.ORIGIN] = caller.to_tag
         self.offers: dict[Role, SessionDescription] = {}
         if isinstance(plan.origin, HuntPlan):
             self.offers[Role.ORIGIN] = negotiation.make_offer(session.a, self.tags[Role.ORIGIN])

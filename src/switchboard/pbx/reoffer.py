@@ -51,19 +51,28 @@ class MediaUpdates:
     so nothing ties the call into a cycle once its legs are gone."""
 
     def __init__(self) -> None:
-        self.version = 1
+        # our o= version per relay leg: each leg is its own offer/answer with one peer
+        self.versions: dict[str, int] = {}
 
-    def next_version(self, description: SessionDescription) -> SessionDescription:
-        self.version += 1
-        return replace(
-            description, origin=replace(description.origin, session_version=self.version)
-        )
+    def next_version(self, media: MediaLeg) -> int:
+        """Our next o= version on ``media`` (RFC 3264 §8: one more than the last we sent;
+        counted only once that description is sent, see ``sent``)."""
+        return self.versions.get(media.name, 1) + 1
+
+    def sent(self, media: MediaLeg, description: SessionDescription) -> bytes:
+        self.versions[media.name] = description.origin.session_version
+        return bytes(description)
+
+    def versioned(self, media: MediaLeg, description: SessionDescription) -> SessionDescription:
+        version = self.next_version(media)
+        return replace(description, origin=replace(description.origin, session_version=version))
 
     def on_offer(self, call: LiveCall, leg_id: str, offer: RemoteOffer) -> None:
         media, session = call.media_of(leg_id), call.sip.get(leg_id)
         if media is None or session is None:
             offer.reject(488)
             return
+        before = media.snapshot()
         try:
             if not offer.body:
                 self._offer_ours(call, leg_id, media, session, offer)
@@ -73,31 +82,45 @@ class MediaUpdates:
             )
         except (SipError, offer_answer.NotAcceptableError) as exc:
             log.info("refusing a media change on %s: %s", leg_id, exc)
+            media.restore(before)
             offer.reject(488)
             return
-        described = self.next_version(parse_sdp(answer))
+        described = self.versioned(media, parse_sdp(answer))
         other = call.other_leg(leg_id)
         if other is None:
-            offer.accept(bytes(described))
+            offer.accept(self.sent(media, described))
             return
         other_id, other_session = other
-        media = call.media_of(other_id)
-        assert media is not None
-        tag = call.tag_of(other_id)
-        self._relay(
-            media=media,
-            tag=tag,
-            other=other_session,
+        far = call.media_of(other_id)
+        assert far is not None
+        relayed = offer_answer.make_offer(
+            far.host,
+            far.port,
+            call.tag_of(other_id),
+            version=self.next_version(far),
             direction=direction_of(offer.body),
-            offer=offer,
-            answer=described,
         )
+
+        def done(result: asyncio.Future[Response]) -> None:
+            response = result.result()
+            if not 200 <= response.status < 300:
+                media.restore(before)  # refused: the session goes on as it was (§14.1)
+                offer.reject(response.status if response.status in (488, 491) else 488)
+                return
+            self.sent(far, relayed)
+            try:
+                negotiation.accept_answer(far, relayed, response.body, other_session.peer.host)
+            except SipError as exc:
+                log.info("unusable answer to a relayed offer: %s", exc)
+            offer.accept(self.sent(media, described))
+
+        other_session.reinvite(bytes(relayed)).add_done_callback(done)
 
     def _offer_ours(
         self, call: LiveCall, leg_id: str, media: MediaLeg, session: Session, offer: RemoteOffer
     ) -> None:
-        ours = self.next_version(negotiation.make_offer(media, call.tag_of(leg_id)))
-        offer.accept(bytes(ours))
+        ours = self.versioned(media, negotiation.make_offer(media, call.tag_of(leg_id)))
+        offer.accept(self.sent(media, ours))
 
         def acked(future: asyncio.Future[bytes]) -> None:
             if future.cancelled() or not future.result():
@@ -108,36 +131,3 @@ class MediaUpdates:
                 log.info("unusable answer in an ACK: %s", exc)
 
         offer.acked.add_done_callback(acked)
-
-    def _relay(
-        self,
-        *,
-        media: MediaLeg,
-        tag: str,
-        other: Session,
-        direction: str,
-        offer: RemoteOffer,
-        answer: SessionDescription,
-    ) -> None:
-        relayed = offer_answer.make_offer(
-            media.host,
-            media.port,
-            tag,
-            version=self.version + 1,
-            direction=direction,
-        )
-        self.version += 1
-        future = other.reinvite(bytes(relayed))
-
-        def done(result: asyncio.Future[Response]) -> None:
-            response = result.result()
-            if 200 <= response.status < 300:
-                try:
-                    negotiation.accept_answer(media, relayed, response.body, other.peer.host)
-                except SipError as exc:
-                    log.info("unusable answer to a relayed offer: %s", exc)
-                offer.accept(bytes(answer))
-            else:
-                offer.reject(response.status if response.status in (488, 491) else 488)
-
-        future.add_done_callback(done)
