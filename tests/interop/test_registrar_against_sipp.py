@@ -91,7 +91,7 @@ async def test_restart_keeps_live_bindings_and_drops_expired_ones(tmp_path: Path
         assert result.returncode == 0, result.output[-2000:]
         soon = Binding("example.com", "user0001", "sip:user0001@192.0.2.9", time.time() + 0.5,
                        "c", 1)  # fmt: skip
-        await server.registrar.store.save([soon], [])
+        await server.registrar.store.save_batch([([soon], [])])
     await asyncio.sleep(0.7)  # user0001's binding expires while the server is down
     async with running_server(CONFIG, database) as restarted:
         assert len(restarted.registrar.contacts("example.com", "user0000")) == 1
@@ -105,7 +105,7 @@ async def test_bindings_expire_on_time_while_running(tmp_path: Path) -> None:
         service = server.registrar
         expires_at = time.time() + 0.3
         binding = Binding("example.com", "user0002", "sip:user0002@192.0.2.3", expires_at, "c", 1)
-        await service.store.save([binding], [])
+        await service.store.save_batch([([binding], [])])
         service.location.put(binding)
         service._arm()
         while service.location.count():
