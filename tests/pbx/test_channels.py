@@ -1078,7 +1078,11 @@ def test_call_group_destination_removal_causes(case: Case, expected: str, ended:
     assert (gone.last_event_data, gone.hangup_timestamp) == (expected, us(ended))
 
 
-ALL_CASES = [row[0] for row in (*MEMBER_CAUSES, *CALLER_CAUSES, *DESTINATION_CAUSES)]
+ALL_CASES: list[Case] = [
+    *(row[0] for row in MEMBER_CAUSES),
+    *(row[0] for row in CALLER_CAUSES),
+    *(row[0] for row in DESTINATION_CAUSES),
+]
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.name)
