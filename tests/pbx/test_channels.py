@@ -407,17 +407,16 @@ def test_a_call_group_destination_is_offered_only_once_a_member_answered() -> No
 
 
 @pytest.mark.parametrize(
-    ("flow", "leg", "uuid"),
+    ("plan", "leg", "uuid"),
     [
-        ("phone→user", "destination-0", "far"),
-        ("phone→group, a member rings", "destination-1", "far"),
-        ("call_group member", "origin-0", "alice-1"),
+        pytest.param(phone("bob"), "destination-0", "far", id="phone→user"),
+        pytest.param(phone("sales"), "destination-1", "far", id="phone→group, a member rings"),
+        pytest.param(call_group(), "origin-0", "alice-1", id="call_group's member"),
     ],
 )
-def test_ringing_tags_the_channel_once_and_keeps_its_state(flow: str, leg: str, uuid: str) -> None:
-    plan = {"phone→user": phone("bob"), "phone→group, a member rings": phone("sales")}.get(
-        flow, call_group()
-    )
+def test_ringing_tags_the_channel_once_and_keeps_its_state(
+    plan: CallPlan, leg: str, uuid: str
+) -> None:
     driver = run(plan)
     before = last(driver, uuid)
     driver.feed(m.LegRinging(leg, 180), 1.0)
@@ -434,9 +433,10 @@ def test_a_ring_group_whose_members_both_ring_tags_its_channel_once() -> None:
     assert published(driver, "erik-d") == published(driver, "alice-d") == []
 
 
-@pytest.mark.parametrize("flow", ["phone→user", "trunk→group"])
-def test_a_caller_channel_is_never_tagged_ringing(flow: str) -> None:
-    plan = phone("bob") if flow == "phone→user" else trunk("support")
+@pytest.mark.parametrize(
+    "plan", [pytest.param(phone("bob"), id="phone"), pytest.param(trunk("support"), id="trunk")]
+)
+def test_a_caller_channel_is_never_tagged_ringing(plan: CallPlan) -> None:
     driver = run(plan, (1.0, m.LegRinging("destination-0")), (2.0, m.LegAnswered("destination-0")))
     assert all(p.channel.tags == () for p in published(driver, "caller-ch"))
 
@@ -625,7 +625,7 @@ def test_timestamps_are_wall_clock_microseconds_from_the_plans_epoch() -> None:
         (20.125, m.Hangup("api hangup")),
     )
 
-    def at(t: float) -> int:
+    def wall_us(t: float) -> int:
         return wall + round(t * 1_000_000)
 
     times = {
@@ -634,12 +634,12 @@ def test_timestamps_are_wall_clock_microseconds_from_the_plans_epoch() -> None:
         for c in [removed(driver, uuid)]
     }
     assert times == {
-        "alice-1": (at(0), None, at(15)),
-        "bob-1": (at(15), at(16.5), at(20.125)),
-        "far": (at(16.5), at(17.75), at(20.125)),
+        "alice-1": (wall_us(0), None, wall_us(15)),
+        "bob-1": (wall_us(15), wall_us(16.5), wall_us(20.125)),
+        "far": (wall_us(16.5), wall_us(17.75), wall_us(20.125)),
     }
-    assert removed(driver, "bob-1").state == ChannelState(at(17.75), "bridged")
-    assert added(driver, "bob-1").state == ChannelState(at(15), "calling", "int", "user", BOB)
+    assert removed(driver, "bob-1").state == ChannelState(wall_us(17.75), "bridged")
+    assert added(driver, "bob-1").state == ChannelState(wall_us(15), "calling", "int", "user", BOB)
 
 
 # -- removal causes -------------------------------------------------------------------------
