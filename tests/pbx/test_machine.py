@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from switchboard.pbx import messages as m
-from switchboard.pbx.hunt import Attempt, Availability
+from switchboard.pbx.hunt import Attempt, Availability, Result
 from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.machine import TABLE
 from switchboard.pbx.plan import Kind, Role
@@ -108,14 +108,15 @@ def test_nobody_available_ends_at_once_with_no_member_available() -> None:
     assert driver.commands[-1] == m.Release()
 
 
-def test_a_member_with_no_terminal_left_fails_with_480_and_the_next_rings() -> None:
+def test_a_member_with_no_terminal_left_is_passed_over_and_the_next_rings() -> None:
     driver = Driver.start(call_group(), terminals={(ORIGIN, 0): 0})
     assert [c.member for c in driver.of(m.RingMember)] == [0, 1]
     assert driver.published("alice-1") == [
         ("added", None),
         ("removed", "send_refuse,USER_NOT_REGISTERED"),
     ]
-    assert attempts(driver)[0].sip_status == 480
+    assert attempts(driver)[0].result is Result.UNREGISTERED
+    assert attempts(driver)[0].sip_status is None  # nothing was sent
 
 
 def test_the_first_terminal_to_answer_wins_and_a_second_2xx_gets_bye() -> None:

@@ -45,11 +45,14 @@ def attempt(
     result: str,
     status: int | None,
     times: tuple[float, float],
+    *,
+    planned: bool = True,
 ) -> dict[str, Any]:
-    """One member's entry: ``uuids`` is the member's planned terminal, if it had one."""
+    """One member's entry: ``uuids`` is the member's planned terminal, if it had one (a
+    member with none still has its own id, its record's uuid)."""
     return {
         "uuid": uuid,
-        "uuids": [uuid] if uuid else [],
+        "uuids": [uuid] if uuid and planned else [],
         "user": user,
         "result": result,
         "sip_status": status,
@@ -164,8 +167,8 @@ CALLBACKS: list[tuple[Case, dict[str, Any]]] = [
         failed(
             "no_member_available",
             ["carol-1"],
-            attempt(None, "alice", "unregistered", None, (0, 0)),
-            attempt(None, "bob", "busy", None, (0, 0)),
+            attempt("alice-0", "alice", "unregistered", None, (0, 0), planned=False),
+            attempt("bob-0", "bob", "busy", None, (0, 0), planned=False),
             attempt("carol-1", "carol", "refused", 603, (0, 0.75)),
         ),
     ),
@@ -274,12 +277,6 @@ def test_every_request_uuid_is_a_cti_channel() -> None:
 # -- product bugs ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outcome._attempt_uuid gives None for a member with no planned terminal (busy or "
-    "unregistered), while its call record's uuid is the member's own id (Attempt.uuid); "
-    "docs/call-model.md says they are the same uuids as the member records'",
-)
 def test_each_attempt_uuid_is_its_member_record_uuid() -> None:
     unavailable = {"bob": Availability.UNREGISTERED}
     driver = run(call_group(origin=members("alice", "bob", unavailable=unavailable)), 15.0)
@@ -288,12 +285,6 @@ def test_each_attempt_uuid_is_its_member_record_uuid() -> None:
     assert uuids == [r.uuid for r in records.records if r.role == "member"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an attempt's uuids lists only the member's planned terminals: a terminal "
-    "registered since the request rings and answers on a channel of its own (its uuid is the "
-    "attempt's uuid and a CTI channel) but is missing from uuids ('all its terminals')",
-)
 def test_an_attempts_uuids_include_the_terminal_that_answered() -> None:
     driver = run(call_group(), at(2, m.LegAnswered("origin-0.1")), terminals=TWO_TERMINALS)
     alice = callback(driver)["attempts"][0]
@@ -301,12 +292,6 @@ def test_an_attempts_uuids_include_the_terminal_that_answered() -> None:
     assert alice["uuid"] in alice["uuids"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a member whose terminals had all gone when rung fails with 480 as no_answer, so a "
-    "hunt where nobody could ring reports no_answer (hunt.py: no_answer means somebody rang) "
-    "and the attempt a sip_status no SIP exchange produced",
-)
 def test_a_hunt_whose_only_member_had_no_terminal_left_had_no_member_available() -> None:
     driver = run(call_group(origin=members("alice")), terminals=GONE)
     body = callback(driver)

@@ -408,30 +408,16 @@ def _one_story(case: Case) -> None:
 # A member rings as one record but as one channel per terminal: with two terminals, the
 # record names the first and tells the member's story (docs/call-model.md, "Call records").
 ONE_TERMINAL = [case for case in ALL_CASES if case.terminals != TWO_TERMINALS]
-GONE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="a member whose terminals had gone is removed from CTI with "
-    "send_refuse,USER_NOT_REGISTERED but recorded recv_refuse,NO_USER_RESPONSE (no_answer, 480)",
-)
 
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(case, id=case.name, marks=[GONE_XFAIL] if case.terminals == GONE else [])
-        for case in ONE_TERMINAL
-    ],
+    [pytest.param(case, id=case.name) for case in ONE_TERMINAL],
 )
 def test_cti_and_records_tell_one_story(case: Case) -> None:
     _one_story(case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.member_hangup: a member whose terminals had all gone when rung (MemberRung "
-    "with no legs) fails with 480 as no_answer, recorded recv_refuse,NO_USER_RESPONSE though "
-    "no SIP was sent; its CTI channel says send_refuse,USER_NOT_REGISTERED",
-)
 def test_a_member_whose_terminals_had_gone_is_recorded_as_its_channel_says() -> None:
     driver = run(call_group(), at(3, HANGUP), terminals=GONE)
     alice = written(driver)[0]
@@ -439,12 +425,6 @@ def test_a_member_whose_terminals_had_gone_is_recorded_as_its_channel_says() -> 
     assert alice.hangup == "send_refuse,USER_NOT_REGISTERED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.member_hangup: a member passed over as busy (already on a call, no SIP "
-    "sent) is recorded recv_refuse,USER_BUSY; API §4's recv_ says a refusal was received, and "
-    "a member passed over as unregistered is send_refuse,USER_NOT_REGISTERED",
-)
 def test_a_member_passed_over_as_busy_is_refused_by_us() -> None:
     busy = members("alice", "bob", unavailable={"alice": Availability.BUSY})
     driver = run(call_group(origin=busy), at(3, HANGUP))

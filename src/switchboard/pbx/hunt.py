@@ -3,7 +3,8 @@
 Strategy ``hunt`` rings members one at a time in order; ``ring`` rings them all at once.
 Rules:
 - A member that is unregistered or already on a call is passed over at once (result
-  ``unregistered`` / ``busy``, no SIP sent).
+  ``unregistered`` / ``busy``, no SIP sent); so is one whose terminals have all gone by
+  its turn (``unavailable``).
 - A member rings for at most ``member_timeout``; the whole hunt ends at ``answer_timeout``,
   which cuts the ring of the member then ringing short. Each member is tried once.
 - 486 and 600 make a member ``busy``, 603 ``refused``, any other failure (408 from Timer B
@@ -141,6 +142,15 @@ class Hunt:
         else:
             attempt.result = Result.NO_ANSWER
         attempt.sip_status, attempt.ended_at, attempt.deadline = status, now, None
+        return self._next(now)
+
+    def unavailable(self, index: int, now: float) -> list[Command]:
+        """The member's turn came but it had no terminal left to ring (all unregistered
+        since the request): passed over as ``unregistered``, no SIP sent."""
+        attempt = self.attempts[index]
+        if self.finished or not attempt.ringing:
+            return []
+        attempt.result, attempt.ended_at, attempt.deadline = Result.UNREGISTERED, now, None
         return self._next(now)
 
     def on_timer(self, now: float) -> list[Command]:

@@ -9,7 +9,7 @@ Rules the table's handlers keep:
 - A member's first 2xx answers it: its other terminals are cancelled; a 2xx from a leg we
   no longer want (a sibling's, one crossing our CANCEL, one after the call ended) gets BYE.
 - A member whose terminals all refused failed with the most telling status (486, then
-  603, then the lowest); one with no terminal to ring failed with 480.
+  603, then the lowest); one with no terminal left to ring is passed over as unregistered.
 - The origin answering (call_group) queues the outcome, plays ringback and rings the
   destination; the destination answering bridges (and answers a caller). The destination
   failing ends the call: BYE to the member, or the caller refused with a status saying why.
@@ -195,8 +195,8 @@ class CallMachine:
         for leg_id, channel in event.legs:
             self.call.legs[leg_id] = Leg(leg_id, event.role, event.member, channel)
             side.legs[event.member].append(leg_id)
-        if not event.legs:  # every terminal went away since the request
-            self._apply(side, side.hunt.failed(event.member, 480, now), now)
+        if not event.legs:  # every terminal went away since the request: nothing was sent
+            self._apply(side, side.hunt.unavailable(event.member, now), now)
         else:
             self._sync(side, now)
 

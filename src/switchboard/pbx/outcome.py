@@ -23,26 +23,31 @@ def payload(call: Call, finished: Finished) -> dict[str, object]:
     body["attempts"] = [
         {
             "uuid": _attempt_uuid(call, origin, index),
-            "uuids": member.channels,
+            "uuids": _terminals(call, origin, index),
             "user": attempt.user,
             "result": attempt.result.value if attempt.result else None,
             "sip_status": attempt.sip_status,
             "started_at": iso(plan.wall(attempt.started_at)),
             "ended_at": iso(plan.wall(attempt.ended_at)),
         }
-        for index, (attempt, member) in enumerate(
-            zip(origin.hunt.attempts, origin.plan.members, strict=True)
-        )
+        for index, attempt in enumerate(origin.hunt.attempts)
     ]
     return body
 
 
-def _attempt_uuid(call: Call, side: Side, index: int) -> str | None:
-    """A member's channel in the callback: the terminal that answered, else its first."""
+def _attempt_uuid(call: Call, side: Side, index: int) -> str:
+    """A member's channel in the callback: the terminal that answered, else its first (or,
+    with none, the attempt's own id): the uuid of the member's call record."""
     answered = side.answered[index]
     if answered is not None:
         return call.legs[answered].channel
-    return next(iter(side.plan.members[index].channels), None)
+    return side.hunt.attempts[index].uuid
+
+
+def _terminals(call: Call, side: Side, index: int) -> list[str]:
+    """Every terminal channel of the member: planned, then any rung since the request."""
+    rung = [call.legs[leg].channel for leg in side.legs[index]]
+    return list(dict.fromkeys([*side.plan.members[index].channels, *rung]))
 
 
 def iso(wall: float | None) -> str | None:

@@ -60,6 +60,8 @@ def member_hangup(attempt: Attempt, ended_by: str) -> str:
     """``ended_by``: "origin", "destination" or "switchboard" (API, timers, shutdown)."""
     if attempt.result is Result.ANSWERED:
         return clearing(ended_by == "origin")
+    if attempt.result is Result.BUSY and attempt.sip_status is None:
+        return "send_refuse,USER_BUSY"  # already on a call: passed over, no SIP sent
     if attempt.result is Result.NO_ANSWER:
         if attempt.sip_status is not None:
             return refusal(attempt.sip_status)
