@@ -68,11 +68,11 @@ class Scene:
         assert self.pbx.media.ports.in_use == 0
 
 
-def run(test: Callable[[Scene], Awaitable[None]]) -> Network:
+def run(test: Callable[[Scene], Awaitable[None]], config: Config = CONFIG) -> Network:
     network = Network()
 
     async def main() -> None:
-        async with HarnessPbx(network, CONFIG) as pbx:
+        async with HarnessPbx(network, config) as pbx:
             scene = Scene(network, pbx)
             try:
                 await test(scene)

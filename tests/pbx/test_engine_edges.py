@@ -6,7 +6,6 @@ ringing a user's DID."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,9 +14,6 @@ from switchboard.config import Config
 from switchboard.pbx.destinations import UserTarget
 from switchboard.pbx.live import LiveCall
 from switchboard.pbx.plan import Caller
-from switchboard.testing import clock
-from switchboard.testing.network import Network
-from switchboard.testing.pbx import HarnessPbx
 from switchboard.testing.phones import (
     Answer,
     CallState,
@@ -26,7 +22,7 @@ from switchboard.testing.phones import (
     ScriptedPeer,
     ScriptedTrunk,
 )
-from tests.pbx.test_calls_on_harness import CONFIG, DOMAIN, TRUNK, Scene
+from tests.pbx.test_calls_on_harness import CONFIG, DOMAIN, TRUNK, Scene, run
 
 ALICE, BOB = (DOMAIN.name, "alice"), (DOMAIN.name, "bob")
 
@@ -39,21 +35,6 @@ def configured(*, server: dict[str, Any] | None = None, **domain: Any) -> Config
             "domains": [DOMAIN.model_copy(update=domain)],
         }
     )
-
-
-def run(test: Callable[[Scene], Awaitable[None]], config: Config = CONFIG) -> None:
-    network = Network()
-
-    async def main() -> None:
-        async with HarnessPbx(network, config) as pbx:
-            scene = Scene(network, pbx)
-            try:
-                await test(scene)
-            finally:
-                for phone in scene.phones.values():
-                    await phone.close()
-
-    clock.run(main())
 
 
 async def trunk_of(s: Scene) -> ScriptedTrunk:
