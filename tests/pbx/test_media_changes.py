@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from switchboard.pbx.destinations import resolve
 from switchboard.pbx.live import LiveCall
 from switchboard.pbx.requests import CallGroupRequest
@@ -285,5 +287,34 @@ def test_a_reinvite_with_no_common_codec_gets_488_and_the_call_goes_on() -> None
         assert held.status == 200 and len(at_bob.offers) == 1
         assert call.state is rung.state is CallState.ANSWERED
         await hang_up(s, call, rung)
+
+    run(scene)
+
+
+def test_a_far_leg_gone_silent_ends_the_call_as_switchboard_not_as_the_peer() -> None:
+    """bob vanishes; alice's hold is relayed to him and never answered: Timer B (32 s)
+    makes the re-INVITE 408, the user agent ends bob's dead dialog with BYE (RFC 3261
+    §12.2.1.2), and the call ends: alice's pending re-INVITE gets 487 and she gets BYE. Switchboard
+    ended it, so both records say send_bye, not that a peer hung up."""
+
+    async def scene(s: Scene) -> None:
+        alice, bob = await s.phone("alice"), await s.phone("bob")
+        bob.on_invite = Answer()
+        call = await alice.dial("bob")
+        await call.wait(CallState.ANSWERED)
+        await bob.wait_call(CallState.ANSWERED, incoming=True)
+        s.network.drop.append(lambda _data, _source, destination: destination == bob.address)
+        sent_at = alice.now()
+        answer = await call.session.reinvite(offer("alice", 2, direction="sendonly"))
+        assert answer.status == 487  # the dialog ended under it (§15.1.2)
+        await call.wait(CallState.ENDED)
+        assert call.ended_reason == "recv_bye"
+        assert alice.now() - sent_at == pytest.approx(32.0, abs=0.01)
+        await s.idle()
+        hangups = {r.role: r.hangup for r in s.pbx.outputs.records}
+        assert hangups == {
+            "caller": "send_bye,NORMAL_CLEARING",
+            "destination": "send_bye,NORMAL_CLEARING",
+        }
 
     run(scene)

@@ -37,6 +37,7 @@ from switchboard.sip.useragent import Credentials, IncomingCall, OutgoingCall, U
 from switchboard.store.records import CallRecord
 
 log = logging.getLogger("switchboard.pbx")
+_DEAD_DIALOG = ("no_ack", "session_timer", "dialog_failed")
 
 
 class CallbackQueue(Protocol):
@@ -113,9 +114,7 @@ class LiveCall:
         if caller is not None and isinstance(plan.origin, Caller):
             self.sip[plan.origin.leg] = caller
             caller.on_remote_offer = functools.partial(self.updates.on_offer, self, plan.origin.leg)
-            caller.ended.add_done_callback(
-                lambda _f: self.feed(m.LegHungUp(plan.origin.leg))  # type: ignore[union-attr]
-            )
+            caller.ended.add_done_callback(functools.partial(self._ended, plan.origin.leg))
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.queue: deque[m.Event] = deque()
         self.running = False
@@ -257,8 +256,19 @@ class LiveCall:
         call.on_provisional = functools.partial(self._provisional, leg)
         call.on_remote_offer = functools.partial(self.updates.on_offer, self, leg)
         call.answered.add_done_callback(functools.partial(self._final, leg))
-        call.ended.add_done_callback(lambda _f: self.feed(m.LegHungUp(leg)))
+        call.ended.add_done_callback(functools.partial(self._ended, leg))
         return leg
+
+    def _ended(self, leg: str, future: asyncio.Future[str]) -> None:
+        """A leg's dialog ended. The user agent itself ends a dead one (no ACK to our 2xx,
+        an expired session timer, 408/481 to a request inside it) with a BYE of its own:
+        Switchboard ended the call, not the peer. Anything else the peer did (BYE,
+        CANCEL), or the machine already knows (our BYE, a refusal)."""
+        reason = future.result()
+        if reason.startswith(_DEAD_DIALOG):
+            self.feed(m.Hangup(f"{reason} on {leg}"))
+        else:
+            self.feed(m.LegHungUp(leg))
 
     def _provisional(self, leg: str, response: Response) -> None:
         if response.status in (180, 183):

@@ -202,7 +202,7 @@ class Session:
 
     def _no_ack(self) -> None:
         log.warning("no ACK for 2xx on %s: sending BYE (§13.3.1.4)", self.call_id)
-        self.bye()
+        self.bye("no_ack")
 
     # -- ACK ------------------------------------------------------------------------------
 
