@@ -308,10 +308,64 @@ async def test_hanging_up_a_hunt_in_progress_reports_canceled(
 async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClient, int]) -> None:
     _, client, _ = api
     schema = (await client.get("/openapi.json")).json()
-    assert {"/basix/api/call_group", "/basix/api/hangup", "/healthz"} <= set(schema["paths"])
+    paths = {"/basix/api/call_group", "/basix/api/call_user", "/basix/api/hangup", "/healthz"}
+    assert paths <= set(schema["paths"])
     assert "result_code" in schema["info"]["description"]
     operation = schema["paths"]["/basix/api/call_group"]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"group_name", "destination", "callback_url", "strategy"} <= set(body["properties"])
     answers = operation["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
     assert {"uuids", "result_code"} <= set(answers[0]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("body", "error_id"),
+    [
+        ({"destination": "0312341234"}, "missing_parameter"),
+        ({"user_name": "alice"}, "missing_parameter"),
+        ({"user_name": "nobody", "destination": "0312341234"}, "user_not_found"),
+        ({"user_name": "alice", "user_id": 2, "destination": "1"}, "conflicting_user_selectors"),
+        ({"user_name": "alice", "destination": "nobody"}, "invalid_destination"),
+        ({"user_name": "alice", "destination": "1", "auto_answer": "yes"}, "invalid_parameter"),
+        ({"user_name": "alice", "destination": "1", "answer_timeout": 0}, "invalid_parameter"),
+        ({"user_name": "alice", "destination": "1", "group_resolver": "x"}, "invalid_parameter"),
+        ({"user_name": "alice", "destination": "1", "group_name": "nosuch"}, "group_not_found"),
+        ({"user_name": ["alice"], "destination": "1"}, "invalid_parameter"),
+    ],
+)
+async def test_bad_call_user_requests_get_their_error_id(
+    api: tuple[Server, httpx.AsyncClient, int], body: Any, error_id: str
+) -> None:
+    server, client, _ = api
+    response = await _call(client, body, method="call_user")
+    assert response.status_code == 200
+    assert _error(response) == error_id
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}  # nothing started
+
+
+async def test_call_user_rings_every_terminal_with_its_group_context_and_auto_answer(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    server, client, _ = api
+    body = {
+        "user_name": "alice",
+        "destination": "0312341234",
+        "auto_answer": True,
+        "group_resolver": "*",
+    }
+    answer = (await _call(client, body, method="call_user")).json()
+    assert answer["result_code"] == 0 and len(answer["uuids"]) == 2  # her two contacts
+    channels = {c.uuid: c for c in server.cti.channels("example.com")}
+    for uuid in answer["uuids"]:
+        channel = channels[uuid]
+        assert "auto_answer" in channel.tags and channel.group_id == 1111  # support
+        assert channel.origination == ("call_user", "support")
+        assert channel.calling_number == "0312341234"  # who she will be connected to
+    hung_up = await _call(client, {"uuid": answer["uuids"][1]}, method="hangup")
+    assert hung_up.json() == {"result_code": 0}
+    for _ in range(100):
+        if server.engine.statistics() == {"calls": 0, "channels": 0}:
+            break
+        await asyncio.sleep(0.01)
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}
+    assert server.cti.channels("example.com") == []

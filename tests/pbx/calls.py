@@ -3,7 +3,7 @@ a recorder of the commands the machine returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from switchboard.config import DomainConfig, load_config
@@ -160,3 +160,10 @@ def _channel(command: m.RingMember, n: int) -> str:
     if n < len(planned):
         return planned[n]
     return command.channel or f"{command.user}-new-{n}"
+
+
+def call_user(destination: str = "0312341234", *, auto_answer: bool = True) -> CallPlan:
+    """call_user for alice (one terminal), in the support group's context."""
+    plan = call_group(destination, origin=members("alice"))
+    origin = replace(plan.origin, strategy="ring", member_timeout=180, answer_timeout=180)  # type: ignore[arg-type]
+    return replace(plan, kind=Kind.CALL_USER, origin=origin, auto_answer=auto_answer)

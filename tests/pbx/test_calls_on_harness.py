@@ -12,7 +12,7 @@ import pytest
 
 from switchboard.config import Config, load_config
 from switchboard.pbx.destinations import resolve
-from switchboard.pbx.requests import CallGroupRequest
+from switchboard.pbx.requests import CallGroupRequest, CallUserRequest
 from switchboard.sip import offer_answer
 from switchboard.sip.sdp import parse_sdp
 from switchboard.sip.session import RemoteOffer
@@ -360,5 +360,47 @@ def test_a_finished_call_leaves_no_garbage_for_the_cycle_collector() -> None:
             assert gc.collect() == 0
         finally:
             gc.enable()
+
+    run(scene)
+
+
+def test_call_user_rings_all_terminals_and_the_first_to_answer_is_connected() -> None:
+    async def scene(s: Scene) -> None:
+        desk = await s.phone("alice")
+        mobile = ScriptedPhone(
+            s.network, user="alice", domain=DOMAIN.name, password=PASSWORDS["alice"],
+            address=("127.0.0.21", 5060),
+        )  # fmt: skip
+        await mobile.start()
+        assert await mobile.register() == 200
+        s.phones["mobile"] = mobile
+        desk.on_invite = Answer(after=2.0)
+        mobile.on_invite = Answer(after=1.0)
+        trunk = ScriptedTrunk(s.network, address=TRUNK)
+        await trunk.start()
+        s.phones["trunk"] = trunk  # type: ignore[assignment]
+        trunk.on_invite = Answer()
+        alice = next(u for u in DOMAIN.users if u.name == "alice")
+        request = CallUserRequest(
+            DOMAIN, alice, resolve("0312341234", DOMAIN), auto_answer=True,
+            callback_url="https://crm.example.com/cb",
+        )  # fmt: skip
+        live = await s.pbx.engine.call_user(request)
+        assert len(live.uuids) == 2
+        to_desk = await desk.wait_call(incoming=True)
+        to_mobile = await mobile.wait_call(incoming=True)
+        for rung in (to_desk, to_mobile):
+            assert rung.request.get("Call-Info") == "<sip:example.com>;answer-after=0"
+            assert "info=alert-autoanswer" in (rung.request.get("Alert-Info") or "")
+            assert "0312341234" in (rung.request.get("From") or "")  # who she gets
+        far = await trunk.wait_call(CallState.ANSWERED, incoming=True)
+        assert far.started_at == pytest.approx(1.0, abs=0.01)  # the mobile answered at 1 s
+        await to_desk.wait(CallState.ENDED)
+        assert to_desk.ended_reason == "recv_cancel"
+        ((_, _, payload),) = s.pbx.outputs.callbacks
+        assert payload["answered_by"] == "alice" and payload["uuid"] == to_mobile.request.call_id
+        mobile.hang_up(to_mobile)
+        await far.wait(CallState.ENDED)
+        await s.idle()
 
     run(scene)

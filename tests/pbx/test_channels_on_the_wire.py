@@ -13,7 +13,7 @@ from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.pbx import messages as m
 from switchboard.pbx.plan import CallPlan, Kind
 from tests.cti.basix_client import BasixClient
-from tests.pbx.calls import Driver, call_group, from_phone
+from tests.pbx.calls import Driver, call_group, call_user, from_phone
 
 FLOWS: dict[str, Callable[[], CallPlan]] = {
     "phone→user": lambda: from_phone("bob"),
@@ -22,6 +22,7 @@ FLOWS: dict[str, Callable[[], CallPlan]] = {
     "trunk→group": lambda: from_phone("support", kind=Kind.TRUNK),
     "call_group→pstn": lambda: call_group("0312341234"),
     "call_group→user": lambda: call_group("carol"),
+    "call_user→pstn": lambda: call_user("0312341234"),
 }
 
 
@@ -37,7 +38,7 @@ def test_every_channel_of_every_call_kind_reads_in_the_basix_client(flow: str) -
     plan = FLOWS[flow]()
     far = "destination-0"
     driver = Driver.start(plan)
-    if plan.kind is Kind.CALL_GROUP:
+    if plan.kind in (Kind.CALL_GROUP, Kind.CALL_USER):
         driver.feed(m.LegRinging("origin-0"), 0.5)
         driver.feed(m.LegAnswered("origin-0"), 1.0)
     driver.feed(m.LegRinging(far), 1.5)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from switchboard.pbx import messages as m
 from switchboard.pbx.legs import LegState
 from switchboard.pbx.plan import CallPlan, Kind, Role
-from tests.pbx.calls import Driver, call_group, from_phone
+from tests.pbx.calls import Driver, call_group, call_user, from_phone
 
 PLANS = {
     "group→pstn": lambda: call_group("0312341234"),
@@ -27,6 +27,8 @@ PLANS = {
     "phone→user": lambda: from_phone("bob"),
     "phone→group": lambda: from_phone("support"),
     "trunk→group": lambda: from_phone("sales", kind=Kind.TRUNK),
+    "user→pstn": lambda: call_user("0312341234"),
+    "user→group": lambda: call_user("sales"),
 }
 LEGS = ["origin-0", "origin-0.1", "origin-1", "destination-0", "destination-1", "caller", "x"]
 STATUSES = [180, 183, 404, 408, 480, 486, 487, 500, 503, 600, 603]
@@ -95,7 +97,7 @@ def _check(driver: Driver, plan: CallPlan, released_at: int | None) -> None:
     after = commands[released_at + 1 :]
     assert all(isinstance(c, m.Bye) for c in after), after
     assert len(driver.of(m.WriteRecords)) == 1
-    if plan.kind is Kind.CALL_GROUP:
+    if plan.kind in (Kind.CALL_GROUP, Kind.CALL_USER):
         assert len(driver.of(m.QueueCallback)) == 1
     assert driver.timers == {}
     busy: dict[str, bool] = {}

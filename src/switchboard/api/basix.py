@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -24,15 +26,23 @@ from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.api.params import display_name, parse_json, whole_number
+from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
 from switchboard.callbacks.policy import CallbackUrlError, check_url
-from switchboard.config import DomainConfig, GroupConfig
+from switchboard.config import DomainConfig, GroupConfig, UserConfig
 from switchboard.directory import Directory
 from switchboard.media.ports import PortsExhaustedError
-from switchboard.pbx.destinations import InvalidDestinationError, resolve
-from switchboard.pbx.engine import CallGroupRequest, ChannelLimitError, Engine
+from switchboard.pbx.destinations import Destination, InvalidDestinationError, resolve
+from switchboard.pbx.engine import (
+    CallGroupRequest,
+    CallUserRequest,
+    ChannelLimitError,
+    Engine,
+    LiveCall,
+)
 
-SELECTORS = ("group_id", "group_name", "group_label", "group_extension", "group_did")
 IDEMPOTENCY_SECONDS = 24 * 3600
+CALL_USER_ANSWER_TIMEOUT = 180  # API §2c
+R = TypeVar("R")
 IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -63,25 +73,31 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 
 def find_group(domain: DomainConfig, body: dict[str, Any]) -> GroupConfig:
-    given = {key: body[key] for key in SELECTORS if body.get(key) not in (None, "")}
-    if not given:
-        raise ApiError("missing_parameter", f"one of {', '.join(SELECTORS)} is required")
-    found: dict[str, GroupConfig | None] = {}
-    for key, value in given.items():
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise ApiError("invalid_parameter", f"{key} must be a string or a number")
-        text = str(value)
-        field = key.removeprefix("group_")
-        found[key] = next((g for g in domain.groups if str(getattr(g, field) or "") == text), None)
-    groups = {id(g): g for g in found.values() if g is not None}
-    if len(groups) > 1:
-        raise ApiError("conflicting_group_selectors", "the selectors name different groups")
-    if not groups:
-        raise ApiError("group_not_found", f"no group matches {given}")
-    if None in found.values():
-        missing = [k for k, v in found.items() if v is None]
-        raise ApiError("conflicting_group_selectors", f"{', '.join(missing)} match no group")
-    return next(iter(groups.values()))
+    group = select(domain.groups, body, GROUP_SELECTORS, "group")
+    if group is None:
+        raise ApiError("missing_parameter", f"one of {', '.join(GROUP_SELECTORS)} is required")
+    return group
+
+
+def find_user(domain: DomainConfig, body: dict[str, Any]) -> UserConfig:
+    user = select(domain.users, body, USER_SELECTORS, "user")
+    if user is None:
+        raise ApiError("missing_parameter", f"one of {', '.join(USER_SELECTORS)} is required")
+    return user
+
+
+def group_context(
+    domain: DomainConfig, body: dict[str, Any], user: UserConfig
+) -> GroupConfig | None:
+    """call_user's group context (API §2c): a group selector, or ``group_resolver`` ``*``
+    (the first group the user is a member of)."""
+    group = select(domain.groups, body, GROUP_SELECTORS, "group")
+    resolver = body.get("group_resolver")
+    if group is not None or resolver in (None, ""):
+        return group
+    if resolver != "*":
+        raise ApiError("invalid_parameter", 'group_resolver must be "*"')
+    return next((g for g in domain.groups if user.name in g.members), None)
 
 
 def positive_int(body: dict[str, Any], key: str, default: int) -> int:
@@ -96,10 +112,16 @@ def positive_int(body: dict[str, Any], key: str, default: int) -> int:
     return number
 
 
-def call_group_request(
-    domain: DomainConfig, body: dict[str, Any], allow_private: bool
-) -> CallGroupRequest:
-    group = find_group(domain, body)
+@dataclass(frozen=True, slots=True)
+class CallFields:
+    """What every call method takes alike (API §2, §2c)."""
+
+    destination: Destination
+    calling_name: str | None
+    callback_url: str | None
+
+
+def call_fields(domain: DomainConfig, body: dict[str, Any], allow_private: bool) -> CallFields:
     if body.get("destination") in (None, ""):
         raise ApiError("missing_parameter", "destination is required")
     calling_name = body.get("calling_name")
@@ -113,24 +135,54 @@ def call_group_request(
             check_url(callback_url, allow_private=allow_private)
         except CallbackUrlError as exc:
             raise ApiError("invalid_parameter", f"callback_url: {exc}") from None
+    try:
+        destination = resolve(body["destination"], domain)
+    except InvalidDestinationError as exc:
+        raise ApiError("invalid_destination", str(exc)) from None
+    return CallFields(destination, calling_name, callback_url)
+
+
+def call_group_request(
+    domain: DomainConfig, body: dict[str, Any], allow_private: bool
+) -> CallGroupRequest:
+    group = find_group(domain, body)
     strategy = body.get("strategy", group.strategy)
     if strategy not in ("hunt", "ring"):
         raise ApiError("invalid_parameter", "strategy must be hunt or ring")
     answer_timeout = positive_int(body, "answer_timeout", group.answer_timeout)
     member_timeout = positive_int(body, "member_answer_timeout", group.member_answer_timeout)
-    try:
-        destination = resolve(body["destination"], domain)
-    except InvalidDestinationError as exc:
-        raise ApiError("invalid_destination", str(exc)) from None
+    fields = call_fields(domain, body, allow_private)
     return CallGroupRequest(
         domain=domain,
         group=group,
-        destination=destination,
+        destination=fields.destination,
         answer_timeout=answer_timeout,
         member_answer_timeout=member_timeout,
         strategy=strategy,
-        calling_name=calling_name,
-        callback_url=callback_url,
+        calling_name=fields.calling_name,
+        callback_url=fields.callback_url,
+    )
+
+
+def call_user_request(
+    domain: DomainConfig, body: dict[str, Any], allow_private: bool
+) -> CallUserRequest:
+    user = find_user(domain, body)
+    auto_answer = body.get("auto_answer", False)
+    if not isinstance(auto_answer, bool):
+        raise ApiError("invalid_parameter", "auto_answer must be true or false")
+    answer_timeout = positive_int(body, "answer_timeout", CALL_USER_ANSWER_TIMEOUT)
+    group = group_context(domain, body, user)
+    fields = call_fields(domain, body, allow_private)
+    return CallUserRequest(
+        domain=domain,
+        user=user,
+        destination=fields.destination,
+        answer_timeout=answer_timeout,
+        calling_name=fields.calling_name,
+        callback_url=fields.callback_url,
+        auto_answer=auto_answer,
+        group=group,
     )
 
 
@@ -172,35 +224,51 @@ ENVELOPE_ERROR = {
         },
     },
 }
+DESTINATION_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "example": "{name=James Hudson}0312341234"},
+        {
+            "type": "object",
+            "required": ["called_number"],
+            "properties": {
+                "called_number": {"type": "string"},
+                "calling_number": {"type": "string"},
+                "end_user": {
+                    "type": "object",
+                    "properties": {
+                        key: {"type": ["string", "integer"]}
+                        for key in ("id", "name", "organization", "avatar", "prefecture")
+                    },
+                },
+            },
+        },
+    ]
+}
 CALL_GROUP_BODY = {
     "type": "object",
     "properties": {
-        **{key: {"type": ["string", "integer"]} for key in SELECTORS},
-        "destination": {
-            "oneOf": [
-                {"type": "string", "example": "{name=James Hudson}0312341234"},
-                {
-                    "type": "object",
-                    "required": ["called_number"],
-                    "properties": {
-                        "called_number": {"type": "string"},
-                        "calling_number": {"type": "string"},
-                        "end_user": {
-                            "type": "object",
-                            "properties": {
-                                key: {"type": ["string", "integer"]}
-                                for key in ("id", "name", "organization", "avatar", "prefecture")
-                            },
-                        },
-                    },
-                },
-            ]
-        },
+        **{key: {"type": ["string", "integer"]} for key in GROUP_SELECTORS},
+        "destination": DESTINATION_SCHEMA,
         "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
         "member_answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
         "calling_name": {"type": "string", "maxLength": 64},
         "callback_url": {"type": "string", "format": "uri"},
         "strategy": {"type": "string", "enum": ["hunt", "ring"]},
+    },
+    "required": ["destination"],
+}
+
+
+CALL_USER_BODY = {
+    "type": "object",
+    "properties": {
+        **{key: {"type": ["string", "integer"]} for key in (*USER_SELECTORS, *GROUP_SELECTORS)},
+        "group_resolver": {"type": "string", "enum": ["*"]},
+        "destination": DESTINATION_SCHEMA,
+        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
+        "auto_answer": {"type": "boolean", "default": False},
+        "calling_name": {"type": "string", "maxLength": 64},
+        "callback_url": {"type": "string", "format": "uri"},
     },
     "required": ["destination"],
 }
@@ -238,6 +306,21 @@ def router(services: Services) -> APIRouter:
     )
     async def call_group(request: Request) -> JSONResponse:
         """Ring a group (hunting) and connect whoever answers to a destination."""
+        return await place(request, call_group_request, services.engine.call_group)
+
+    @api.post("/call_user", openapi_extra=documented(CALL_USER_BODY, CALL_GROUP_ANSWER))
+    async def call_user(request: Request) -> JSONResponse:
+        """Ring all of a user's terminals and connect the one that answers to a
+        destination (Basix's own CTI client library sends this)."""
+        return await place(request, call_user_request, services.engine.call_user)
+
+    async def place(
+        request: Request,
+        build: Callable[[DomainConfig, dict[str, Any], bool], R],
+        start: Callable[[R], Awaitable[LiveCall]],
+    ) -> JSONResponse:
+        """A call method: authenticate, answer a retried request as the first time, validate,
+        start the call, answer its uuids (API §1, §2)."""
         try:
             domain = authenticate(request, services.api_auth)
             body = await json_object(request)
@@ -247,12 +330,10 @@ def router(services: Services) -> APIRouter:
                 if cached is not None:
                     return JSONResponse(cached)
             services.overload.admit()
-            call_request = call_group_request(domain, body, services.allow_private_callbacks)
+            call_request = build(domain, body, services.allow_private_callbacks)
             try:
-                call = await services.engine.call_group(call_request)
-            except ChannelLimitError as exc:
-                raise ApiError("channel_limit_reached", str(exc)) from None
-            except PortsExhaustedError as exc:
+                call = await start(call_request)
+            except (ChannelLimitError, PortsExhaustedError) as exc:
                 raise ApiError("channel_limit_reached", str(exc)) from None
             response = {"result_code": 0, "uuids": call.uuids}
             if key:

@@ -29,6 +29,7 @@ from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
 from switchboard.api.basix import authenticate, documented, json_object
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.params import whole_number
+from switchboard.api.selectors import USER_SELECTORS, select
 from switchboard.cti import messages
 from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -186,26 +187,11 @@ async def _deny(websocket: WebSocket, error: ApiError) -> None:
         await websocket.close(code=4400)
 
 
-USER_SELECTORS = ("user_id", "user_name", "user_label", "user_extension", "user_did", "user_email")
-
-
 def _selected_user(services: Services, domain: str, query: Mapping[str, str]) -> int | None:
     """The user a ``user_*`` selector names (API §4), whose channels alone the socket gets."""
-    given = {key: query[key] for key in USER_SELECTORS if query.get(key)}
-    if not given:
-        return None
     config = services.directory.domain(domain)
-    users = config.users if config else []
-    found = set()
-    for key, value in given.items():
-        field = key.removeprefix("user_")
-        match = [u.id for u in users if str(getattr(u, field) or "") == value]
-        if not match:
-            raise ApiError("user_not_found", f"no user matches {key}={value}")
-        found.update(match)
-    if len(found) > 1:
-        raise ApiError("conflicting_user_selectors", "the selectors name different users")
-    return found.pop()
+    user = select(config.users if config else [], query, USER_SELECTORS, "user")
+    return user.id if user is not None else None
 
 
 async def _serve(

@@ -19,7 +19,7 @@ from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, U
 from switchboard.pbx.hunt import Attempt, Result
 from switchboard.pbx.legs import Call, Leg
 from switchboard.pbx.messages import Publish
-from switchboard.pbx.plan import Caller, Kind, MemberPlan
+from switchboard.pbx.plan import Caller, HuntPlan, Kind, MemberPlan
 from switchboard.pbx.records import group_id, member_hangup, refusal, refused, target_party
 
 
@@ -125,23 +125,29 @@ class ChannelBook:
         return channel
 
     def _member(self, attempt: Attempt, uuid: str) -> Channel:
+        """A terminal of a call_group member or of call_user's user: it is shown the group
+        (call_group), else who it will be connected to (call_user)."""
         plan = self.call.plan
         group = plan.group
-        assert group is not None, "members belong to call_group's calling group"
         user_id = plan.user_ids.get(attempt.user)
         ts = _us(plan.wall(attempt.started_at)) or 0
+        if plan.kind is Kind.CALL_GROUP and group is not None:
+            name, number = group.label or group.name, group.extension or group.name
+        else:
+            name = number = target_party(self.call)
         return Channel(
             uuid=uuid,
             domain=plan.domain,
-            calling_name=plan.calling_name or group.label or group.name,
-            calling_number=group.extension or group.name,
+            calling_name=plan.calling_name or name,
+            calling_number=number,
             called_number=attempt.user,
             offer_timestamp=ts,
             user_id=user_id,
-            group_id=group.id,
+            group_id=group.id if group is not None else None,
             state=ChannelState(ts, "calling", "int", "user", user_id),
             target=Target("user", user_id or 0, attempt.user),
-            origination=("call_group", group.name),
+            origination=self._origination(),
+            tags=("auto_answer",) if plan.auto_answer else (),
             last_event="STATE_CHANGE",
             call_id=uuid,
         )
@@ -234,6 +240,8 @@ class ChannelBook:
         plan = self.call.plan
         if plan.group is not None:
             return (plan.kind.value, plan.group.name)
+        if isinstance(plan.origin, HuntPlan):  # call_user without a group context
+            return (plan.kind.value, plan.origin.members[0].user or "")
         caller = plan.origin
         assert isinstance(caller, Caller)
         return (plan.kind.value, caller.user.name if caller.user else caller.number or "")

@@ -60,6 +60,15 @@ class PstnTarget:
 Target = UserTarget | GroupTarget | PstnTarget
 
 
+def party(target: Target) -> str:
+    """Who the target is, in a word: the number, the user's or the group's name."""
+    if isinstance(target, PstnTarget):
+        return target.number
+    if isinstance(target, UserTarget):
+        return target.user.name
+    return target.group.name
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     target: Target

@@ -35,11 +35,17 @@ from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
 from switchboard.media.ports import PortsExhaustedError
 from switchboard.media.relay import MediaRelay
-from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
+from switchboard.pbx.destinations import (
+    Destination,
+    GroupTarget,
+    PstnTarget,
+    UserTarget,
+    party,
+)
 from switchboard.pbx.hunt import Availability
 from switchboard.pbx.live import CallbackQueue, CallServices, LiveCall, Presentation, RecordSink
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
-from switchboard.pbx.requests import CallGroupRequest, IncomingRequest
+from switchboard.pbx.requests import CallGroupRequest, CallUserRequest, IncomingRequest
 from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.errors import SipError
@@ -144,6 +150,41 @@ class Engine:
             Role.DESTINATION: Presentation(f"sip:{group.name}@{domain.name}"),
         }
         return await self._start(domain, plan, needed, shown, callback_url=request.callback_url)
+
+    async def call_user(self, request: CallUserRequest) -> LiveCall:
+        """All of the user's terminals ring at once for ``answer_timeout``; whoever answers
+        is connected to the destination, as call_group's member is (API §2c)."""
+        domain, user = request.domain, request.user
+        channel = self.services.ids()
+        timeout = request.answer_timeout
+        plan = CallPlan(
+            domain=domain.name,
+            kind=Kind.CALL_USER,
+            origin=HuntPlan(
+                (self._member(domain.name, user.name, planned=True),), "ring", timeout, timeout
+            ),
+            destination=self._destination_plan(domain, request.destination, channel),
+            target=request.destination,
+            destination_channel=channel,
+            max_call_seconds=self.server.max_call_seconds,
+            user_ids=self._user_ids(domain),
+            calling_number=domain.calling_number,
+            group=request.group,
+            calling_name=request.calling_name,
+            callback=request.callback_url is not None,
+            auto_answer=request.auto_answer,
+            epoch=self._epoch(),
+        )
+        far = party(request.destination.target)
+        own = user.extension or user.name
+        extra = _auto_answer(domain.name) if request.auto_answer else ()
+        shown = {
+            Role.ORIGIN: Presentation(
+                f"sip:{far}@{domain.name}", request.calling_name or far, extra
+            ),
+            Role.DESTINATION: Presentation(f"sip:{own}@{domain.name}", user.label or user.name),
+        }
+        return await self._start(domain, plan, 2, shown, callback_url=request.callback_url)
 
     async def incoming(self, call: IncomingCall, request: IncomingRequest) -> LiveCall | None:
         """Place the call an INVITE from a phone or a trunk asks for; refuse it (503) when
@@ -334,10 +375,27 @@ class Engine:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}
 
 
+def _auto_answer(domain: str) -> tuple[Header, ...]:
+    """Ask a SIP terminal to answer by itself, in the forms phones understand: Call-Info's
+    ``answer-after`` (RFC 3261 §20.9 parameters; Polycom, Snom, Grandstream, baresip) and
+    Alert-Info's ``info=alert-autoanswer`` (Cisco, Yealink)."""
+    return (
+        Header("Call-Info", f"<sip:{domain}>;answer-after=0"),
+        Header("Alert-Info", "<http://127.0.0.1/>;info=alert-autoanswer;delay=0"),
+    )
+
+
 def _group_plan(group: GroupConfig, members: list[MemberPlan]) -> HuntPlan:
     return HuntPlan(
         tuple(members), group.strategy, group.member_answer_timeout, group.answer_timeout
     )
 
 
-__all__ = ["CallGroupRequest", "ChannelLimitError", "Engine", "IncomingRequest", "LiveCall"]
+__all__ = [
+    "CallGroupRequest",
+    "CallUserRequest",
+    "ChannelLimitError",
+    "Engine",
+    "IncomingRequest",
+    "LiveCall",
+]

@@ -27,6 +27,7 @@ class Kind(enum.Enum):
     """Who asked for the call: the API, a phone of the domain, or a trunk (a DID)."""
 
     CALL_GROUP = "call_group"
+    CALL_USER = "call_user"
     PHONE = "phone"
     TRUNK = "trunk"
 
@@ -78,9 +79,10 @@ class CallPlan:
     max_call_seconds: float
     user_ids: Mapping[str, int] = field(default_factory=dict)  # the domain's users
     calling_number: str | None = None  # the domain's own, shown when nothing says better
-    group: GroupConfig | None = None  # call_group's calling group
+    group: GroupConfig | None = None  # call_group's calling group, call_user's context
     calling_name: str | None = None
-    callback: bool = False  # queue the hunt's outcome (call_group with a callback_url)
+    callback: bool = False  # queue the hunt's outcome (a request with a callback_url)
+    auto_answer: bool = False  # call_user asked the user's terminals to answer by themselves
     epoch: float = 0.0  # wall-clock seconds are loop seconds plus this
 
     def wall(self, now: float | None) -> float | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from switchboard.pbx.destinations import GroupTarget, PstnTarget, UserTarget
+from switchboard.pbx.destinations import GroupTarget, party
 from switchboard.pbx.hunt import Attempt, Result
 from switchboard.pbx.legs import Call
 from switchboard.pbx.plan import Caller
@@ -70,12 +70,7 @@ def member_hangup(attempt: Attempt, ended_by: str) -> str:
 
 
 def target_party(call: Call) -> str:
-    target = call.plan.target.target
-    if isinstance(target, PstnTarget):
-        return target.number
-    if isinstance(target, UserTarget):
-        return target.user.name
-    return target.group.name
+    return party(call.plan.target.target)
 
 
 def group_id(call: Call) -> int | None:

@@ -23,6 +23,21 @@ class CallGroupRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CallUserRequest:
+    """call_user (API §2c): all of ``user``'s terminals ring at once; whoever answers is
+    connected to ``destination``."""
+
+    domain: DomainConfig
+    user: UserConfig
+    destination: Destination
+    answer_timeout: int = 180
+    calling_name: str | None = None
+    callback_url: str | None = None
+    auto_answer: bool = False
+    group: GroupConfig | None = None  # the group context (the channel's group_id)
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingRequest:
     domain: DomainConfig
     kind: Kind  # PHONE or TRUNK
