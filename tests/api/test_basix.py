@@ -308,7 +308,11 @@ async def test_hanging_up_a_hunt_in_progress_reports_canceled(
 async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClient, int]) -> None:
     _, client, _ = api
     schema = (await client.get("/openapi.json")).json()
-    paths = {"/basix/api/call_group", "/basix/api/call_user", "/basix/api/hangup", "/healthz"}
+    paths = {
+        *(f"/basix/api/{m}" for m in ("call_group", "call_user", "call_external", "initiate_call")),
+        "/basix/api/hangup",
+        "/healthz",
+    }
     assert paths <= set(schema["paths"])
     assert "result_code" in schema["info"]["description"]
     operation = schema["paths"]["/basix/api/call_group"]["post"]
@@ -369,3 +373,96 @@ async def test_call_user_rings_every_terminal_with_its_group_context_and_auto_an
         await asyncio.sleep(0.01)
     assert server.engine.statistics() == {"calls": 0, "channels": 0}
     assert server.cti.channels("example.com") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "error_id"),
+    [
+        ("call_external", {"destination": "alice"}, "missing_parameter"),
+        ("call_external", {"target": "0312341234"}, "missing_parameter"),
+        ("call_external", {"target": "alice", "destination": "bob"}, "invalid_parameter"),
+        ("call_external", {"target": "9012345678", "destination": "bob"}, "invalid_parameter"),
+        (
+            "call_external",
+            {"target": "0312341234", "destination": "0312349999"},
+            "invalid_destination",
+        ),
+        (
+            "call_external",
+            {
+                "target": {"called_number": "0312341234", "calling_number": "0399999999"},
+                "destination": "bob",
+            },
+            "invalid_parameter",
+        ),
+        ("initiate_call", {"destination": "bob"}, "missing_parameter"),
+        (
+            "initiate_call",
+            {"user_name": "alice", "pstn_number": "0312341234", "destination": "bob"},
+            "invalid_parameter",
+        ),
+        ("initiate_call", {"user_name": "nobody", "destination": "bob"}, "user_not_found"),
+        (
+            "initiate_call",
+            {"user_name": "alice", "destination": "0312341234", "ani": "0399999999"},
+            "invalid_parameter",
+        ),
+        (
+            "initiate_call",
+            {"user_name": "alice", "destination": "bob", "ani": True},
+            "invalid_parameter",
+        ),
+    ],
+)
+async def test_bad_call_external_and_initiate_call_requests_get_their_error_id(
+    api: tuple[Server, httpx.AsyncClient, int], method: str, body: Any, error_id: str
+) -> None:
+    server, client, _ = api
+    response = await _call(client, body, method=method)
+    assert response.status_code == 200
+    assert _error(response) == error_id
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "origination"),
+    [
+        (
+            "call_external",
+            {"target": "0312341234", "destination": "bob"},
+            ["call_external", "0312341234"],
+        ),
+        (
+            "initiate_call",
+            {
+                "pstn_number": "0312341234",
+                "destination": "bob",
+                "ani": "05068680000",
+                "group_name": "support",
+            },
+            ["call_external", "support"],
+        ),
+        (
+            "initiate_call",
+            {"user_name": "alice", "destination": "0312341234", "ani": "05068680000"},
+            ["call_user", "alice"],
+        ),
+    ],
+)
+async def test_call_external_and_initiate_call_start_their_originating_leg(
+    api: tuple[Server, httpx.AsyncClient, int], method: str, body: Any, origination: list[str]
+) -> None:
+    server, client, _ = api
+    answer = (await _call(client, body, method=method)).json()
+    assert answer["result_code"] == 0 and answer["uuids"], answer
+    channels = {c.uuid: c for c in server.cti.channels("example.com")}
+    for uuid in answer["uuids"]:
+        assert list(channels[uuid].origination) == origination
+    assert (await _call(client, {"uuid": answer["uuids"][0]}, method="hangup")).json() == {
+        "result_code": 0
+    }
+    for _ in range(100):
+        if server.engine.statistics() == {"calls": 0, "channels": 0}:
+            break
+        await asyncio.sleep(0.01)
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}

@@ -12,7 +12,7 @@ import pytest
 
 from switchboard.config import Config, load_config
 from switchboard.pbx.destinations import resolve
-from switchboard.pbx.requests import CallGroupRequest, CallUserRequest
+from switchboard.pbx.requests import CallExternalRequest, CallGroupRequest, CallUserRequest
 from switchboard.sip import offer_answer
 from switchboard.sip.sdp import parse_sdp
 from switchboard.sip.session import RemoteOffer
@@ -402,5 +402,39 @@ def test_call_user_rings_all_terminals_and_the_first_to_answer_is_connected() ->
         mobile.hang_up(to_mobile)
         await far.wait(CallState.ENDED)
         await s.idle()
+
+    run(scene)
+
+
+def test_call_external_rings_the_number_first_then_connects_it_to_a_user() -> None:
+    async def scene(s: Scene) -> None:
+        bob = await s.phone("bob")
+        bob.on_invite = Answer(after=2.0)
+        trunk = ScriptedTrunk(s.network, address=TRUNK)
+        await trunk.start()
+        s.phones["trunk"] = trunk  # type: ignore[assignment]
+        trunk.on_invite = Answer(after=3.0)
+        target = resolve("{name=Tim Tyler,calling_number=05068680000}0312341234", DOMAIN)
+        request = CallExternalRequest(DOMAIN, target, resolve("bob", DOMAIN))
+        live = await s.pbx.engine.call_external(request)
+        (ringing,) = live.uuids
+        far = await trunk.wait_call(CallState.ANSWERED, incoming=True)
+        assert far.request.call_id == ringing
+        assert "sip:05068680000@example.com" in (far.request.get("P-Asserted-Identity") or "")
+        to_bob = await bob.wait_call(CallState.ANSWERED, incoming=True)
+        assert to_bob.started_at == pytest.approx(3.0, abs=0.01)  # once the number answered
+        assert to_bob.request.from_.display_name == "Tim Tyler"
+        assert "<sip:0312341234@example.com>" in (to_bob.request.get("From") or "")
+        await asyncio.sleep(0.001)
+        assert live.bridged
+        channels = {c.uuid: c for c in s.pbx.cti.channels(DOMAIN.name)}
+        external = channels[ringing]
+        assert (external.peer_location, external.called_number) == ("external", "0312341234")
+        assert external.end_user and external.end_user[0].name == "Tim Tyler"
+        bob.hang_up(to_bob)
+        await far.wait(CallState.ENDED)
+        await s.idle()
+        roles = {r.role: r.party for r in s.pbx.outputs.records}
+        assert roles == {"member": "0312341234", "destination": "bob"}
 
     run(scene)

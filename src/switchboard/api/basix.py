@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
@@ -31,8 +31,15 @@ from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig, UserConfig
 from switchboard.directory import Directory
 from switchboard.media.ports import PortsExhaustedError
-from switchboard.pbx.destinations import Destination, InvalidDestinationError, resolve
+from switchboard.pbx.destinations import (
+    Destination,
+    InvalidDestinationError,
+    PstnTarget,
+    own_number,
+    resolve,
+)
 from switchboard.pbx.engine import (
+    CallExternalRequest,
     CallGroupRequest,
     CallUserRequest,
     ChannelLimitError,
@@ -186,6 +193,72 @@ def call_user_request(
     )
 
 
+def call_external_request(
+    domain: DomainConfig, body: dict[str, Any], allow_private: bool
+) -> CallExternalRequest:
+    """call_external (API §2c): ``target`` a PSTN number (string or object), the
+    destination internal only."""
+    if body.get("target") in (None, ""):
+        raise ApiError("missing_parameter", "target is required")
+    target = _pstn_target(body["target"], domain)
+    fields = call_fields(domain, body, allow_private)
+    if isinstance(fields.destination.target, PstnTarget):
+        raise ApiError("invalid_destination", "call_external connects to a user or group only")
+    return CallExternalRequest(
+        domain=domain,
+        target=target,
+        destination=fields.destination,
+        answer_timeout=positive_int(body, "answer_timeout", CALL_USER_ANSWER_TIMEOUT),
+        calling_name=fields.calling_name,
+        callback_url=fields.callback_url,
+        group=select(domain.groups, body, GROUP_SELECTORS, "group"),
+    )
+
+
+def initiate_call_request(
+    domain: DomainConfig, body: dict[str, Any], allow_private: bool
+) -> CallUserRequest | CallExternalRequest:
+    """initiate_call (deprecated in Basix, API §2c): ``user_name`` behaves as call_user,
+    ``pstn_number`` as call_external; ``ani`` is the caller ID toward the PSTN."""
+    ani = body.get("ani")
+    if (ani is not None and not isinstance(ani, str | int)) or isinstance(ani, bool):
+        raise ApiError("invalid_parameter", "ani must be a number")
+    if body.get("pstn_number") not in (None, ""):
+        if body.get("user_name") not in (None, ""):
+            raise ApiError("invalid_parameter", "give user_name or pstn_number, not both")
+        target = body["pstn_number"]
+        if ani is not None:
+            target = {"called_number": str(target), "calling_number": str(ani)}
+        return call_external_request(domain, {**body, "target": target}, allow_private)
+    if body.get("user_name") in (None, ""):
+        raise ApiError("missing_parameter", "user_name or pstn_number is required")
+    request = call_user_request(
+        domain, {"user_name": body["user_name"], **_context(body)}, allow_private
+    )
+    if ani is None:
+        return request
+    try:
+        chosen = own_number(str(ani), domain)
+    except InvalidDestinationError as exc:
+        raise ApiError("invalid_parameter", f"ani: {exc}") from None
+    return replace(request, destination=replace(request.destination, calling_number=chosen))
+
+
+def _context(body: dict[str, Any]) -> dict[str, Any]:
+    keep = ("destination", "group_name", "answer_timeout", "calling_name", "callback_url")
+    return {key: body[key] for key in keep if key in body}
+
+
+def _pstn_target(value: object, domain: DomainConfig) -> Destination:
+    try:
+        target = resolve(value, domain)
+    except InvalidDestinationError as exc:
+        raise ApiError("invalid_parameter", f"target: {exc}") from None
+    if not isinstance(target.target, PstnTarget):
+        raise ApiError("invalid_parameter", "target must be a PSTN number")
+    return target
+
+
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is not None and len(key) > IDEMPOTENCY_KEY_LENGTH:
@@ -274,6 +347,34 @@ CALL_USER_BODY = {
 }
 
 
+CALL_EXTERNAL_BODY = {
+    "type": "object",
+    "properties": {
+        **{key: {"type": ["string", "integer"]} for key in GROUP_SELECTORS},
+        "target": DESTINATION_SCHEMA,
+        "destination": {"type": "string", "description": "a user, group or extension"},
+        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
+        "calling_name": {"type": "string", "maxLength": 64},
+        "callback_url": {"type": "string", "format": "uri"},
+    },
+    "required": ["target", "destination"],
+}
+INITIATE_CALL_BODY = {
+    "type": "object",
+    "properties": {
+        "user_name": {"type": "string"},
+        "pstn_number": {"type": "string"},
+        "destination": DESTINATION_SCHEMA,
+        "ani": {"type": "string", "description": "caller ID toward the PSTN"},
+        "group_name": {"type": "string"},
+        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
+        "calling_name": {"type": "string", "maxLength": 64},
+        "callback_url": {"type": "string", "format": "uri"},
+    },
+    "required": ["destination"],
+}
+
+
 CALL_GROUP_ANSWER = {
     "type": "object",
     "properties": {
@@ -313,6 +414,22 @@ def router(services: Services) -> APIRouter:
         """Ring all of a user's terminals and connect the one that answers to a
         destination (Basix's own CTI client library sends this)."""
         return await place(request, call_user_request, services.engine.call_user)
+
+    @api.post("/call_external", openapi_extra=documented(CALL_EXTERNAL_BODY, CALL_GROUP_ANSWER))
+    async def call_external(request: Request) -> JSONResponse:
+        """Ring a PSTN number first and connect it, once it answers, to a user or group."""
+        return await place(request, call_external_request, services.engine.call_external)
+
+    @api.post("/initiate_call", openapi_extra=documented(INITIATE_CALL_BODY, CALL_GROUP_ANSWER))
+    async def initiate_call(request: Request) -> JSONResponse:
+        """Basix's older method: ``user_name`` as call_user, ``pstn_number`` as
+        call_external (deprecated there, still used by old clients)."""
+        return await place(request, initiate_call_request, start_initiated)
+
+    async def start_initiated(request: CallUserRequest | CallExternalRequest) -> LiveCall:
+        if isinstance(request, CallUserRequest):
+            return await services.engine.call_user(request)
+        return await services.engine.call_external(request)
 
     async def place(
         request: Request,

@@ -15,11 +15,11 @@ rides on it, and each side's ``other_info`` describes the other.
 from __future__ import annotations
 
 from switchboard.cti.channels import Channel, ChannelState, EndUserItem, OtherInfo, Target
-from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget
+from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget, party
 from switchboard.pbx.hunt import Attempt, Result
 from switchboard.pbx.legs import Call, Leg
 from switchboard.pbx.messages import Publish
-from switchboard.pbx.plan import Caller, HuntPlan, Kind, MemberPlan
+from switchboard.pbx.plan import Caller, HuntPlan, Kind, MemberPlan, Role
 from switchboard.pbx.records import group_id, member_hangup, refusal, refused, target_party
 
 
@@ -131,6 +131,8 @@ class ChannelBook:
         group = plan.group
         user_id = plan.user_ids.get(attempt.user)
         ts = _us(plan.wall(attempt.started_at)) or 0
+        if plan.origin_target is not None:
+            return self._external(attempt, uuid, ts)
         if plan.kind is Kind.CALL_GROUP and group is not None:
             name, number = group.label or group.name, group.extension or group.name
         else:
@@ -148,6 +150,26 @@ class ChannelBook:
             target=Target("user", user_id or 0, attempt.user),
             origination=self._origination(),
             tags=("auto_answer",) if plan.auto_answer else (),
+            last_event="STATE_CHANGE",
+            call_id=uuid,
+        )
+
+    def _external(self, attempt: Attempt, uuid: str, ts: int) -> Channel:
+        """call_external's origin: a PSTN number rung through the trunk."""
+        plan = self.call.plan
+        assert plan.origin_target is not None
+        return Channel(
+            uuid=uuid,
+            domain=plan.domain,
+            peer_location="external",
+            calling_name=plan.calling_name,
+            calling_number=plan.pstn_caller_id(Role.ORIGIN),
+            called_number=attempt.user,
+            offer_timestamp=ts,
+            group_id=plan.group.id if plan.group is not None else None,
+            state=ChannelState(ts, "calling", "ext", "pstn", address=attempt.user),
+            end_user=end_user_items(plan.origin_target),
+            origination=self._origination(),
             last_event="STATE_CHANGE",
             call_id=uuid,
         )
@@ -234,14 +256,17 @@ class ChannelBook:
             return plan.pstn_caller_id()
         if isinstance(plan.origin, Caller):
             return plan.origin.number
+        if plan.origin_target is not None:  # call_external: the number that was rung first
+            return party(plan.origin_target.target)
         return plan.target.calling_number or plan.calling_number
 
     def _origination(self) -> tuple[str, ...]:
         plan = self.call.plan
         if plan.group is not None:
             return (plan.kind.value, plan.group.name)
-        if isinstance(plan.origin, HuntPlan):  # call_user without a group context
-            return (plan.kind.value, plan.origin.members[0].user or "")
+        if isinstance(plan.origin, HuntPlan):  # call_user or call_external, no group context
+            member = plan.origin.members[0]
+            return (plan.kind.value, member.user or member.number or "")
         caller = plan.origin
         assert isinstance(caller, Caller)
         return (plan.kind.value, caller.user.name if caller.user else caller.number or "")

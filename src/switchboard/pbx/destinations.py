@@ -86,7 +86,7 @@ def resolve(destination: object, domain: DomainConfig) -> Destination:
     if calling is not None and not _NUMBER.match(calling):
         raise InvalidDestinationError(f"calling_number {calling!r} is not a number")
     end_user = EndUser(**fields) if fields else None
-    return Destination(_match(text, domain), _own_number(calling, domain), end_user)
+    return Destination(_match(text, domain), own_number(calling, domain), end_user)
 
 
 def _take_prefix(text: str) -> tuple[str, dict[str, str]]:
@@ -156,7 +156,7 @@ def _own_numbers(domain: DomainConfig) -> frozenset[str]:
     return frozenset(n for n in numbers if n is not None)
 
 
-def _own_number(calling: str | None, domain: DomainConfig) -> str | None:
+def own_number(calling: str | None, domain: DomainConfig) -> str | None:
     if calling is None or calling in _lookup(domain).own_numbers:
         return calling
     raise InvalidDestinationError(
@@ -193,7 +193,7 @@ def _resolve_object(data: dict[Any, Any], domain: DomainConfig) -> Destination:
         raise InvalidDestinationError("calling_number must be a number")
     return Destination(
         _pstn(str(called), domain),
-        _own_number(str(calling) if calling is not None else None, domain),
+        own_number(str(calling) if calling is not None else None, domain),
         _end_user(data.get("end_user")),
     )
 

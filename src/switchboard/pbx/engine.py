@@ -45,7 +45,12 @@ from switchboard.pbx.destinations import (
 from switchboard.pbx.hunt import Availability
 from switchboard.pbx.live import CallbackQueue, CallServices, LiveCall, Presentation, RecordSink
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
-from switchboard.pbx.requests import CallGroupRequest, CallUserRequest, IncomingRequest
+from switchboard.pbx.requests import (
+    CallExternalRequest,
+    CallGroupRequest,
+    CallUserRequest,
+    IncomingRequest,
+)
 from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.errors import SipError
@@ -186,6 +191,37 @@ class Engine:
         }
         return await self._start(domain, plan, 2, shown, callback_url=request.callback_url)
 
+    async def call_external(self, request: CallExternalRequest) -> LiveCall:
+        """The PSTN target rings first, for ``answer_timeout``; when it answers it hears
+        ringback while the internal destination rings, then the two are bridged."""
+        domain, target = request.domain, request.target
+        number = party(target.target)
+        channel, ringing = self.services.ids(), self.services.ids()
+        timeout = request.answer_timeout
+        origin = MemberPlan(None, planned={"pstn": ringing}, number=number)
+        plan = CallPlan(
+            domain=domain.name,
+            kind=Kind.CALL_EXTERNAL,
+            origin=HuntPlan((origin,), "ring", timeout, timeout),
+            destination=self._destination_plan(domain, request.destination, channel),
+            target=request.destination,
+            destination_channel=channel,
+            max_call_seconds=self.server.max_call_seconds,
+            user_ids=self._user_ids(domain),
+            calling_number=domain.calling_number,
+            group=request.group,
+            calling_name=request.calling_name,
+            callback=request.callback_url is not None,
+            origin_target=target,
+            epoch=self._epoch(),
+        )
+        end_user = target.end_user.name if target.end_user is not None else None
+        shown = {
+            Role.ORIGIN: Presentation("", request.calling_name),
+            Role.DESTINATION: Presentation(f"sip:{number}@{domain.name}", end_user or number),
+        }
+        return await self._start(domain, plan, 2, shown, callback_url=request.callback_url)
+
     async def incoming(self, call: IncomingCall, request: IncomingRequest) -> LiveCall | None:
         """Place the call an INVITE from a phone or a trunk asks for; refuse it (503) when
         the domain's channels are used up."""
@@ -240,7 +276,7 @@ class Engine:
         callback_url: str | None = None,
         caller: IncomingCall | None = None,
     ) -> LiveCall:
-        pstn = isinstance(plan.target.target, PstnTarget)
+        pstn = isinstance(plan.target.target, PstnTarget) or plan.origin_target is not None
         self._take(domain, needed, pstn)
         try:
             session = await self.media.create_session()
@@ -392,6 +428,7 @@ def _group_plan(group: GroupConfig, members: list[MemberPlan]) -> HuntPlan:
 
 
 __all__ = [
+    "CallExternalRequest",
     "CallGroupRequest",
     "CallUserRequest",
     "ChannelLimitError",

@@ -64,7 +64,7 @@ class Side:
     @classmethod
     def of(cls, role: Role, plan: HuntPlan) -> Side:
         attempts = [
-            Attempt(_first_channel(member), member.user or "", member.availability)
+            Attempt(_first_channel(member), member.user or member.number or "", member.availability)
             for member in plan.members
         ]
         hunt = Hunt(

@@ -230,13 +230,17 @@ class LiveCall:
         return self._watch(command.role, call), channel
 
     def _ring_trunk(self, command: m.RingMember) -> tuple[str, str]:
-        target = self.plan.target.target
+        """A PSTN number through the domain's trunk: the destination's, or call_external's
+        origin (``command.number``)."""
+        aimed = self.plan.origin_target if command.role is Role.ORIGIN else self.plan.target
+        target = aimed.target if aimed is not None else None
         assert isinstance(target, PstnTarget)
         trunk = target.trunk
         host, port = split_hostport(trunk.address)
-        number = self.plan.pstn_caller_id() or "anonymous"
+        number = self.plan.pstn_caller_id(command.role) or "anonymous"
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
-        channel = command.channel or self.services.ids()
+        planned = next(iter(command.planned.values()), None)
+        channel = planned or command.channel or self.services.ids()
         shown = self.presentation[command.role]
         call = self.services.ua.call(
             parse_uri(f"sip:{target.number}@{host}:{port}"),

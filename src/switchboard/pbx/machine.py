@@ -224,7 +224,12 @@ class CallMachine:
                 member = side.plan.members[command.index]
                 self._emit(
                     RingMember(
-                        side.role, command.index, member.user, member.planned, member.channel
+                        side.role,
+                        command.index,
+                        member.user,
+                        member.planned,
+                        member.channel,
+                        member.number,
                     )
                 )
             elif isinstance(command, CancelMember):

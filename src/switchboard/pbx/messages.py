@@ -93,6 +93,7 @@ class RingMember:
     user: str | None
     planned: Mapping[str, str] = field(default_factory=dict)
     channel: str | None = None
+    number: str | None = None  # with ``user`` None: the number to ring (else the target's)
 
 
 @dataclass(frozen=True, slots=True)

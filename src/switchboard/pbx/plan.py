@@ -28,6 +28,7 @@ class Kind(enum.Enum):
 
     CALL_GROUP = "call_group"
     CALL_USER = "call_user"
+    CALL_EXTERNAL = "call_external"
     PHONE = "phone"
     TRUNK = "trunk"
 
@@ -36,8 +37,9 @@ class Kind(enum.Enum):
 class MemberPlan:
     """One member of a hunt: a user (its terminals ring as one leg) or the PSTN number."""
 
-    user: str | None  # None: the PSTN number through the trunk
+    user: str | None  # None: a PSTN number through the trunk
     availability: Availability = Availability.AVAILABLE
+    number: str | None = None  # call_external's origin: the number it rings
     # call_group's members: one channel per terminal, allocated before ringing (API §2),
     # keyed by the contact's key; terminals registered since get channels of their own.
     planned: Mapping[str, str] = field(default_factory=dict)
@@ -83,14 +85,17 @@ class CallPlan:
     calling_name: str | None = None
     callback: bool = False  # queue the hunt's outcome (a request with a callback_url)
     auto_answer: bool = False  # call_user asked the user's terminals to answer by themselves
+    origin_target: Destination | None = None  # call_external: the PSTN number rung first
     epoch: float = 0.0  # wall-clock seconds are loop seconds plus this
 
     def wall(self, now: float | None) -> float | None:
         return None if now is None else now + self.epoch
 
-    def pstn_caller_id(self) -> str | None:
-        """Caller ID toward the PSTN (DESIGN §5): the destination's own choice, else the
-        calling phone user's DID, else the domain's ``calling_number``."""
+    def pstn_caller_id(self, role: Role = Role.DESTINATION) -> str | None:
+        """Caller ID toward the PSTN (DESIGN §5): the request's own choice for that leg,
+        else the calling phone user's DID, else the domain's ``calling_number``."""
+        if role is Role.ORIGIN and self.origin_target is not None:
+            return self.origin_target.calling_number or self.calling_number
         chosen = self.target.calling_number
         if chosen is None and isinstance(self.origin, Caller) and self.origin.user is not None:
             chosen = self.origin.user.did

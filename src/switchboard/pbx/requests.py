@@ -38,6 +38,20 @@ class CallUserRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CallExternalRequest:
+    """call_external (API §2c): the PSTN ``target`` rings first; when it answers it is
+    connected to an internal ``destination`` (a user, group or extension)."""
+
+    domain: DomainConfig
+    target: Destination  # a PstnTarget, with its calling_number and end_user
+    destination: Destination
+    answer_timeout: int = 180
+    calling_name: str | None = None
+    callback_url: str | None = None
+    group: GroupConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingRequest:
     domain: DomainConfig
     kind: Kind  # PHONE or TRUNK
