@@ -121,26 +121,19 @@ class Engine:
         members = request.group.members
         needed = (len(members) if request.strategy == "ring" else min(len(members), 1)) + 1
         domain = request.domain
-        channel = self.services.ids()
-        plan = CallPlan(
-            domain=domain.name,
-            kind=Kind.CALL_GROUP,
-            origin=HuntPlan(
+        plan = self._plan(
+            domain,
+            Kind.CALL_GROUP,
+            HuntPlan(
                 tuple(self._member(domain.name, user, planned=True) for user in members),
                 request.strategy,
                 request.member_answer_timeout,
                 request.answer_timeout,
             ),
-            destination=self._destination_plan(domain, request.destination, channel),
-            target=request.destination,
-            destination_channel=channel,
-            max_call_seconds=self.server.max_call_seconds,
-            user_ids=self._user_ids(domain),
-            calling_number=domain.calling_number,
+            request.destination,
             group=request.group,
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
-            epoch=self._epoch(),
         )
         group = request.group
         shown = {
@@ -160,25 +153,18 @@ class Engine:
         """All of the user's terminals ring at once for ``answer_timeout``; whoever answers
         is connected to the destination, as call_group's member is (API §2c)."""
         domain, user = request.domain, request.user
-        channel = self.services.ids()
         timeout = request.answer_timeout
-        plan = CallPlan(
-            domain=domain.name,
-            kind=Kind.CALL_USER,
-            origin=HuntPlan(
+        plan = self._plan(
+            domain,
+            Kind.CALL_USER,
+            HuntPlan(
                 (self._member(domain.name, user.name, planned=True),), "ring", timeout, timeout
             ),
-            destination=self._destination_plan(domain, request.destination, channel),
-            target=request.destination,
-            destination_channel=channel,
-            max_call_seconds=self.server.max_call_seconds,
-            user_ids=self._user_ids(domain),
-            calling_number=domain.calling_number,
+            request.destination,
             group=request.group,
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             auto_answer=request.auto_answer,
-            epoch=self._epoch(),
         )
         far = party(request.destination.target)
         own = user.extension or user.name
@@ -196,24 +182,18 @@ class Engine:
         ringback while the internal destination rings, then the two are bridged."""
         domain, target = request.domain, request.target
         number = party(target.target)
-        channel, ringing = self.services.ids(), self.services.ids()
+        ringing = self.services.ids()
         timeout = request.answer_timeout
         origin = MemberPlan(None, planned={"pstn": ringing}, number=number)
-        plan = CallPlan(
-            domain=domain.name,
-            kind=Kind.CALL_EXTERNAL,
-            origin=HuntPlan((origin,), "ring", timeout, timeout),
-            destination=self._destination_plan(domain, request.destination, channel),
-            target=request.destination,
-            destination_channel=channel,
-            max_call_seconds=self.server.max_call_seconds,
-            user_ids=self._user_ids(domain),
-            calling_number=domain.calling_number,
+        plan = self._plan(
+            domain,
+            Kind.CALL_EXTERNAL,
+            HuntPlan((origin,), "ring", timeout, timeout),
+            request.destination,
             group=request.group,
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             origin_target=target,
-            epoch=self._epoch(),
         )
         end_user = target.end_user.name if target.end_user is not None else None
         shown = {
@@ -233,23 +213,12 @@ class Engine:
             request.name,
             request.user,
         )
-        channel = self.services.ids()
-        plan = CallPlan(
-            domain=domain.name,
-            kind=request.kind,
-            origin=caller,
-            destination=self._destination_plan(
-                domain,
-                request.destination,
-                channel,
-                request.user.name if request.user is not None else None,
-            ),
-            target=request.destination,
-            destination_channel=channel,
-            max_call_seconds=self.server.max_call_seconds,
-            user_ids=self._user_ids(domain),
-            calling_number=domain.calling_number,
-            epoch=self._epoch(),
+        plan = self._plan(
+            domain,
+            request.kind,
+            caller,
+            request.destination,
+            caller=request.user.name if request.user is not None else None,
         )
         number = request.number or "anonymous"
         shown = {
@@ -324,6 +293,41 @@ class Engine:
     def _give_back(self, domain: str, needed: int, pstn: bool) -> None:
         self.channels[domain] = max(0, self.channels_in_use(domain) - needed)
         self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - pstn)
+
+    def _plan(
+        self,
+        domain: DomainConfig,
+        kind: Kind,
+        origin: HuntPlan | Caller,
+        destination: Destination,
+        *,
+        caller: str | None = None,
+        group: GroupConfig | None = None,
+        calling_name: str | None = None,
+        callback: bool = False,
+        auto_answer: bool = False,
+        origin_target: Destination | None = None,
+    ) -> CallPlan:
+        """The plan every kind of call shares: its destination rung as a hunt (DESIGN §5),
+        the server's limits, the domain's users and numbers, the wall clock's epoch."""
+        channel = self.services.ids()
+        return CallPlan(
+            domain=domain.name,
+            kind=kind,
+            origin=origin,
+            destination=self._destination_plan(domain, destination, channel, caller),
+            target=destination,
+            destination_channel=channel,
+            max_call_seconds=self.server.max_call_seconds,
+            user_ids=self._user_ids(domain),
+            calling_number=domain.calling_number,
+            epoch=self._epoch(),
+            group=group,
+            calling_name=calling_name,
+            callback=callback,
+            auto_answer=auto_answer,
+            origin_target=origin_target,
+        )
 
     def _user_ids(self, domain: DomainConfig) -> Mapping[str, int]:
         """The domain's users by name, built once per domain config, not per call
