@@ -217,6 +217,9 @@ class DomainConfig(_Strict):
     channel_limit: int = Field(default=50, gt=0)
     calling_number: Digits | None = None
     callback_secret: str | None = Field(default=None, min_length=16)
+    # Where every call of the domain posts its end-of-call event (API §3b); a request's
+    # call_events_url overrides it.
+    call_events_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     calling_numbers: list[Digits] = []
     pstn_prefixes: list[Digits] = ["0"]
     # Japanese international access codes (010, carrier codes 00xx) and premium-rate 0990:

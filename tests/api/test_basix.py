@@ -466,3 +466,12 @@ async def test_call_external_and_initiate_call_start_their_originating_leg(
             break
         await asyncio.sleep(0.01)
     assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+async def test_a_call_events_url_is_checked_as_a_callback_url_is(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    server, client, _ = api
+    body = {"group_name": "support", "destination": "1", "call_events_url": "ftp://x/y"}
+    assert _error(await _call(client, body)) == "invalid_parameter"
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}

@@ -438,3 +438,30 @@ def test_call_external_rings_the_number_first_then_connects_it_to_a_user() -> No
         assert roles == {"member": "0312341234", "destination": "bob"}
 
     run(scene)
+
+
+def test_a_call_group_whose_pstn_destination_is_busy_posts_one_end_of_call_event() -> None:
+    async def scene(s: Scene) -> None:
+        alice = await s.phone("alice")
+        alice.on_invite = Answer(after=1.0)
+        trunk = ScriptedTrunk(s.network, address=TRUNK)
+        await trunk.start()
+        s.phones["trunk"] = trunk  # type: ignore[assignment]
+        trunk.on_invite = Reject(486, after=2.0, ring=True)
+        request = CallGroupRequest(
+            DOMAIN, DOMAIN.groups[0], resolve("0312341234", DOMAIN), 60, 15, "hunt",
+            callback_url="https://crm.example.com/cb",
+            call_events_url="https://crm.example.com/events",
+        )  # fmt: skip
+        await s.pbx.engine.call_group(request)
+        rung = await alice.wait_call(CallState.ENDED, incoming=True)
+        assert rung.ended_reason == "recv_bye"  # the destination refused: she gets BYE
+        await s.idle()
+        sent = {url: payload for _, url, payload in s.pbx.outputs.callbacks}
+        assert set(sent) == {"https://crm.example.com/cb", "https://crm.example.com/events"}
+        event = sent["https://crm.example.com/events"]
+        (far,) = [leg for leg in event["legs"] if leg["role"] == "destination"]  # type: ignore[attr-defined]
+        assert (far["sip_status"], far["hangup"]) == (486, "recv_refuse,USER_BUSY")
+        assert sent["https://crm.example.com/cb"]["result_code"] == 0  # the member answered
+
+    run(scene)

@@ -126,6 +126,7 @@ class CallFields:
     destination: Destination
     calling_name: str | None
     callback_url: str | None
+    call_events_url: str | None
 
 
 def call_fields(domain: DomainConfig, body: dict[str, Any], allow_private: bool) -> CallFields:
@@ -134,19 +135,27 @@ def call_fields(domain: DomainConfig, body: dict[str, Any], allow_private: bool)
     calling_name = body.get("calling_name")
     if calling_name is not None:
         calling_name = display_name(calling_name, "calling_name")
-    callback_url = body.get("callback_url") or None
-    if callback_url is not None:
-        if not isinstance(callback_url, str):
-            raise ApiError("invalid_parameter", "callback_url must be a string")
-        try:
-            check_url(callback_url, allow_private=allow_private)
-        except CallbackUrlError as exc:
-            raise ApiError("invalid_parameter", f"callback_url: {exc}") from None
+    callback_url = _url(body, "callback_url", allow_private)
+    call_events_url = _url(body, "call_events_url", allow_private)
     try:
         destination = resolve(body["destination"], domain)
     except InvalidDestinationError as exc:
         raise ApiError("invalid_destination", str(exc)) from None
-    return CallFields(destination, calling_name, callback_url)
+    return CallFields(destination, calling_name, callback_url, call_events_url)
+
+
+def _url(body: dict[str, Any], key: str, allow_private: bool) -> str | None:
+    """A URL we will POST to: http(s), and not where a stranger points us (callbacks)."""
+    url = body.get(key) or None
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ApiError("invalid_parameter", f"{key} must be a string")
+    try:
+        check_url(url, allow_private=allow_private)
+    except CallbackUrlError as exc:
+        raise ApiError("invalid_parameter", f"{key}: {exc}") from None
+    return url
 
 
 def call_group_request(
@@ -168,6 +177,7 @@ def call_group_request(
         strategy=strategy,
         calling_name=fields.calling_name,
         callback_url=fields.callback_url,
+        call_events_url=fields.call_events_url,
     )
 
 
@@ -188,6 +198,7 @@ def call_user_request(
         answer_timeout=answer_timeout,
         calling_name=fields.calling_name,
         callback_url=fields.callback_url,
+        call_events_url=fields.call_events_url,
         auto_answer=auto_answer,
         group=group,
     )
@@ -211,6 +222,7 @@ def call_external_request(
         answer_timeout=positive_int(body, "answer_timeout", CALL_USER_ANSWER_TIMEOUT),
         calling_name=fields.calling_name,
         callback_url=fields.callback_url,
+        call_events_url=fields.call_events_url,
         group=select(domain.groups, body, GROUP_SELECTORS, "group"),
     )
 
@@ -245,7 +257,14 @@ def initiate_call_request(
 
 
 def _context(body: dict[str, Any]) -> dict[str, Any]:
-    keep = ("destination", "group_name", "answer_timeout", "calling_name", "callback_url")
+    keep = (
+        "destination",
+        "group_name",
+        "answer_timeout",
+        "calling_name",
+        "callback_url",
+        "call_events_url",
+    )
     return {key: body[key] for key in keep if key in body}
 
 
@@ -326,6 +345,7 @@ CALL_GROUP_BODY = {
         "member_answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
         "calling_name": {"type": "string", "maxLength": 64},
         "callback_url": {"type": "string", "format": "uri"},
+        "call_events_url": {"type": "string", "format": "uri"},
         "strategy": {"type": "string", "enum": ["hunt", "ring"]},
     },
     "required": ["destination"],
@@ -342,6 +362,7 @@ CALL_USER_BODY = {
         "auto_answer": {"type": "boolean", "default": False},
         "calling_name": {"type": "string", "maxLength": 64},
         "callback_url": {"type": "string", "format": "uri"},
+        "call_events_url": {"type": "string", "format": "uri"},
     },
     "required": ["destination"],
 }
@@ -356,6 +377,7 @@ CALL_EXTERNAL_BODY = {
         "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
         "calling_name": {"type": "string", "maxLength": 64},
         "callback_url": {"type": "string", "format": "uri"},
+        "call_events_url": {"type": "string", "format": "uri"},
     },
     "required": ["target", "destination"],
 }
@@ -370,6 +392,7 @@ INITIATE_CALL_BODY = {
         "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
         "calling_name": {"type": "string", "maxLength": 64},
         "callback_url": {"type": "string", "format": "uri"},
+        "call_events_url": {"type": "string", "format": "uri"},
     },
     "required": ["destination"],
 }

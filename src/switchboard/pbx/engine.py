@@ -134,6 +134,7 @@ class Engine:
             group=request.group,
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
+            call_events=_events_url(request.call_events_url, domain) is not None,
         )
         group = request.group
         shown = {
@@ -147,7 +148,14 @@ class Engine:
             ),
             Role.DESTINATION: Presentation(f"sip:{group.name}@{domain.name}"),
         }
-        return await self._start(domain, plan, needed, shown, callback_url=request.callback_url)
+        return await self._start(
+            domain,
+            plan,
+            needed,
+            shown,
+            callback_url=request.callback_url,
+            events_url=_events_url(request.call_events_url, domain),
+        )
 
     async def call_user(self, request: CallUserRequest) -> LiveCall:
         """All of the user's terminals ring at once for ``answer_timeout``; whoever answers
@@ -165,6 +173,7 @@ class Engine:
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             auto_answer=request.auto_answer,
+            call_events=_events_url(request.call_events_url, domain) is not None,
         )
         far = party(request.destination.target)
         own = user.extension or user.name
@@ -175,7 +184,14 @@ class Engine:
             ),
             Role.DESTINATION: Presentation(f"sip:{own}@{domain.name}", user.label or user.name),
         }
-        return await self._start(domain, plan, 2, shown, callback_url=request.callback_url)
+        return await self._start(
+            domain,
+            plan,
+            2,
+            shown,
+            callback_url=request.callback_url,
+            events_url=_events_url(request.call_events_url, domain),
+        )
 
     async def call_external(self, request: CallExternalRequest) -> LiveCall:
         """The PSTN target rings first, for ``answer_timeout``; when it answers it hears
@@ -194,13 +210,21 @@ class Engine:
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             origin_target=target,
+            call_events=_events_url(request.call_events_url, domain) is not None,
         )
         end_user = target.end_user.name if target.end_user is not None else None
         shown = {
             Role.ORIGIN: Presentation("", request.calling_name),
             Role.DESTINATION: Presentation(f"sip:{number}@{domain.name}", end_user or number),
         }
-        return await self._start(domain, plan, 2, shown, callback_url=request.callback_url)
+        return await self._start(
+            domain,
+            plan,
+            2,
+            shown,
+            callback_url=request.callback_url,
+            events_url=_events_url(request.call_events_url, domain),
+        )
 
     async def incoming(self, call: IncomingCall, request: IncomingRequest) -> LiveCall | None:
         """Place the call an INVITE from a phone or a trunk asks for; refuse it (503) when
@@ -219,6 +243,7 @@ class Engine:
             caller,
             request.destination,
             caller=request.user.name if request.user is not None else None,
+            call_events=domain.call_events_url is not None,
         )
         number = request.number or "anonymous"
         shown = {
@@ -226,7 +251,8 @@ class Engine:
             Role.ORIGIN: Presentation(f"sip:{number}@{domain.name}", request.name),
         }
         try:
-            return await self._start(domain, plan, 2, shown, caller=call)
+            events = domain.call_events_url
+            return await self._start(domain, plan, 2, shown, caller=call, events_url=events)
         except (ChannelLimitError, PortsExhaustedError) as exc:
             log.info("refusing a call in %s: %s", domain.name, exc)
             call.reject(503)
@@ -243,6 +269,7 @@ class Engine:
         shown: dict[Role, Presentation],
         *,
         callback_url: str | None = None,
+        events_url: str | None = None,
         caller: IncomingCall | None = None,
     ) -> LiveCall:
         pstn = isinstance(plan.target.target, PstnTarget) or plan.origin_target is not None
@@ -262,6 +289,7 @@ class Engine:
                     session,
                     shown,
                     callback_url=callback_url,
+                    events_url=events_url,
                     caller=caller,
                     caller_answer=answer,
                 )
@@ -307,6 +335,7 @@ class Engine:
         callback: bool = False,
         auto_answer: bool = False,
         origin_target: Destination | None = None,
+        call_events: bool = False,
     ) -> CallPlan:
         """The plan every kind of call shares: its destination rung as a hunt (DESIGN §5),
         the server's limits, the domain's users and numbers, the wall clock's epoch."""
@@ -327,6 +356,7 @@ class Engine:
             callback=callback,
             auto_answer=auto_answer,
             origin_target=origin_target,
+            call_events=call_events,
         )
 
     def _user_ids(self, domain: DomainConfig) -> Mapping[str, int]:
@@ -413,6 +443,12 @@ class Engine:
 
     def statistics(self) -> dict[str, int]:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}
+
+
+def _events_url(requested: str | None, domain: DomainConfig) -> str | None:
+    """Where the end-of-call event goes: the request's ``call_events_url``, else the
+    domain's."""
+    return requested or domain.call_events_url
 
 
 def _auto_answer(domain: str) -> tuple[Header, ...]:

@@ -88,6 +88,7 @@ class LiveCall:
         presentation: dict[Role, Presentation],
         *,
         callback_url: str | None = None,
+        events_url: str | None = None,
         caller: IncomingCall | None = None,
         caller_answer: bytes = b"",
     ) -> None:
@@ -97,6 +98,7 @@ class LiveCall:
         self.session = session
         self.presentation = presentation
         self.callback_url = callback_url
+        self.events_url = events_url
         self.loop = asyncio.get_running_loop()
         self.machine = CallMachine(plan, self.loop.time())
         self.sip: dict[str, OutgoingCall | IncomingCall] = {}
@@ -381,6 +383,14 @@ class LiveCall:
             )
             self._own(self.loop.create_task(_discard(work)), "queuing a callback")
 
+    def _queue_event(self, command: m.Command) -> None:
+        assert isinstance(command, m.QueueEvent)
+        if self.events_url is not None:  # signed and durable as callbacks are (API §3b)
+            work = self.services.callbacks.enqueue(
+                self.domain.name, self.events_url, command.payload
+            )
+            self._own(self.loop.create_task(_discard(work)), "queuing an end-of-call event")
+
     def _write_records(self, command: m.Command) -> None:
         assert isinstance(command, m.WriteRecords)
         store = self.services.records
@@ -446,6 +456,7 @@ _HANDLERS: dict[type, Callable[[LiveCall, m.Command], None]] = {
     m.SetBusy: LiveCall._set_busy,
     m.Publish: LiveCall._publish,
     m.QueueCallback: LiveCall._queue_callback,
+    m.QueueEvent: LiveCall._queue_event,
     m.WriteRecords: LiveCall._write_records,
     m.Release: LiveCall._release,
 }

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from switchboard.pbx import outcome as outcomes
 from switchboard.pbx.channels import ChannelBook
+from switchboard.pbx.events import end_of_call
 from switchboard.pbx.hunt import Cancel as CancelMember
 from switchboard.pbx.hunt import Command as HuntCommand
 from switchboard.pbx.hunt import Connect, Finished, Hangup, Result, Ring
@@ -44,6 +45,7 @@ from switchboard.pbx.messages import (
     MemberRung,
     Progress,
     QueueCallback,
+    QueueEvent,
     Reject,
     Release,
     RingMember,
@@ -333,7 +335,11 @@ class CallMachine:
         for user in call.busy:
             self._emit(SetBusy(user, False))
         self._out += self.channels.ended(now)
-        self._emit(WriteRecords(tuple(build_records(call))), Release())
+        records = build_records(call)
+        self._emit(WriteRecords(tuple(records)))
+        if call.plan.call_events:
+            self._emit(QueueEvent(end_of_call(call, records)))
+        self._emit(Release())
 
     # -- small steps ----------------------------------------------------------------------
 

@@ -170,6 +170,13 @@ class QueueCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """The end-of-call event, for the call's ``call_events_url`` (API §3b)."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class WriteRecords:
     records: tuple[CallRecord, ...]
 
@@ -193,6 +200,7 @@ Command = (
     | SetBusy
     | Publish
     | QueueCallback
+    | QueueEvent
     | WriteRecords
     | Release
 )

@@ -86,6 +86,7 @@ class CallPlan:
     callback: bool = False  # queue the hunt's outcome (a request with a callback_url)
     auto_answer: bool = False  # call_user asked the user's terminals to answer by themselves
     origin_target: Destination | None = None  # call_external: the PSTN number rung first
+    call_events: bool = False  # post an end-of-call event (a call_events_url is set)
     epoch: float = 0.0  # wall-clock seconds are loop seconds plus this
 
     def wall(self, now: float | None) -> float | None:

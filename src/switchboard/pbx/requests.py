@@ -20,6 +20,7 @@ class CallGroupRequest:
     strategy: str
     calling_name: str | None = None
     callback_url: str | None = None
+    call_events_url: str | None = None  # overrides the domain's (API §3b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class CallUserRequest:
     answer_timeout: int = 180
     calling_name: str | None = None
     callback_url: str | None = None
+    call_events_url: str | None = None  # overrides the domain's (API §3b)
     auto_answer: bool = False
     group: GroupConfig | None = None  # the group context (the channel's group_id)
 
@@ -48,6 +50,7 @@ class CallExternalRequest:
     answer_timeout: int = 180
     calling_name: str | None = None
     callback_url: str | None = None
+    call_events_url: str | None = None  # overrides the domain's (API §3b)
     group: GroupConfig | None = None
 
 
