@@ -26,6 +26,14 @@ from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.api.params import display_name, parse_json, whole_number
+from switchboard.api.schemas import (
+    CALL_EXTERNAL_BODY,
+    CALL_GROUP_ANSWER,
+    CALL_GROUP_BODY,
+    CALL_USER_BODY,
+    INITIATE_CALL_BODY,
+    documented,
+)
 from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
 from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig, UserConfig
@@ -304,120 +312,6 @@ class IdempotencyCache:
         self._entries[key] = (now, response)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
-
-
-ENVELOPE_ERROR = {
-    "type": "object",
-    "properties": {
-        "result_code": {"type": "integer", "enum": [500]},
-        "error": {
-            "type": "object",
-            "properties": {"id": {"type": "string"}, "description": {"type": "string"}},
-        },
-    },
-}
-DESTINATION_SCHEMA = {
-    "oneOf": [
-        {"type": "string", "example": "{name=James Hudson}0312341234"},
-        {
-            "type": "object",
-            "required": ["called_number"],
-            "properties": {
-                "called_number": {"type": "string"},
-                "calling_number": {"type": "string"},
-                "end_user": {
-                    "type": "object",
-                    "properties": {
-                        key: {"type": ["string", "integer"]}
-                        for key in ("id", "name", "organization", "avatar", "prefecture")
-                    },
-                },
-            },
-        },
-    ]
-}
-CALL_GROUP_BODY = {
-    "type": "object",
-    "properties": {
-        **{key: {"type": ["string", "integer"]} for key in GROUP_SELECTORS},
-        "destination": DESTINATION_SCHEMA,
-        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
-        "member_answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
-        "calling_name": {"type": "string", "maxLength": 64},
-        "callback_url": {"type": "string", "format": "uri"},
-        "call_events_url": {"type": "string", "format": "uri"},
-        "strategy": {"type": "string", "enum": ["hunt", "ring"]},
-    },
-    "required": ["destination"],
-}
-
-
-CALL_USER_BODY = {
-    "type": "object",
-    "properties": {
-        **{key: {"type": ["string", "integer"]} for key in (*USER_SELECTORS, *GROUP_SELECTORS)},
-        "group_resolver": {"type": "string", "enum": ["*"]},
-        "destination": DESTINATION_SCHEMA,
-        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
-        "auto_answer": {"type": "boolean", "default": False},
-        "calling_name": {"type": "string", "maxLength": 64},
-        "callback_url": {"type": "string", "format": "uri"},
-        "call_events_url": {"type": "string", "format": "uri"},
-    },
-    "required": ["destination"],
-}
-
-
-CALL_EXTERNAL_BODY = {
-    "type": "object",
-    "properties": {
-        **{key: {"type": ["string", "integer"]} for key in GROUP_SELECTORS},
-        "target": DESTINATION_SCHEMA,
-        "destination": {"type": "string", "description": "a user, group or extension"},
-        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
-        "calling_name": {"type": "string", "maxLength": 64},
-        "callback_url": {"type": "string", "format": "uri"},
-        "call_events_url": {"type": "string", "format": "uri"},
-    },
-    "required": ["target", "destination"],
-}
-INITIATE_CALL_BODY = {
-    "type": "object",
-    "properties": {
-        "user_name": {"type": "string"},
-        "pstn_number": {"type": "string"},
-        "destination": DESTINATION_SCHEMA,
-        "ani": {"type": "string", "description": "caller ID toward the PSTN"},
-        "group_name": {"type": "string"},
-        "answer_timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 180},
-        "calling_name": {"type": "string", "maxLength": 64},
-        "callback_url": {"type": "string", "format": "uri"},
-        "call_events_url": {"type": "string", "format": "uri"},
-    },
-    "required": ["destination"],
-}
-
-
-CALL_GROUP_ANSWER = {
-    "type": "object",
-    "properties": {
-        "result_code": {"type": "integer", "enum": [0]},
-        "uuids": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-def documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI for handlers that read the raw body: the Basix envelope, success or error."""
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": {
-            "200": {
-                "description": "result_code 0 on success, 500 with error.id otherwise",
-                "content": {"application/json": {"schema": {"oneOf": [success, ENVELOPE_ERROR]}}},
-            }
-        },
-    }
 
 
 def router(services: Services) -> APIRouter:

@@ -26,9 +26,10 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
-from switchboard.api.basix import authenticate, documented, json_object
+from switchboard.api.basix import authenticate, json_object
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.params import whole_number
+from switchboard.api.schemas import documented
 from switchboard.api.selectors import USER_SELECTORS, select
 from switchboard.cti import messages
 from switchboard.cti.elements import ELEMENT_FIELDS
