@@ -121,6 +121,7 @@ class Engine:
         members = request.group.members
         needed = (len(members) if request.strategy == "ring" else min(len(members), 1)) + 1
         domain = request.domain
+        events = _events_url(request.call_events_url, domain)
         plan = self._plan(
             domain,
             Kind.CALL_GROUP,
@@ -134,7 +135,7 @@ class Engine:
             group=request.group,
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
-            call_events=_events_url(request.call_events_url, domain) is not None,
+            call_events=events is not None,
         )
         group = request.group
         shown = {
@@ -154,13 +155,14 @@ class Engine:
             needed,
             shown,
             callback_url=request.callback_url,
-            events_url=_events_url(request.call_events_url, domain),
+            events_url=events,
         )
 
     async def call_user(self, request: CallUserRequest) -> LiveCall:
         """All of the user's terminals ring at once for ``answer_timeout``; whoever answers
         is connected to the destination, as call_group's member is (API §2c)."""
         domain, user = request.domain, request.user
+        events = _events_url(request.call_events_url, domain)
         timeout = request.answer_timeout
         plan = self._plan(
             domain,
@@ -173,7 +175,7 @@ class Engine:
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             auto_answer=request.auto_answer,
-            call_events=_events_url(request.call_events_url, domain) is not None,
+            call_events=events is not None,
         )
         far = party(request.destination.target)
         own = user.extension or user.name
@@ -190,13 +192,14 @@ class Engine:
             2,
             shown,
             callback_url=request.callback_url,
-            events_url=_events_url(request.call_events_url, domain),
+            events_url=events,
         )
 
     async def call_external(self, request: CallExternalRequest) -> LiveCall:
         """The PSTN target rings first, for ``answer_timeout``; when it answers it hears
         ringback while the internal destination rings, then the two are bridged."""
         domain, target = request.domain, request.target
+        events = _events_url(request.call_events_url, domain)
         number = party(target.target)
         ringing = self.services.ids()
         timeout = request.answer_timeout
@@ -210,7 +213,7 @@ class Engine:
             calling_name=request.calling_name,
             callback=request.callback_url is not None,
             origin_target=target,
-            call_events=_events_url(request.call_events_url, domain) is not None,
+            call_events=events is not None,
         )
         end_user = target.end_user.name if target.end_user is not None else None
         shown = {
@@ -223,7 +226,7 @@ class Engine:
             2,
             shown,
             callback_url=request.callback_url,
-            events_url=_events_url(request.call_events_url, domain),
+            events_url=events,
         )
 
     async def incoming(self, call: IncomingCall, request: IncomingRequest) -> LiveCall | None:
