@@ -132,12 +132,21 @@ class Driver:
             elif isinstance(command, m.RingMember):
                 count = self.terminals.get((command.role, command.member), 1)
                 legs = tuple(
-                    (leg_id(command.role, command.member, n), _channel(command, n))
+                    (self._fresh(leg_id(command.role, command.member, n)), _channel(command, n))
                     for n in range(count)
                 )
                 pending.append(m.MemberRung(command.role, command.member, legs))
         for event in pending:
             self._run(self.machine.handle(event, self.now))
+
+    def _fresh(self, name: str) -> str:
+        """Leg ids are unique per call: after a transfer the new destination's legs are
+        ``destination-0~1``, ``destination-0~2`` …"""
+        taken, fresh, n = self.machine.call.legs, name, 0
+        while fresh in taken:
+            n += 1
+            fresh = f"{name}~{n}"
+        return fresh
 
     def of(self, kind: type[C]) -> list[C]:
         return [c for c in self.commands if isinstance(c, kind)]
@@ -148,6 +157,20 @@ class Driver:
             for c in self.commands
             if isinstance(c, m.Publish) and c.channel.uuid == uuid
         ]
+
+
+def redirect(
+    to: str, *, stays: str = "destination-0", row: str = "far", channel: str = "next"
+) -> m.Redirect:
+    """Where a transfer (or a park's timeout) sends the leg ``stays``, shown on ``row``:
+    to ``to`` (a user, a group or a PSTN number of the test domain), as channel ``channel``."""
+    plan = destination_plan(to)
+    members = tuple(
+        replace(member, channel=channel) if member.channel == "far" else member
+        for member in plan.members
+    )
+    caller = Caller(stays, row, "0312341234", None, None)
+    return m.Redirect(caller, replace(plan, members=members), resolve(to, DOMAIN), channel)
 
 
 def leg_id(role: Role, member: int, terminal: int = 0) -> str:

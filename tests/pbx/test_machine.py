@@ -13,7 +13,7 @@ from switchboard.pbx.hunt import Attempt, Availability, Result
 from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.machine import TABLE
 from switchboard.pbx.plan import Kind, Role
-from tests.pbx.calls import DOMAIN, Driver, call_group, from_phone, members
+from tests.pbx.calls import DOMAIN, Driver, call_group, from_phone, members, redirect
 
 ORIGIN, D = Role.ORIGIN, Role.DESTINATION
 
@@ -288,6 +288,10 @@ def reach(state: BridgeState) -> Driver:
     driver.feed(m.LegAnswered("destination-0"), 2.0)
     if state is BridgeState.BRIDGED:
         return driver
+    if state is BridgeState.PARKED:
+        driver.feed(m.Park("alice-1", 30, None), 3.0)
+        assert driver.machine.state is state
+        return driver
     driver.feed(m.Hangup("test"), 3.0)
     assert driver.machine.state is state
     return driver
@@ -302,6 +306,8 @@ def sample(kind: type[m.Event]) -> m.Event:
         m.MemberRung: m.MemberRung(D, 0, (("destination-0.9", "far"),)),
         m.Timer: m.Timer("max_call"),
         m.Hangup: m.Hangup("api hangup"),
+        m.Transfer: m.Transfer("far", redirect("carol")),
+        m.Park: m.Park("alice-1", 30, None),
     }
     return samples[kind]
 

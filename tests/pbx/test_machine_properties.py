@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchboard.pbx import messages as m
-from switchboard.pbx.legs import LegState
+from switchboard.pbx.legs import BridgeState, LegState
 from switchboard.pbx.plan import CallPlan, Kind, Role
-from tests.pbx.calls import Driver, call_group, call_user, from_phone
+from tests.pbx.calls import Driver, call_group, call_user, from_phone, redirect
 
 PLANS = {
     "group→pstn": lambda: call_group("0312341234"),
@@ -30,7 +30,17 @@ PLANS = {
     "user→pstn": lambda: call_user("0312341234"),
     "user→group": lambda: call_user("sales"),
 }
-LEGS = ["origin-0", "origin-0.1", "origin-1", "destination-0", "destination-1", "caller", "x"]
+LEGS = [
+    "origin-0",
+    "origin-0.1",
+    "origin-1",
+    "destination-0",
+    "destination-1",
+    "destination-0~1",
+    "caller",
+    "x",
+]
+CHANNELS = ["alice-1", "alice-2", "bob-1", "far", "next", "caller-ch", "x"]
 STATUSES = [180, 183, 404, 408, 480, 486, 487, 500, 503, 600, 603]
 
 leg_events = st.one_of(
@@ -39,7 +49,18 @@ leg_events = st.one_of(
     st.builds(m.LegFailed, st.sampled_from(LEGS), st.sampled_from(STATUSES[2:])),
     st.builds(m.LegHungUp, st.sampled_from(LEGS)),
     st.builds(m.Hangup, st.just("api hangup")),
-    st.builds(m.Timer, st.sampled_from(["origin", "destination", "max_call"])),
+    st.builds(m.Timer, st.sampled_from(["origin", "destination", "max_call", "park"])),
+    st.builds(
+        m.Transfer,
+        st.sampled_from(CHANNELS),
+        st.sampled_from(["carol", "sales", "0312340000"]).map(redirect),
+    ),
+    st.builds(
+        m.Park,
+        st.sampled_from(CHANNELS),
+        st.sampled_from([5.0, 30.0]),
+        st.one_of(st.none(), st.just("alice").map(redirect)),
+    ),
 )
 steps = st.lists(
     st.one_of(
@@ -79,6 +100,66 @@ def test_every_event_in_every_state_keeps_the_call_whole(
         _check(driver, plan, released_at)
 
 
+NEW_LEGS = ["destination-0~1", "destination-0~2", "destination-1~1", "destination-0", "origin-0"]
+TRANSFERRED = ["far", "next", "alice-1", "caller-ch"]
+transfer_events = st.one_of(
+    leg_events,
+    st.builds(m.LegAnswered, st.sampled_from(NEW_LEGS), st.just(b"v=0")),
+    st.builds(m.LegHungUp, st.sampled_from(NEW_LEGS)),
+    st.builds(m.LegFailed, st.sampled_from(NEW_LEGS), st.sampled_from([486, 603])),
+    st.builds(
+        m.Transfer,
+        st.sampled_from(TRANSFERRED),
+        st.sampled_from(["carol", "sales", "0312340000"]).map(redirect),
+    ),
+    st.builds(
+        m.Park,
+        st.sampled_from(TRANSFERRED),
+        st.sampled_from([5.0, 30.0]),
+        st.one_of(st.none(), st.just("alice").map(redirect)),
+    ),
+    st.builds(m.Timer, st.just("park")),
+)
+transfer_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("event"), transfer_events, st.floats(0, 5)),
+        st.tuples(st.just("advance"), st.none(), st.floats(0, 60)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(plan_name=st.sampled_from(sorted(PLANS)), script=transfer_steps)
+def test_transfers_and_parks_of_a_bridged_call_keep_it_whole(
+    plan_name: str, script: list[tuple[str, m.Event | None, float]]
+) -> None:
+    """The same checks from a bridged call, where transfers and parks do something."""
+    plan: CallPlan = PLANS[plan_name]()
+    driver = Driver.start(plan)
+    if plan.kind is not Kind.PHONE and plan.kind is not Kind.TRUNK:
+        driver.feed(m.LegAnswered("origin-0", b""), 1.0)
+    driver.feed(m.LegAnswered("destination-0", b""), 2.0)
+    assert driver.machine.state is BridgeState.BRIDGED
+    first = driver.machine.call.origin_leg()
+    assert first is not None
+    driver.feed(m.Transfer(first.channel, redirect("carol")), 3.0)
+    assert driver.of(m.Regroup), "a bridged call is transferred"
+    released_at: int | None = None
+    for kind, event, delta in script:
+        if kind == "advance":
+            driver.advance(driver.now + delta)
+        else:
+            assert event is not None
+            driver.feed(event, driver.now + delta)
+        if released_at is None:
+            released_at = _release_index(driver.commands)
+    _check(driver, plan, released_at)
+    if not driver.machine.ended:
+        driver.feed(m.Hangup("api hangup"), driver.now + 1)
+        _check(driver, plan, _release_index(driver.commands))
+
+
 def _release_index(commands: list[m.Command]) -> int | None:
     indexes = [i for i, c in enumerate(commands) if isinstance(c, m.Release)]
     assert len(indexes) <= 1, "released twice"
@@ -89,7 +170,7 @@ def _check(driver: Driver, plan: CallPlan, released_at: int | None) -> None:
     commands = driver.commands
     assert len(driver.of(m.Release)) <= 1
     assert len(driver.of(m.QueueCallback)) <= 1
-    assert len(driver.of(m.Bridge)) <= 1
+    assert len(driver.of(m.Bridge)) <= 1 + len(driver.of(m.Regroup))
     if released_at is None:
         assert not driver.machine.ended and not driver.of(m.WriteRecords)
         return

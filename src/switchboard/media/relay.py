@@ -294,7 +294,22 @@ class MediaSession:
             self.stop_ringback(name)
             self._flowing.add(name)
         self.bridged = True
-        self._heard_from.setdefault("b", self.relay.loop.time())
+        now = self.relay.loop.time()
+        self._heard_from.setdefault("a", now)
+        self._heard_from.setdefault("b", now)
+
+    def detach(self, leg_name: str) -> None:
+        """The leg's peer left (a transfer or a park): forget its SDP and latch, so its
+        stray packets are refused and a new peer's SDP latches afresh; nothing flows
+        either way and its silence is not watched until the next ``bridge``."""
+        leg = self.leg(leg_name)
+        leg.media = None
+        leg.latched = leg.latched_rtcp = None
+        leg.peer_hosts = frozenset()
+        self.stop_ringback(leg_name)
+        self._flowing.clear()
+        self.bridged = False
+        self._heard_from.pop(leg_name, None)
 
     def idle_for(self, now: float) -> float:
         """The longest silence of a leg that should be sending (0 if none is watched)."""

@@ -191,7 +191,14 @@ class ChannelBook:
         state = self._calling_state(ts)
         caller = plan.origin
         if isinstance(caller, Caller):
-            self._publish("added", self._caller(caller, state, ts))
+            shown = self.published.get(caller.channel)
+            if shown is None:
+                self._publish("added", self._caller(caller, state, ts))
+            else:  # the party that stays after a transfer now calls the new destination
+                calling = shown.with_(
+                    other_uuid=plan.destination_channel, state=state, last_event="STATE_CHANGE"
+                )
+                self._publish("updated", calling)
         target = plan.target.target
         user_id = target.user.id if isinstance(target, UserTarget) else None
         origin = self.published.get(self._origin_channel() or "")
@@ -321,6 +328,37 @@ class ChannelBook:
                 data = "send_cancel,ORIGINATOR_CANCEL"
             self._remove(channel, data, now)
         return self._take()
+
+    def released(self, uuid: str, data: str, now: float) -> list[Publish]:
+        """A transfer or a park released this channel; the call goes on without it."""
+        channel = self.published.get(uuid)
+        if channel is not None:
+            self._remove(channel, data, now)
+        return self._take()
+
+    def parked(self, now: float) -> list[Publish]:
+        """The party that stays waits alone (Basix's ``park`` state)."""
+        leg = self.call.caller
+        channel = self.published.get(leg.channel) if leg is not None else None
+        if channel is not None:
+            parked = channel.with_(
+                other_uuid=None,
+                other_info=None,
+                state=ChannelState(self._now(now), "park"),
+                last_event="STATE_CHANGE",
+            )
+            self._publish("updated", parked)
+        return self._take()
+
+    def party(self, uuid: str) -> tuple[str | None, str | None, int | None]:
+        """Who a published channel's party is: number, display name and user id."""
+        channel = self.published.get(uuid)
+        if channel is None:
+            return None, None, None
+        name = channel.calling_name if channel.direction == "inbound" else None
+        if channel.end_user:
+            name = name or channel.end_user[0].name
+        return _address(channel), name, channel.user_id
 
     def _remove(self, channel: Channel, data: str, now: float) -> None:
         self._publish(

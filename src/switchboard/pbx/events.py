@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from switchboard.pbx.legs import Call
 from switchboard.pbx.outcome import iso
+from switchboard.pbx.plan import Role
 from switchboard.store.records import CallRecord
 
 
@@ -50,9 +51,9 @@ def _sip_status(call: Call, record: CallRecord) -> int | None:
         return call.destination_status
     if record.role == "caller":
         return call.refused_with
-    origin = call.origin
-    if origin is not None:
-        for attempt in origin.hunt.attempts:
-            if attempt.uuid == record.uuid:
-                return attempt.sip_status
+    for side in (call.origin, *call.earlier):
+        if side is not None and side.role is Role.ORIGIN:
+            for attempt in side.hunt.attempts:
+                if attempt.uuid == record.uuid:
+                    return attempt.sip_status
     return None

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from switchboard.pbx.hunt import Attempt, Hunt
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, MemberPlan, Role
+from switchboard.store.records import CallRecord
+
+if TYPE_CHECKING:
+    from switchboard.pbx.messages import Redirect
 
 
 class LegState(enum.Enum):
@@ -28,6 +33,7 @@ class BridgeState(enum.Enum):
     HUNTING = "hunting"  # the origin's members ring (call_group)
     CONNECTING = "connecting"  # the origin is up (or waiting, a caller); the destination rings
     BRIDGED = "bridged"
+    PARKED = "parked"  # the party that stays hears a tone, alone, until retrieved or timed out
     ENDED = "ended"
 
 
@@ -109,7 +115,14 @@ class Call:
     ended_at: float | None = None
     end_reason: str | None = None
     refused_with: int | None = None  # what a caller was refused with
+    caller_answered_at: float | None = None
     busy: list[str] = field(default_factory=list)  # users this call made busy
+    # A transfer or a park makes the party that stays the call's caller: the sides before
+    # it, the channels they had and their finished records are kept here.
+    earlier: list[Side] = field(default_factory=list)
+    earlier_channels: list[str] = field(default_factory=list)
+    earlier_records: list[CallRecord] = field(default_factory=list)
+    park_back: Redirect | None = None  # a parked call: where its timeout rings
 
     @classmethod
     def of(cls, plan: CallPlan, now: float) -> Call:
@@ -144,14 +157,34 @@ class Call:
         winner = self.destination.winner()
         return self.legs[winner[1]] if winner is not None else None
 
+    def side_of(self, leg: Leg) -> Side | None:
+        """The side a leg was rung for: the current one of its role, or one from before a
+        transfer (whose events no longer move anything)."""
+        current = self.side(leg.role)
+        if current is not None and leg.id in _member_of(current, leg.member):
+            return current
+        return next((side for side in self.earlier if leg.id in _member_of(side, leg.member)), None)
+
+    def row_of(self, leg: Leg) -> str:
+        """The CTI channel a leg is shown as: the destination's channel for the destination
+        (a group's member answers on it), else the leg's own."""
+        if leg.role is Role.DESTINATION and not leg.incoming:
+            return self.plan.destination_channel
+        return leg.channel
+
     def channels(self) -> list[str]:
         """Every channel uuid a hangup may name: planned, rung since, and the destination."""
         planned = [
             channel
-            for side in (self.origin, self.destination)
+            for side in (self.origin, self.destination, *self.earlier)
             if side is not None
             for member in side.plan.members
             for channel in member.channels
         ]
         rung = [leg.channel for leg in self.legs.values()]
-        return list(dict.fromkeys([*planned, *rung, self.plan.destination_channel]))
+        destinations = [*self.earlier_channels, self.plan.destination_channel]
+        return list(dict.fromkeys([*planned, *rung, *destinations]))
+
+
+def _member_of(side: Side, member: int) -> list[str]:
+    return side.legs[member] if member < len(side.legs) else []

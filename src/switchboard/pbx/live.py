@@ -105,6 +105,8 @@ class LiveCall:
         self.tags = {role: services.ua.endpoint.ids.tag() for role in Role}
         if caller is not None:  # our answer to the caller used its To tag as o= session id
             self.tags[Role.ORIGIN] = caller.to_tag
+        # which media leg faces which side: a transfer that keeps the destination swaps them
+        self.media_names = {Role.ORIGIN: "a", Role.DESTINATION: "b"}
         self.offers: dict[Role, SessionDescription] = {}
         if isinstance(plan.origin, HuntPlan):
             self.offers[Role.ORIGIN] = negotiation.make_offer(session.a, self.tags[Role.ORIGIN])
@@ -184,7 +186,7 @@ class LiveCall:
         role = self.role_of(leg_id)
         if role is None:
             return None
-        return self.session.a if role is Role.ORIGIN else self.session.b
+        return self.session.leg(self.media_names[role])
 
     def tag_of(self, leg_id: str) -> str:
         return self.tags[self.role_of(leg_id) or Role.ORIGIN]
@@ -234,12 +236,13 @@ class LiveCall:
     def _ring_trunk(self, command: m.RingMember) -> tuple[str, str]:
         """A PSTN number through the domain's trunk: the destination's, or call_external's
         origin (``command.number``)."""
-        aimed = self.plan.origin_target if command.role is Role.ORIGIN else self.plan.target
+        plan = self.machine.call.plan  # a transfer changes the destination
+        aimed = plan.origin_target if command.role is Role.ORIGIN else plan.target
         target = aimed.target if aimed is not None else None
         assert isinstance(target, PstnTarget)
         trunk = target.trunk
         host, port = split_hostport(trunk.address)
-        number = self.plan.pstn_caller_id(command.role) or "anonymous"
+        number = plan.pstn_caller_id(command.role) or "anonymous"
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
         planned = next(iter(command.planned.values()), None)
         channel = planned or command.channel or self.services.ids()
@@ -325,7 +328,7 @@ class LiveCall:
     def _accept_answer(self, command: m.Command) -> None:
         assert isinstance(command, m.AcceptAnswer)
         call = self.sip.get(command.leg)
-        leg = self.session.a if command.role is Role.ORIGIN else self.session.b
+        leg = self.session.leg(self.media_names[command.role])
         offer = self.offers.get(command.role)
         if not isinstance(call, OutgoingCall) or offer is None:
             return
@@ -335,8 +338,36 @@ class LiveCall:
             log.warning("leg %s answered without usable SDP (%s)", command.leg, exc)
 
     def _start_ringback(self, command: m.Command) -> None:
-        self.session.start_ringback("a")
+        self.session.start_ringback(self.media_names[Role.ORIGIN])
         self._watch_media()
+
+    def _regroup(self, command: m.Command) -> None:
+        """The party that stays is the origin now; the other media leg waits for a peer."""
+        assert isinstance(command, m.Regroup)
+        if command.swapped:
+            origin, destination = Role.ORIGIN, Role.DESTINATION
+            names, tags = self.media_names, self.tags
+            names[origin], names[destination] = names[destination], names[origin]
+            tags[origin], tags[destination] = tags[destination], tags[origin]
+            offers = self.offers
+            kept = offers.pop(destination, None)
+            if origin in offers:
+                offers[destination] = offers.pop(origin)
+            if kept is not None:
+                offers[origin] = kept
+        destination_leg = self.media_names[Role.DESTINATION]
+        if Role.DESTINATION not in self.offers:  # the origin was a caller: no offer was made
+            self.offers[Role.DESTINATION] = negotiation.make_offer(
+                self.session.leg(destination_leg), self.tags[Role.DESTINATION]
+            )
+        self.session.detach(destination_leg)
+
+    def redirect(self, event: m.Transfer | m.Park, shown: Presentation | None) -> None:
+        """Feed a transfer or a park; ``shown`` is how the new destination sees the party
+        that stays."""
+        if shown is not None:
+            self.presentation[Role.DESTINATION] = shown
+        self.feed(event)
 
     def _bridge(self, command: m.Command) -> None:
         self.session.bridge()
@@ -451,6 +482,7 @@ _HANDLERS: dict[type, Callable[[LiveCall, m.Command], None]] = {
     m.Reject: LiveCall._reject,
     m.AcceptAnswer: LiveCall._accept_answer,
     m.StartRingback: LiveCall._start_ringback,
+    m.Regroup: LiveCall._regroup,
     m.Bridge: LiveCall._bridge,
     m.SetTimer: LiveCall._set_timer,
     m.SetBusy: LiveCall._set_busy,

@@ -15,6 +15,10 @@ Rules the table's handlers keep:
   failing ends the call: BYE to the member, or the caller refused with a status saying why.
 - Either answered side hanging up ends the other; a caller's CANCEL ends everything.
 - ``max_call_seconds`` from the origin's answer (a caller's arrival) ends the call.
+- A transfer or a park (bridged calls only; a parked call can be transferred) releases
+  the named leg; the party that stays becomes the call's caller (the origin), and either
+  waits alone hearing a tone (``parked``) or hears ringback while a new destination rings
+  (``connecting`` again). A park's timeout rings the parker, or ends the call.
 - The end releases everything exactly once: timers cleared, busy users freed, channels
   removed, records written, then ``Release``.
 """
@@ -22,6 +26,7 @@ Rules the table's handlers keep:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from switchboard.pbx import outcome as outcomes
 from switchboard.pbx.channels import ChannelBook
@@ -43,9 +48,12 @@ from switchboard.pbx.messages import (
     LegHungUp,
     LegRinging,
     MemberRung,
+    Park,
     Progress,
     QueueCallback,
     QueueEvent,
+    Redirect,
+    Regroup,
     Reject,
     Release,
     RingMember,
@@ -53,6 +61,7 @@ from switchboard.pbx.messages import (
     SetTimer,
     StartRingback,
     Timer,
+    Transfer,
     WriteRecords,
 )
 from switchboard.pbx.messages import Hangup as HangupCall
@@ -60,6 +69,8 @@ from switchboard.pbx.plan import Caller, CallPlan, Role
 from switchboard.pbx.records import build as build_records
 
 MAX_CALL = "max_call"
+PARK = "park"
+BLIND_TRANSFER = "send_bye,BLIND_TRANSFER"
 
 Handler = Callable[["CallMachine", Event, float], None]
 
@@ -110,6 +121,8 @@ class CallMachine:
         leg = self._outgoing(event.leg)
         if leg is None or leg.state not in (LegState.CALLING, LegState.EARLY):
             return
+        if self.call.side_of(leg) in self.call.earlier:
+            return  # rung before a transfer, cancelled since
         leg.state = LegState.EARLY
         self._out += self.channels.ringing(leg.channel, now)
         if leg.role is Role.DESTINATION and leg.channel != self.call.plan.destination_channel:
@@ -130,8 +143,11 @@ class CallMachine:
         leg = self._outgoing(event.leg)
         if leg is None or leg.state is LegState.ANSWERED:
             return
-        side = self.call.side(leg.role)
-        assert side is not None
+        side = self.call.side_of(leg)
+        if side is None or side in self.call.earlier:  # rung before a transfer: not wanted
+            leg.state = LegState.ANSWERED
+            self._bye(leg)
+            return
         wanted = (
             not leg.closing
             and leg.state is not LegState.ENDED
@@ -156,8 +172,9 @@ class CallMachine:
         if leg is None or leg.state in (LegState.ANSWERED, LegState.ENDED):
             return
         leg.state, leg.status = LegState.ENDED, event.status
-        side = self.call.side(leg.role)
-        assert side is not None
+        side = self.call.side_of(leg)
+        if side is None or side in self.call.earlier:
+            return
         legs = self.call.member_legs(side, leg.member)
         if side.answered[leg.member] is None and all(not other.live for other in legs):
             self._apply(side, side.hunt.failed(leg.member, _failure_status(legs), now), now)
@@ -207,6 +224,14 @@ class CallMachine:
         if event.name == MAX_CALL:
             self._end("max_call_seconds", now)
             return
+        if event.name == PARK:
+            if self.call.state is not BridgeState.PARKED:
+                return
+            if self.call.park_back is None:
+                self._end("park timeout", now)
+            else:  # the parker's phone rings again (API §4's park)
+                self._redirect(self.call.park_back, now)
+            return
         side = self.call.origin if event.name == Role.ORIGIN.value else self.call.destination
         if side is not None and side.hunt.answer_deadline is not None:  # a hunt that started
             self._apply(side, side.hunt.on_timer(now), now)
@@ -214,6 +239,120 @@ class CallMachine:
     def _hangup(self, event: Event, now: float) -> None:
         assert isinstance(event, HangupCall)
         self._end(event.reason, now)
+
+    # -- transfer and park ----------------------------------------------------------------
+
+    def staying(self, channel: str) -> Leg | None:
+        """The leg that stays if ``channel`` is transferred or parked: its bridged peer, or
+        the parked leg itself; None when the channel has no answered peer now."""
+        call = self.call
+        if call.state is BridgeState.PARKED:
+            leg = call.caller
+            return leg if leg is not None and leg.live and leg.channel == channel else None
+        if call.state is not BridgeState.BRIDGED:
+            return None
+        origin, destination = call.origin_leg(), call.destination_leg()
+        if origin is None or destination is None or not (origin.live and destination.live):
+            return None
+        if channel == call.row_of(origin):
+            return destination
+        if channel in (call.row_of(destination), destination.channel):
+            return origin
+        return None
+
+    def _transfer(self, event: Event, now: float) -> None:
+        assert isinstance(event, Transfer)
+        stays = self.staying(event.channel)
+        if stays is None:  # the engine asked first; the call changed since
+            return
+        if self.call.state is BridgeState.BRIDGED:
+            self._release_peer(stays, BLIND_TRANSFER, now)
+            self._regroup(stays)
+        self._redirect(event.to, now)
+
+    def _park(self, event: Event, now: float) -> None:
+        assert isinstance(event, Park)
+        stays = self.staying(event.channel)
+        if stays is None or self.call.state is not BridgeState.BRIDGED:
+            return
+        self._release_peer(stays, BLIND_TRANSFER, now)
+        self._regroup(stays)
+        self.call.state = BridgeState.PARKED
+        self.call.park_back = event.back
+        self._emit(StartRingback(), SetTimer(PARK, now + event.timeout))
+        self._out += self.channels.parked(now)
+
+    def _release_peer(self, stays: Leg, cause: str, now: float) -> None:
+        """BYE to the leg bridged with ``stays``; its records are final now."""
+        call = self.call
+        gone = call.destination_leg() if stays is call.origin_leg() else call.origin_leg()
+        assert gone is not None
+        self._bye(gone)
+        row = call.row_of(gone)
+        keep = call.row_of(stays)
+        call.earlier_records += [
+            replace(record, hangup=cause) if record.uuid == row else record
+            for record in build_records(call, ended_at=now)
+            if record.uuid != keep
+        ]
+        self._out += self.channels.released(row, cause, now)
+        user = self._user_of(gone)
+        if user is not None and user in call.busy:
+            call.busy.remove(user)
+            self._emit(SetBusy(user, False))
+
+    def _regroup(self, stays: Leg) -> None:
+        """The party that stays becomes the call's caller; the sides so far are history."""
+        call = self.call
+        answered_at = self._answered_at(stays)
+        swapped = stays.role is Role.DESTINATION
+        stays.channel = call.row_of(stays)
+        stays.role = Role.ORIGIN
+        call.earlier += [side for side in (call.origin, call.destination) if side is not None]
+        call.earlier_channels.append(call.plan.destination_channel)
+        call.origin = None
+        call.caller = stays
+        call.caller_answered_at = answered_at
+        call.destination_offered_at = call.destination_answered_at = None
+        call.destination_status = None
+        self._emit(Regroup(swapped), SetTimer(Role.DESTINATION.value, None))
+
+    def _redirect(self, to: Redirect, now: float) -> None:
+        """The party that stays (the caller now) hears ringback while ``to`` rings."""
+        call = self.call
+        stays = call.caller
+        assert stays is not None
+        # the leg that stays is who it is, whatever the engine planned from
+        caller = replace(to.caller, leg=stays.id, channel=stays.channel)
+        call.plan = replace(
+            call.plan,
+            origin=caller,
+            destination=to.destination,
+            target=to.target,
+            destination_channel=to.channel,
+        )
+        call.destination = Side.of(Role.DESTINATION, to.destination)
+        call.state = BridgeState.CONNECTING
+        call.park_back = None
+        self._emit(SetTimer(PARK, None), StartRingback())
+        self._start_destination(now)
+
+    def _answered_at(self, leg: Leg) -> float | None:
+        call = self.call
+        if leg is call.caller:
+            return call.caller_answered_at
+        if leg.role is Role.DESTINATION:
+            return call.destination_answered_at
+        origin = call.origin
+        return origin.hunt.attempts[leg.member].ended_at if origin is not None else None
+
+    def _user_of(self, leg: Leg) -> str | None:
+        call = self.call
+        if leg is call.caller:
+            origin = call.plan.origin
+            return origin.user.name if isinstance(origin, Caller) and origin.user else None
+        side = call.side_of(leg)
+        return side.plan.members[leg.member].user if side is not None else None
 
     def _ignore(self, event: Event, now: float) -> None:
         """Listed in the table as nothing to do: the event came after it could matter."""
@@ -268,8 +407,9 @@ class CallMachine:
         self.call.state = BridgeState.BRIDGED
         self.call.destination_answered_at = now
         caller = self.call.caller
-        if caller is not None:
+        if caller is not None and caller.state is not LegState.ANSWERED:
             caller.state = LegState.ANSWERED
+            self.call.caller_answered_at = now
             self._emit(Answer(caller.id))
         self._emit(Bridge())
         self._out += self.channels.bridged(now)
@@ -330,12 +470,12 @@ class CallMachine:
         call = self.call
         call.state = BridgeState.ENDED
         call.ended_at = now
-        for name in (Role.ORIGIN.value, Role.DESTINATION.value, MAX_CALL):
+        for name in (Role.ORIGIN.value, Role.DESTINATION.value, MAX_CALL, PARK):
             self._emit(SetTimer(name, None))
         for user in call.busy:
             self._emit(SetBusy(user, False))
         self._out += self.channels.ended(now)
-        records = build_records(call)
+        records = [*call.earlier_records, *build_records(call)]
         self._emit(WriteRecords(tuple(records)))
         if call.plan.call_events:
             self._emit(QueueEvent(end_of_call(call, records)))
@@ -400,14 +540,19 @@ _LEG_EVENTS: dict[type[Event], Handler] = {
     Timer: CallMachine._timer,
     HangupCall: CallMachine._hangup,
 }
+_LIVE = (BridgeState.HUNTING, BridgeState.CONNECTING, BridgeState.BRIDGED, BridgeState.PARKED)
 
-# Every (state, event) pair, listed. While the call lives every event is handled on its
-# merits (the handlers look at the leg's state); once ended, only a late 2xx still needs an
+# Every (state, event) pair, listed. While the call lives every leg event is handled on
+# its merits (the handlers look at the leg's state); a transfer needs an answered pair (or
+# a parked call), a park an answered pair; once ended, only a late 2xx still needs an
 # action (BYE) and everything else is ignored.
 TABLE: dict[tuple[BridgeState, type[Event]], Handler] = {
-    **{(BridgeState.HUNTING, kind): handler for kind, handler in _LEG_EVENTS.items()},
-    **{(BridgeState.CONNECTING, kind): handler for kind, handler in _LEG_EVENTS.items()},
-    **{(BridgeState.BRIDGED, kind): handler for kind, handler in _LEG_EVENTS.items()},
-    **{(BridgeState.ENDED, kind): CallMachine._ignore for kind in _LEG_EVENTS},
+    **{(state, kind): handler for state in _LIVE for kind, handler in _LEG_EVENTS.items()},
+    **{(state, Transfer): CallMachine._ignore for state in _LIVE},
+    **{(state, Park): CallMachine._ignore for state in _LIVE},
+    (BridgeState.BRIDGED, Transfer): CallMachine._transfer,
+    (BridgeState.PARKED, Transfer): CallMachine._transfer,
+    (BridgeState.BRIDGED, Park): CallMachine._park,
+    **{(BridgeState.ENDED, kind): CallMachine._ignore for kind in (*_LEG_EVENTS, Transfer, Park)},
     (BridgeState.ENDED, LegAnswered): CallMachine._late_answer,
 }

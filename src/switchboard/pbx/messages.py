@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.cti.channels import Channel
-from switchboard.pbx.plan import Role
+from switchboard.pbx.destinations import Destination
+from switchboard.pbx.plan import Caller, HuntPlan, Role
 from switchboard.store.records import CallRecord
 
 # -- events -------------------------------------------------------------------------------
@@ -69,7 +70,40 @@ class Hangup:
     reason: str
 
 
-Event = LegRinging | LegAnswered | LegFailed | LegHungUp | MemberRung | Timer | Hangup
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Where the party that stays goes next: a new destination, rung as a hunt. The
+    engine plans it; ``caller`` is that party as the new destination is shown it."""
+
+    caller: Caller
+    destination: HuntPlan
+    target: Destination
+    channel: str  # the new destination's channel
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Blind transfer (API §4's socket command, and REST): the peer of ``channel`` is
+    connected to a new destination and ``channel`` is released; a parked channel itself
+    is connected (that is how a parked call is picked up)."""
+
+    channel: str
+    to: Redirect
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """The peer of ``channel`` waits alone, hearing a tone, and ``channel`` is released;
+    after ``timeout`` seconds the call rings ``back`` (the parker), or ends."""
+
+    channel: str
+    timeout: float
+    back: Redirect | None
+
+
+Event = (
+    LegRinging | LegAnswered | LegFailed | LegHungUp | MemberRung | Timer | Hangup | Transfer | Park
+)
 EVENT_TYPES: tuple[type[Event], ...] = (
     LegRinging,
     LegAnswered,
@@ -78,6 +112,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MemberRung,
     Timer,
     Hangup,
+    Transfer,
+    Park,
 )
 
 # -- commands -----------------------------------------------------------------------------
@@ -138,7 +174,17 @@ class AcceptAnswer:
 
 @dataclass(frozen=True, slots=True)
 class StartRingback:
-    """The answered member hears ringback while the destination rings."""
+    """The origin's answered leg (a member, or the party that stays after a transfer or a
+    park) hears ringback while the destination rings."""
+
+
+@dataclass(frozen=True, slots=True)
+class Regroup:
+    """A transfer or a park: the party that stays is the origin from now on (``swapped``:
+    it was the destination, so the sides' media legs change places), and the media leg
+    toward the destination has no peer until a new one answers."""
+
+    swapped: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +241,7 @@ Command = (
     | Reject
     | AcceptAnswer
     | StartRingback
+    | Regroup
     | Bridge
     | SetTimer
     | SetBusy

@@ -81,17 +81,20 @@ def group_id(call: Call) -> int | None:
     return target.group.id if isinstance(target, GroupTarget) else None
 
 
-def build(call: Call) -> list[CallRecord]:
-    records = _members(call) + _caller(call)
+def build(call: Call, *, ended_at: float | None = None) -> list[CallRecord]:
+    """The records of the call as it stands, as if it ended ``ended_at`` (default: when it
+    did; a transfer closes the records of the legs it releases)."""
+    end = call.ended_at if ended_at is None else ended_at
+    records = _members(call, end) + _caller(call, end)
     origin_up = call.caller is not None or (
         call.origin is not None and call.origin.winner() is not None
     )
     if origin_up and call.destination_offered_at is not None:
-        records.append(_destination(call))
+        records.append(_destination(call, end))
     return records
 
 
-def _members(call: Call) -> list[CallRecord]:
+def _members(call: Call, end: float | None) -> list[CallRecord]:
     if call.origin is None:
         return []
     wall = call.plan.wall
@@ -110,7 +113,7 @@ def _members(call: Call) -> list[CallRecord]:
                 other_uuid=call.plan.destination_channel if answered else None,
                 offered_at=wall(attempt.started_at),
                 answered_at=wall(attempt.ended_at) if answered else None,
-                ended_at=wall(call.ended_at if answered else attempt.ended_at),
+                ended_at=wall(end if answered else attempt.ended_at),
                 disposition=attempt.result.value if attempt.result else "skipped",
                 hangup=member_hangup(attempt, call.ended_by),
             )
@@ -118,15 +121,15 @@ def _members(call: Call) -> list[CallRecord]:
     return records
 
 
-def _caller(call: Call) -> list[CallRecord]:
+def _caller(call: Call, end: float | None) -> list[CallRecord]:
+    """A phone's or a trunk's caller, or the party that stayed after a transfer."""
     caller = call.caller
     plan = call.plan
     origin = plan.origin
     if caller is None or not isinstance(origin, Caller):
         return []
     party = origin.user.name if origin.user is not None else origin.number or "anonymous"
-    answered = call.destination_answered_at is not None
-    if answered:
+    if call.caller_answered_at is not None:
         disposition, hangup = "answered", clearing(call.ended_by == "origin")
     elif caller.peer_hung_up:
         disposition, hangup = "canceled", "recv_cancel,ORIGINATOR_CANCEL"
@@ -141,15 +144,15 @@ def _caller(call: Call) -> list[CallRecord]:
             group_id=group_id(call),
             other_uuid=plan.destination_channel,
             offered_at=plan.wall(call.started_at),
-            answered_at=plan.wall(call.destination_answered_at),
-            ended_at=plan.wall(call.ended_at),
+            answered_at=plan.wall(call.caller_answered_at),
+            ended_at=plan.wall(end),
             disposition=disposition,
             hangup=hangup,
         )
     ]
 
 
-def _destination(call: Call) -> CallRecord:
+def _destination(call: Call, end: float | None) -> CallRecord:
     plan = call.plan
     if call.destination_answered_at is not None:
         disposition, hangup = "answered", clearing(call.ended_by == "destination")
@@ -168,7 +171,7 @@ def _destination(call: Call) -> CallRecord:
         other_uuid=origin.channel if origin is not None else None,
         offered_at=plan.wall(call.destination_offered_at),
         answered_at=plan.wall(call.destination_answered_at),
-        ended_at=plan.wall(call.ended_at),
+        ended_at=plan.wall(end),
         disposition=disposition,
         hangup=hangup,
         end_user=json.dumps(asdict(end_user)) if end_user else None,
