@@ -57,7 +57,8 @@ def test_the_agent_transfers_the_customer_to_a_colleague() -> None:
     assert m.Bye(new_leg) in commands and commands[-1] == m.Release()
     records = {r.uuid: r for r in driver.of(m.WriteRecords)[0].records}
     assert records["alice-1"].hangup == BLIND_TRANSFER
-    assert records["alice-1"].ended_at == records["alice-1"].offered_at + 10.0 - 0.0
+    alice = records["alice-1"]
+    assert alice.offered_at is not None and alice.ended_at == alice.offered_at + 10.0
     assert records["far"].role == "caller" and records["far"].disposition == "answered"
     assert records["next"].party == "carol" and records["next"].disposition == "answered"
     assert len(driver.of(m.QueueCallback)) == 1  # the hunt's outcome, once
