@@ -105,10 +105,19 @@ def ring_strategy(plan: CallPlan) -> CallPlan:
 MEMBER_UP: tuple[Step, ...] = ((1.0, m.LegRinging("origin-0")), (2.0, m.LegAnswered("origin-0")))
 
 
-def calling(t: float, kind: str, target: int | None = None, **data: str) -> ChannelState:
+def calling(
+    t: float,
+    kind: str,
+    target: int | None = None,
+    *,
+    group_type: str | None = None,
+    address: str | None = None,
+) -> ChannelState:
     """The ``calling`` state toward a target (``_calling_state``)."""
     location = "ext" if kind == "pstn" else "int"
-    return ChannelState(us(t), "calling", location, kind, target, **data)
+    return ChannelState(
+        us(t), "calling", location, kind, target, group_type=group_type, address=address
+    )
 
 
 # -- a call_group's member terminals -------------------------------------------------------

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from switchboard.api import call_control
 from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.overload import LoopLagMonitor
@@ -31,7 +32,11 @@ from switchboard.api.schemas import (
     CALL_GROUP_ANSWER,
     CALL_GROUP_BODY,
     CALL_USER_BODY,
+    DONE,
+    HANGUP_BODY,
     INITIATE_CALL_BODY,
+    PARK_BODY,
+    TRANSFER_BODY,
     documented,
 )
 from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
@@ -376,23 +381,30 @@ def router(services: Services) -> APIRouter:
         except ApiError as error:
             return error_response(error)
 
-    @api.post(
-        "/hangup",
-        openapi_extra=documented(
-            {"type": "object", "required": ["uuid"], "properties": {"uuid": {"type": "string"}}},
-            {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]}}},
-        ),
-    )
+    @api.post("/hangup", openapi_extra=documented(HANGUP_BODY, DONE))
     async def hangup(request: Request) -> JSONResponse:
         """Hang up a channel of the caller's domain (ours)."""
+        return await command(request, call_control.hangup)
+
+    @api.post("/transfer", openapi_extra=documented(TRANSFER_BODY, DONE))
+    async def transfer(request: Request) -> JSONResponse:
+        """Blind transfer: the channel's peer is connected to a user, group, extension or
+        PSTN number and the channel is released (Basix's socket command, here as REST)."""
+        return await command(request, call_control.transfer)
+
+    @api.post("/park", openapi_extra=documented(PARK_BODY, DONE))
+    async def park(request: Request) -> JSONResponse:
+        """The channel's peer waits, hearing a tone, and the channel is released; after
+        ``timeout`` seconds the parker's phone rings again (Basix's socket command)."""
+        return await command(request, call_control.park)
+
+    async def command(
+        request: Request, act: Callable[[Engine, DomainConfig, dict[str, Any]], None]
+    ) -> JSONResponse:
         try:
             domain = authenticate(request, services.api_auth)
             body = await json_object(request)
-            channel = body.get("uuid")
-            if not isinstance(channel, str) or not channel:
-                raise ApiError("missing_parameter", "uuid is required")
-            if not services.engine.hangup(domain.name, channel):
-                raise ApiError("channel_not_found", "no live channel with this uuid here")
+            act(services.engine, domain, body)
             return JSONResponse({"result_code": 0})
         except ApiError as error:
             return error_response(error)

@@ -5,8 +5,9 @@ On connect: a ``field_spec`` for every element Basix's client keeps (``domain``,
 ``initial_info`` for each (or, with ``since=<seq>``, the missed events when the buffer still
 has them), then one ``info_event`` per change. BERT binary frames by default; JSON text
 frames with ``format=json``. A ``user_*`` selector restricts channels to that user's
-(unless ``full_events=true``); ``force=true`` is ``forced=true``. A text frame
-``{"cmd": "hangup", "uuid": …}`` hangs up a channel of the domain, as Basix's client sends.
+(unless ``full_events=true``); ``force=true`` is ``forced=true``. Text frames
+``{"cmd": "hangup" | "transfer" | "park", …}`` act on a channel of the domain, as Basix's
+client sends them (``api/call_control.py``).
 A ``since`` that is not a whole number of at most ``params.MAX_DIGITS`` digits refuses the
 upgrade with HTTP 400 and ``invalid_parameter`` in the Basix envelope.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -25,6 +27,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from switchboard.api import call_control
 from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
 from switchboard.api.basix import authenticate, json_object
 from switchboard.api.errors import ApiError, error_response
@@ -38,6 +41,7 @@ from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
 from switchboard.pbx.engine import Engine
 
+log = logging.getLogger("switchboard.api")
 _BOARD = (resources.files("switchboard") / "api" / "static" / "board.html").read_text()
 
 
@@ -247,14 +251,37 @@ async def _serve(
         commands.cancel()
 
 
+_COMMANDS = {
+    "hangup": call_control.hangup,
+    "transfer": call_control.transfer,
+    "park": call_control.park,
+}
+
+
 async def _read_commands(websocket: WebSocket, services: Services, subscriber: Subscriber) -> None:
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             text = await websocket.receive_text()
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                command = json.loads(text)
-                if command.get("cmd") == "hangup" and isinstance(command.get("uuid"), str):
-                    services.engine.hangup(subscriber.domain, command["uuid"])
+            _command(services, subscriber.domain, text)
+
+
+def _command(services: Services, domain_name: str, text: str) -> None:
+    """One JSON command as Basix's client sends it. Its protocol has no answer to one: a
+    refused command is logged, and the call stays as it was (REST answers the reason)."""
+    try:
+        command = json.loads(text)
+    except ValueError:
+        return
+    domain = services.directory.domain(domain_name)
+    if not isinstance(command, dict) or domain is None:
+        return
+    act = _COMMANDS.get(command.get("cmd"))  # type: ignore[arg-type]
+    if act is None:
+        return
+    try:
+        act(services.engine, domain, command)
+    except ApiError as error:
+        log.info("ws_cti %s in %s refused: %s", command.get("cmd"), domain_name, error.error_id)
 
 
 async def _send(

@@ -107,6 +107,31 @@ CALL_GROUP_ANSWER = {
     },
 }
 
+DONE = {"type": "object", "properties": {"result_code": {"type": "integer", "enum": [0]}}}
+HANGUP_BODY = {
+    "type": "object",
+    "required": ["uuid"],
+    "properties": {"uuid": {"type": "string"}},
+}
+TRANSFER_BODY = {
+    "type": "object",
+    "required": ["uuid"],
+    "properties": {
+        "uuid": {"type": "string", "description": "the channel released; its peer moves"},
+        "user_id": {"type": ["integer", "string"]},
+        "user_name": {"type": "string"},
+        "destination": DESTINATION_SCHEMA,
+    },
+}
+PARK_BODY = {
+    "type": "object",
+    "required": ["uuid"],
+    "properties": {
+        "uuid": {"type": "string", "description": "the channel released; its peer waits"},
+        "timeout": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 60},
+    },
+}
+
 
 def documented(body: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for handlers that read the raw body: the Basix envelope, success or error."""

@@ -96,12 +96,20 @@ class ChannelState:
     target_id: int | None = None
     group_type: str | None = None  # calling a group: hunt | ring
     address: str | None = None
+    # park: where the call waits (its channel: a transfer of it picks it up), for how
+    # long, and who parked it (Basix's client reads positions 2, 4 and 5)
+    slot: str | None = None
+    timeout: int | None = None
+    parker_id: int | None = None
+    parker_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in STATE_NAMES:
             raise ValueError(f"{self.name!r} is not a Basix channel state")
 
     def data(self) -> dict[str, Any]:
+        if self.name == "park":
+            return {"slot": self.slot, "parker_id": self.parker_id, "parker_name": self.parker_name}
         if self.name != "calling":
             return {}
         data: dict[str, Any] = {
@@ -117,6 +125,15 @@ class ChannelState:
         return data
 
     def term(self) -> Term:
+        if self.name == "park":
+            return (
+                self.ts,
+                Atom("park"),
+                self.slot,
+                self.timeout,
+                self.parker_id,
+                self.parker_name,
+            )
         if self.name != "calling":
             return (self.ts, Atom(self.name))
         if self.target_type == "user":

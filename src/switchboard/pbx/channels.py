@@ -336,16 +336,22 @@ class ChannelBook:
             self._remove(channel, data, now)
         return self._take()
 
-    def parked(self, now: float) -> list[Publish]:
-        """The party that stays waits alone (Basix's ``park`` state)."""
+    def parked(self, now: float, timeout: float, parker: str | None) -> list[Publish]:
+        """The party that stays waits alone (Basix's ``park`` state); its own channel is
+        the slot a transfer picks it up from."""
         leg = self.call.caller
         channel = self.published.get(leg.channel) if leg is not None else None
         if channel is not None:
+            state = ChannelState(
+                self._now(now),
+                "park",
+                slot=channel.uuid,
+                timeout=int(timeout),
+                parker_id=self.call.plan.user_ids.get(parker or ""),
+                parker_name=parker,
+            )
             parked = channel.with_(
-                other_uuid=None,
-                other_info=None,
-                state=ChannelState(self._now(now), "park"),
-                last_event="STATE_CHANGE",
+                other_uuid=None, other_info=None, state=state, last_event="STATE_CHANGE"
             )
             self._publish("updated", parked)
         return self._take()

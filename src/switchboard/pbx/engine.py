@@ -465,10 +465,10 @@ class Engine:
             raise NotBridgedError(f"channel {channel} has no answered peer to park")
         parker = call.machine.channels.party(channel)[2]
         user = next((u for u in call.domain.users if u.id == parker), None)
-        back = None
+        back, shown = None, None
         if user is not None:
-            back = self._redirect(call, stays, resolve(user.name, call.domain), back=True)[0]
-        call.redirect(m.Park(channel, timeout, back), None)
+            back, shown = self._redirect(call, stays, resolve(user.name, call.domain), back=True)
+        call.redirect(m.Park(channel, timeout, back), shown)
         self._forget(channel, call)
 
     def _redirect(

@@ -275,15 +275,16 @@ class CallMachine:
         stays = self.staying(event.channel)
         if stays is None or self.call.state is not BridgeState.BRIDGED:
             return
-        self._release_peer(stays, BLIND_TRANSFER, now)
+        parker = self._release_peer(stays, BLIND_TRANSFER, now)
         self._regroup(stays)
         self.call.state = BridgeState.PARKED
         self.call.park_back = event.back
         self._emit(StartRingback(), SetTimer(PARK, now + event.timeout))
-        self._out += self.channels.parked(now)
+        self._out += self.channels.parked(now, event.timeout, parker)
 
-    def _release_peer(self, stays: Leg, cause: str, now: float) -> None:
-        """BYE to the leg bridged with ``stays``; its records are final now."""
+    def _release_peer(self, stays: Leg, cause: str, now: float) -> str | None:
+        """BYE to the leg bridged with ``stays``; its records are final now. Its user,
+        if it is one."""
         call = self.call
         gone = call.destination_leg() if stays is call.origin_leg() else call.origin_leg()
         assert gone is not None
@@ -300,6 +301,7 @@ class CallMachine:
         if user is not None and user in call.busy:
             call.busy.remove(user)
             self._emit(SetBusy(user, False))
+        return user
 
     def _regroup(self, stays: Leg) -> None:
         """The party that stays becomes the call's caller; the sides so far are history."""
