@@ -262,3 +262,35 @@ async def test_rtcp_alone_keeps_a_muted_leg_alive(relay: MediaRelay) -> None:
         await asyncio.sleep(0.05)
     assert fired == []
     session.close()
+
+
+async def test_a_detached_leg_refuses_its_old_peer_until_a_new_one_is_bridged(
+    relay: MediaRelay,
+) -> None:
+    """A transfer: leg b's peer left; the one on a hears ringback, not the old peer's stray
+    packets; the new peer latches afresh and talks both ways once bridged."""
+    session, phone, old = await _session(relay, ("PCMU", 0), ("PCMU", 0))
+    session.bridge()
+    old.send(packet(0, 1, PCMU_FRAME, ssrc=0x01D), session.b.local)
+    await phone.wait_for(1)
+    session.detach("b")
+    session.start_ringback("a")
+    assert not session.bridged
+    old.send(packet(0, 2, PCMU_FRAME, ssrc=0x01D), session.b.local)  # in flight after BYE
+    await phone.wait_for(10)
+    assert [p.header.ssrc for p in phone.received].count(0x01D) == 1  # only before detach
+    assert session.b.stats.rejected == 1
+    assert session.idle_for(relay.loop.time()) < 1.0  # b's silence is not watched now
+
+    new = await rtp_peer()
+    session.b.set_media(LegMedia(new.address, "PCMA", 8))
+    session.bridge()
+    new.send(packet(8, 9, g711.encode([300] * 160, "PCMA"), ssrc=0x2EE), session.b.local)
+    await asyncio.sleep(0.1)
+    assert phone.received[-1].header.ssrc == 0x2EE  # the tone stopped, the new peer talks
+    phone.send(packet(0, 3, PCMU_FRAME), session.a.local)
+    (got,) = await new.wait_for(1)
+    assert got.header.payload_type == 8
+    old.send(packet(0, 4, PCMU_FRAME, ssrc=0x01D), session.b.local)
+    await asyncio.sleep(0.05)
+    assert session.b.stats.rejected == 2 and old.received == []

@@ -31,6 +31,9 @@ Rules:
   its leg silent while the far end still talks): ``idle_for(now)`` is the longest silence,
   RTP or RTCP, of a leg that should be sending: leg a from the start of the watch, leg b
   from the bridge, and neither when we told it not to send (sendonly/inactive toward it).
+- A transfer or a park ``detach``es the leg whose peer left: its SDP and latch are
+  forgotten (the old peer's stray packets are refused), nothing flows until the next
+  ``bridge()``, and its silence is not watched meanwhile.
 - ``close()`` releases the ports on every path; it is idempotent.
 """
 
