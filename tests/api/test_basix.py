@@ -311,6 +311,8 @@ async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClien
     paths = {
         *(f"/basix/api/{m}" for m in ("call_group", "call_user", "call_external", "initiate_call")),
         "/basix/api/hangup",
+        "/basix/api/transfer",
+        "/basix/api/park",
         "/healthz",
     }
     assert paths <= set(schema["paths"])
@@ -474,4 +476,51 @@ async def test_a_call_events_url_is_checked_as_a_callback_url_is(
     server, client, _ = api
     body = {"group_name": "support", "destination": "1", "call_events_url": "ftp://x/y"}
     assert _error(await _call(client, body)) == "invalid_parameter"
+    assert server.engine.statistics() == {"calls": 0, "channels": 0}
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "error_id"),
+    [
+        ("transfer", {"user_name": "dan"}, "missing_parameter"),
+        ("transfer", {"uuid": "no-such-uuid"}, "missing_parameter"),
+        ("transfer", {"uuid": "no-such-uuid", "user_name": "nobody"}, "user_not_found"),
+        ("transfer", {"uuid": "no-such-uuid", "user_id": [1]}, "invalid_parameter"),
+        ("transfer", {"uuid": "no-such-uuid", "destination": "nobody"}, "invalid_destination"),
+        ("transfer", {"uuid": "no-such-uuid", "destination": "dan"}, "channel_not_found"),
+        ("park", {"timeout": 30}, "missing_parameter"),
+        ("park", {"uuid": "no-such-uuid", "timeout": 0}, "invalid_parameter"),
+        ("park", {"uuid": "no-such-uuid", "timeout": "later"}, "invalid_parameter"),
+        ("park", {"uuid": "no-such-uuid", "timeout": 3601}, "invalid_parameter"),
+        ("park", {"uuid": "no-such-uuid"}, "channel_not_found"),
+    ],
+)
+async def test_bad_transfer_and_park_requests_get_their_error_id(
+    api: tuple[Server, httpx.AsyncClient, int], method: str, body: Any, error_id: str
+) -> None:
+    _, client, _ = api
+    assert _error(await _call(client, body, method=method)) == error_id
+
+
+async def test_a_ringing_call_cannot_be_transferred_or_parked_and_is_left_as_it_was(
+    api: tuple[Server, httpx.AsyncClient, int],
+) -> None:
+    server, client, dan_port = api
+    dan = await start_sipp(
+        ["-sf", str(SCENARIOS / "uas_ring_until_cancel.xml"), "-i", "127.0.0.1",
+         "-p", str(dan_port), "-m", "1", "-nostdin"]
+    )  # fmt: skip
+    await asyncio.sleep(0.3)
+    answer = (await _call(client, {"group_name": "dan-only", "destination": "0312341234"})).json()
+    uuid = answer["uuids"][0]
+    await asyncio.sleep(0.3)  # dan's phone rings
+    for method, body in (
+        ("transfer", {"uuid": uuid, "user_name": "dan"}),
+        ("park", {"uuid": uuid, "timeout": 30}),
+    ):
+        assert _error(await _call(client, body, method=method)) == "channel_not_bridged"
+    assert server.engine.statistics() == {"calls": 1, "channels": 2}
+    assert (await _call(client, {"uuid": uuid}, method="hangup")).json() == {"result_code": 0}
+    out, _ = await asyncio.wait_for(dan.communicate(), 10)
+    assert dan.returncode == 0, out.decode(errors="replace")[-1500:]
     assert server.engine.statistics() == {"calls": 0, "channels": 0}
