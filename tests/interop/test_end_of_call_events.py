@@ -202,6 +202,8 @@ def _assert_says_486(received: Received, uuids: list[str]) -> None:
         "call_group",
         "example.com",
     ), event
+    assert event["request_uuids"] == uuids
+    assert (event["ended_by"], event["cause"]) == ("destination", "destination busy (486)")
     legs = {leg["role"]: leg for leg in event["legs"]}
     assert len(event["legs"]) == 2 and set(legs) == {"member", "destination"}, event
     member, destination = legs["member"], legs["destination"]

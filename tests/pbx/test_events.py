@@ -28,9 +28,10 @@ def test_a_busy_pstn_destination_is_said_in_the_end_of_call_event() -> None:
     assert (event["event"], event["kind"], event["ended_by"]) == (
         "call_ended",
         "call_group",
-        "switchboard",
+        "destination",  # it said busy
     )
-    assert event["cause"] == "destination no_member_available"  # busy: nobody could take it
+    assert event["cause"] == "destination busy (486)"
+    assert event["request_uuids"] == ["alice-1", "bob-1"]  # what call_group answered
     legs = {leg["role"] + ":" + leg["party"]: leg for leg in event["legs"]}  # type: ignore[attr-defined]
     far = legs["destination:0312341234"]
     assert (far["disposition"], far["sip_status"], far["hangup"]) == (
@@ -63,3 +64,12 @@ def test_no_event_without_a_call_events_url() -> None:
     driver = Driver.start(call_group())
     driver.feed(m.Hangup("api hangup"), 1.0)
     assert driver.of(m.QueueEvent) == [] and driver.of(m.Release) == [m.Release()]
+
+
+def test_a_destination_nobody_answers_is_said_as_such() -> None:
+    driver = Driver.start(replace(from_phone("bob"), call_events=True))
+    driver.feed(m.LegRinging("destination-0"), 1.0)
+    driver.advance(4000.0)  # the destination's ring timeout
+    event = _event(driver)
+    assert (event["ended_by"], event["cause"]) == ("switchboard", "destination no answer")
+    assert event["request_uuids"] == []  # a phone's call: no API request

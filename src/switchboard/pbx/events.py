@@ -16,12 +16,22 @@ def end_of_call(call: Call, records: list[CallRecord]) -> dict[str, object]:
         "event": "call_ended",
         "kind": plan.kind.value,
         "domain": plan.domain,
+        "request_uuids": _request_uuids(call),
         "ended_by": call.ended_by,
         "cause": call.end_reason,
         "started_at": iso(plan.wall(call.started_at)),
         "ended_at": iso(plan.wall(call.ended_at)),
         "legs": [_leg(call, record) for record in records],
     }
+
+
+def _request_uuids(call: Call) -> list[str]:
+    """What the API method answered (its originating legs' channels); none for a call
+    from a phone or a trunk. A transfer keeps the first origin among the earlier sides."""
+    for side in (*call.earlier, call.origin):
+        if side is not None and side.role is Role.ORIGIN:
+            return [channel for member in side.plan.members for channel in member.channels]
+    return []
 
 
 def _leg(call: Call, record: CallRecord) -> dict[str, object]:

@@ -436,9 +436,12 @@ class CallMachine:
             return
         if finished.result_code != 0 and not self.ended:
             refuse = _refusal(side)
+            status = _last_status(side)
             # a destination nobody could ring (busy, unregistered) refused as it would have
-            self.call.destination_status = _last_status(side) or refuse
-            self._end(f"destination {finished.error_id}", now, refuse=refuse)
+            self.call.destination_status = status or refuse
+            # a status the destination sent ends the call by its doing; our timeout, not
+            by = Role.DESTINATION if status is not None and status not in (408, 487) else None
+            self._end(_destination_cause(side, refuse), now, by=by, refuse=refuse)
 
     # -- the end --------------------------------------------------------------------------
 
@@ -509,6 +512,26 @@ def _failure_status(legs: list[Leg]) -> int:
     """A member whose terminals all refused: 486 busy, then 603 declined, then the lowest."""
     statuses = [leg.status for leg in legs if leg.status is not None] or [480]
     return 486 if 486 in statuses else 603 if 603 in statuses else min(statuses)
+
+
+_CAUSES = {
+    403: "forbidden",
+    404: "not found",
+    484: "address incomplete",
+    486: "busy",
+    488: "not acceptable here",
+    503: "unavailable",
+    603: "declined",
+}
+
+
+def _destination_cause(side: Side, refuse: int) -> str:
+    """Why the destination could not be reached, in words (the end-of-call event's
+    ``cause``): what it answered, or that nobody answered in time."""
+    if refuse == 480:
+        results = {attempt.result for attempt in side.hunt.attempts}
+        return "destination no answer" if Result.NO_ANSWER in results else "destination unavailable"
+    return f"destination {_CAUSES.get(refuse, 'refused')} ({refuse})"
 
 
 def _last_status(side: Side) -> int | None:
