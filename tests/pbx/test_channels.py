@@ -15,11 +15,21 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from switchboard.cti.channels import Channel, ChannelState, EndUserItem, OtherInfo, Target
+from switchboard.cti.channels import (
+    CallGroup,
+    CallSummary,
+    Channel,
+    ChannelState,
+    EndUserItem,
+    OtherInfo,
+    Target,
+)
 from switchboard.pbx import messages as m
+from switchboard.pbx.destinations import resolve
 from switchboard.pbx.hunt import Availability
-from switchboard.pbx.plan import CallPlan, HuntPlan, Kind, Role
-from tests.pbx.calls import Driver, call_group, from_phone, members
+from switchboard.pbx.plan import CallPlan, HuntPlan, Kind, MemberPlan, Role
+from tests.pbx.calls import DOMAIN as DOMAIN_CONFIG
+from tests.pbx.calls import Driver, call_group, call_user, from_phone, members, redirect
 
 EPOCH_US = 1_800_000_000_000_000
 DOMAIN = "example.com"
@@ -123,7 +133,14 @@ def calling(
 # -- a call_group's member terminals -------------------------------------------------------
 
 
-def member_channel(uuid: str, user: str, user_id: int, t: float, name: str = "Support") -> Channel:
+def support_call(strategy: str = "hunt") -> CallSummary:
+    """What a call_group of support to the PSTN number is, on its members' channels."""
+    return CallSummary("pstn", PSTN, (), CallGroup(SUPPORT, "support", strategy))
+
+
+def member_channel(
+    uuid: str, user: str, user_id: int, t: float, name: str = "Support", *, strategy: str = "hunt"
+) -> Channel:
     return Channel(
         uuid=uuid,
         domain=DOMAIN,
@@ -138,6 +155,7 @@ def member_channel(uuid: str, user: str, user_id: int, t: float, name: str = "Su
         origination=("call_group", "support"),
         last_event="STATE_CHANGE",
         call_id=uuid,
+        call=support_call(strategy),
     )
 
 
@@ -159,7 +177,7 @@ def member_channel(uuid: str, user: str, user_id: int, t: float, name: str = "Su
             ring_strategy(call_group()),
             (),
             "bob-1",
-            member_channel("bob-1", "bob", BOB, 0),
+            member_channel("bob-1", "bob", BOB, 0, strategy="ring"),
             id="ring",
         ),
     ],
@@ -179,6 +197,8 @@ def test_a_terminal_registered_since_the_request_rings_on_a_channel_of_its_own()
 
 
 def caller_channel(kind: Kind, called: str, state: ChannelState, group: int | None) -> Channel:
+    # where the call goes, as the state names it: no calling group on a phone's or trunk's call
+    summary = CallSummary(state.target_type or "", called)
     if kind is Kind.PHONE:
         return Channel(
             uuid="caller-ch",
@@ -196,6 +216,7 @@ def caller_channel(kind: Kind, called: str, state: ChannelState, group: int | No
             origination=("phone", "alice"),
             last_event="STATE_CHANGE",
             call_id="caller-ch",
+            call=summary,
         )
     return Channel(
         uuid="caller-ch",
@@ -211,6 +232,7 @@ def caller_channel(kind: Kind, called: str, state: ChannelState, group: int | No
         origination=("trunk", TRUNK_CALLER),
         last_event="STATE_CHANGE",
         call_id="caller-ch",
+        call=summary,
     )
 
 
@@ -410,6 +432,89 @@ def test_a_call_group_destination_is_offered_only_once_a_member_answered() -> No
     assert published(driver, "far") == []
     driver.feed(m.LegAnswered("origin-0"), 2.0)
     assert [p.event for p in published(driver, "far")] == ["added"]
+
+
+# -- what the call is, on its calling side (``call``, JSON only) -------------------------------
+
+
+def external(destination: str) -> CallPlan:
+    """call_external: the PSTN number (James Hudson) rings first, then ``destination``."""
+    plan = call_user(destination)
+    origin = MemberPlan(None, planned={"pstn": "ext-1"}, number=PSTN)
+    return replace(
+        plan,
+        kind=Kind.CALL_EXTERNAL,
+        origin=HuntPlan((origin,), "ring", 60, 60),
+        origin_target=resolve(f"{{name=James Hudson}}{PSTN}", DOMAIN_CONFIG),
+    )
+
+
+SUPPORT_HUNT = CallGroup(SUPPORT, "support", "hunt")
+SUPPORT_CONTEXT = CallGroup(SUPPORT, "support")  # call_user's and call_external's group
+
+SUMMARIES: dict[str, tuple[Callable[[], CallPlan], str, CallSummary]] = {
+    # flow: (plan, the calling-side channel, what it says of the call when added)
+    "call_group→pstn with an end user": (
+        lambda: call_group("{id=7,name=James Hudson,organization=ACME,prefecture=Tokyo}" + PSTN),
+        "alice-1",
+        CallSummary("pstn", PSTN, (HUDSON,), SUPPORT_HUNT),
+    ),
+    "call_group→user": (
+        lambda: call_group("carol"),
+        "alice-1",
+        CallSummary("user", "carol", (), SUPPORT_HUNT),
+    ),
+    "call_group→group, ringing its members": (
+        lambda: ring_strategy(call_group("sales")),
+        "alice-1",
+        CallSummary("group", "sales", (), CallGroup(SUPPORT, "support", "ring")),
+    ),
+    "call_user→pstn": (
+        lambda: call_user(PSTN),
+        "alice-1",
+        CallSummary("pstn", PSTN, (), SUPPORT_CONTEXT),
+    ),
+    "call_external→user": (
+        lambda: external("carol"),
+        "ext-1",
+        CallSummary("user", "carol", (), SUPPORT_CONTEXT),
+    ),
+}
+
+
+@pytest.mark.parametrize("flow", list(SUMMARIES))
+def test_a_member_channel_says_where_its_call_goes_before_the_destination_exists(
+    flow: str,
+) -> None:
+    make, uuid, expected = SUMMARIES[flow]
+    driver = run(make(), (1.0, m.LegRinging("origin-0")))
+    assert published(driver, "far") == [], "no destination channel while the member rings"
+    assert added(driver, uuid).call == expected
+    assert last(driver, uuid).tags[-1] == "ringing"
+    assert last(driver, uuid).call == expected
+
+
+def test_every_publish_of_a_member_channel_carries_its_call() -> None:
+    driver = run(call_group(), *BRIDGE, at(9, HANGUP))
+    assert [p.event for p in published(driver, "alice-1")] == [
+        "added",
+        "updated",  # ringing
+        "updated",  # answered
+        "updated",  # bridged
+        "removed",
+    ]
+    assert {p.channel.call for p in published(driver, "alice-1")} == {support_call()}
+    assert {p.channel.call for p in published(driver, "far")} == {None}, "the destination's own"
+
+
+def test_the_party_that_stays_after_a_transfer_says_where_the_call_goes_now() -> None:
+    driver = run(call_group(), *BRIDGE)
+    driver.feed(m.Transfer("alice-1", redirect("carol")), 10.0)
+    customer = last(driver, "far")  # the PSTN party, now calling carol
+    assert (customer.other_uuid, customer.call) == (
+        "next",
+        CallSummary("user", "carol", (), SUPPORT_HUNT),  # still support's call
+    )
 
 
 # -- ringing --------------------------------------------------------------------------------

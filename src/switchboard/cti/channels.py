@@ -15,6 +15,10 @@ Shapes follow what Basix's client library decodes:
 - ``last_event`` is ``STATE_CHANGE``, ``CHANNEL_ANSWER`` or ``CHANNEL_HANGUP``.
 Timestamps are µs since the epoch. The JSON variant carries the same values as objects, the
 shapes the client library builds from the row.
+
+Ours, in JSON only: ``call`` (``CallSummary``), where the call of a calling-side channel goes
+and for which group, from the moment the channel is added. Basix's row has no field for it
+and its client reads rows by position, so the BERT row never carries it.
 """
 
 from __future__ import annotations
@@ -203,6 +207,39 @@ class OtherInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CallGroup:
+    """The group a call is made for: call_group's calling group, call_user's context."""
+
+    id: int
+    name: str
+    strategy: str | None = None  # hunt | ring: how the call rings its members; None: context
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "strategy": self.strategy}
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """Ours, JSON only: what a member's channel is rung for. The destination channel
+    appears only once a member answered; a board shows this while the member rings."""
+
+    destination_type: str  # user | group | pstn
+    destination: str  # the party: the PSTN number, the user's or the group's name
+    end_user: tuple[EndUserItem, ...] = ()
+    group: CallGroup | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "destination": {
+                "type": self.destination_type,
+                "party": self.destination,
+                "end_user": end_user_json(self.end_user),
+            },
+            "group": self.group.to_json() if self.group else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     ELEMENT: ClassVar[str] = "channel"
 
@@ -229,6 +266,7 @@ class Channel:
     call_id: str | None = None
     other_info: OtherInfo | None = None
     last_bridged_user_id: int | None = None
+    call: CallSummary | None = None  # JSON only: not in FIELDS, so never in a BERT row
 
     def __post_init__(self) -> None:
         if self.last_event is not None and self.last_event not in LAST_EVENTS:
@@ -265,6 +303,7 @@ class Channel:
         out["end_user"] = end_user_json(self.end_user)
         out["tags"] = list(self.tags)
         out["other_info"] = self.other_info.to_json() if self.other_info else None
+        out["call"] = self.call.to_json() if self.call else None
         return out
 
     def to_row(self) -> list[Term]:

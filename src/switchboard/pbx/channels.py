@@ -10,16 +10,28 @@ turn (``send_refuse,ORIGINATOR_CANCEL``) or the terminal had gone by then
 the same member is removed with ``send_cancel,LOSE_RACE``. A caller (a phone or a trunk)
 is an ``inbound`` channel. The destination channel follows the destination; ``end_user``
 rides on it, and each side's ``other_info`` describes the other.
+
+Every calling-side channel (a member's terminal, call_external's PSTN origin, a caller, the
+party that stays after a transfer) carries ``call`` from the moment it is added (JSON only):
+the destination with its ``end_user`` and the calling group with the call's strategy.
 """
 
 from __future__ import annotations
 
-from switchboard.cti.channels import Channel, ChannelState, EndUserItem, OtherInfo, Target
+from switchboard.cti.channels import (
+    CallGroup,
+    CallSummary,
+    Channel,
+    ChannelState,
+    EndUserItem,
+    OtherInfo,
+    Target,
+)
 from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget, party
 from switchboard.pbx.hunt import Attempt, Result
 from switchboard.pbx.legs import Call, Leg
 from switchboard.pbx.messages import Publish
-from switchboard.pbx.plan import Caller, HuntPlan, Kind, MemberPlan, Role
+from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
 from switchboard.pbx.records import group_id, member_hangup, refusal, refused, target_party
 
 
@@ -50,6 +62,8 @@ class ChannelBook:
         self.published: dict[str, Channel] = {}
         self.removed: set[str] = set()
         self._out: list[Publish] = []
+        # fixed at the start: a transfer changes where the call goes, not who it was for
+        self._group = _calling_group(call.plan)
 
     def _take(self) -> list[Publish]:
         out, self._out = self._out, []
@@ -65,6 +79,16 @@ class ChannelBook:
 
     def _now(self, now: float) -> int:
         return _us(self.call.plan.wall(now)) or 0
+
+    def _summary(self) -> CallSummary:
+        """Where the call goes now and for which group (``call``, JSON only)."""
+        destination = self.call.plan.target
+        return CallSummary(
+            _target_type(destination.target),
+            party(destination.target),
+            end_user_items(destination),
+            self._group,
+        )
 
     # -- the calling group's members --------------------------------------------------------
 
@@ -152,6 +176,7 @@ class ChannelBook:
             tags=("auto_answer",) if plan.auto_answer else (),
             last_event="STATE_CHANGE",
             call_id=uuid,
+            call=self._summary(),
         )
 
     def _external(self, attempt: Attempt, uuid: str, ts: int) -> Channel:
@@ -172,6 +197,7 @@ class ChannelBook:
             origination=self._origination(),
             last_event="STATE_CHANGE",
             call_id=uuid,
+            call=self._summary(),
         )
 
     # -- every call -------------------------------------------------------------------------
@@ -196,7 +222,10 @@ class ChannelBook:
                 self._publish("added", self._caller(caller, state, ts))
             else:  # the party that stays after a transfer now calls the new destination
                 calling = shown.with_(
-                    other_uuid=plan.destination_channel, state=state, last_event="STATE_CHANGE"
+                    other_uuid=plan.destination_channel,
+                    state=state,
+                    last_event="STATE_CHANGE",
+                    call=self._summary(),
                 )
                 self._publish("updated", calling)
         target = plan.target.target
@@ -253,6 +282,7 @@ class ChannelBook:
             origination=self._origination(),
             last_event="STATE_CHANGE",
             call_id=caller.channel,
+            call=self._summary(),
         )
 
     def _presented_number(self) -> str | None:
@@ -389,6 +419,24 @@ class ChannelBook:
     def _origin_channel(self) -> str | None:
         leg = self.call.origin_leg()
         return leg.channel if leg is not None else None
+
+
+def _calling_group(plan: CallPlan) -> CallGroup | None:
+    """call_group's group rings its members by the request's strategy; call_user's and
+    call_external's group is context only."""
+    group = plan.group
+    if group is None:
+        return None
+    origin = plan.origin
+    if plan.kind is Kind.CALL_GROUP and isinstance(origin, HuntPlan):
+        return CallGroup(group.id, group.name, origin.strategy)
+    return CallGroup(group.id, group.name)
+
+
+def _target_type(target: UserTarget | GroupTarget | PstnTarget) -> str:
+    if isinstance(target, PstnTarget):
+        return "pstn"
+    return "user" if isinstance(target, UserTarget) else "group"
 
 
 def _user_info(channel: Channel) -> OtherInfo:
