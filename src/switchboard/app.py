@@ -23,16 +23,18 @@ from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
 from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
+from switchboard.directory_sync import DirectorySync
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
+from switchboard.pbx.routing import Router
+from switchboard.registrar.registrar import RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.transport import TcpLimits
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.database import create_engine, migrate
-from switchboard.store.directory import apply_config
 from switchboard.store.outbox import Outbox
 from switchboard.store.records import CallRecordStore
 from switchboard.store.registrations import RegistrationStore
@@ -50,7 +52,12 @@ class _HttpServer(GuardedServer):
         limits = ConnectionLimits(
             settings.http_max_connections, settings.http_connections_per_source
         )
-        app = create_app(services, max_body=settings.http_max_body, listener=limits.statistics)
+        app = create_app(
+            services,
+            max_body=settings.http_max_body,
+            listener=limits.statistics,
+            admin_max_body=settings.admin_max_body,
+        )
         super().__init__(app, settings.http_address, limits)
 
     @contextlib.contextmanager
@@ -82,22 +89,20 @@ class Server:
         self.registrar = RegistrarService.serve(
             self.user_agent, config, self.directory, RegistrationStore(self.database)
         )
-        secrets_by_domain = {d.name: d.callback_secret for d in config.domains}
         self.allow_private_callbacks = server.callback_allow_private
+        self.admin_token = server.admin_token
         self.callbacks = CallbackDelivery(
             Outbox(self.database, self.writes),
-            secret_for=secrets_by_domain.get,
+            secret_for=self._callback_secret,
             allow_private=server.callback_allow_private,
-            key_for={d.name: d.api_token for d in config.domains}.get,
+            key_for=self._api_token,
             per_domain=server.callback_concurrency_per_domain,
             max_response=server.callback_max_response,
             deadline=server.callback_deadline,
         )
         self.records = CallRecordStore(self.database, self.writes)
         self.cti = CtiHub()
-        self.directory_feed = DirectoryFeed(
-            self.cti, config, self.directory, self.registrar.contacts
-        )
+        self.directory_feed = DirectoryFeed(self.cti, self.directory, self.registrar.contacts)
         self.registrar.on_binding = self.directory_feed.binding_changed
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)
@@ -112,8 +117,23 @@ class Server:
             cti=self.cti,
         )
         self.incoming = IncomingCalls.serve(self.user_agent, config, self.registrar, self.engine)
+        self.directory_sync = DirectorySync(self.database, self.directory, config)
+        self.directory.listeners.append(self._directory_changed)
         self.http = _HttpServer(self, server)
         self.stopping = asyncio.Event()
+
+    def _directory_changed(self, _before: Config, after: Config) -> None:
+        """What is built from the directory once follows a change (provisioning)."""
+        self.registrar.registrar.settings = RegistrarSettings.for_config(after)
+        self.incoming.router = Router(after)
+
+    def _callback_secret(self, domain: str) -> str | None:
+        config = self.directory.domain(domain)
+        return config.callback_secret if config is not None else None
+
+    def _api_token(self, domain: str) -> str | None:
+        config = self.directory.domain(domain)
+        return config.api_token if config is not None else None
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -130,15 +150,17 @@ class Server:
 
     async def start(self) -> None:
         await migrate(self.database)
-        await apply_config(self.database, self.config)
+        await self.directory_sync.start()
         await self.registrar.start()
         self.directory_feed.seed(self.registrar.location.all_bindings())
+        self.directory.listeners.append(self.directory_feed.reconfigured)
         await self.callbacks.start()
         await self.endpoint.start()
         self.overload.start()
 
     async def stop(self) -> None:
         await self.overload.stop()
+        await self.directory_sync.close()
         for call in list(self.engine.calls):
             call.hang_up("shutting down")
         for session in list(self.media.sessions):

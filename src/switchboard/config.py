@@ -102,11 +102,17 @@ class ServerConfig(_Strict):
     http_max_connections: int = Field(default=256, gt=0)
     http_connections_per_source: int = Field(default=64, gt=0)
     http_max_body: int = Field(default=65536, ge=1024)
+    admin_max_body: int = Field(default=8 * 1024 * 1024, ge=1024)  # /admin/api/ (a directory)
     callback_max_response: int = Field(default=65536, ge=1024)
     callback_deadline: float = Field(default=10.0, gt=0)
     callback_concurrency_per_domain: int = Field(default=4, gt=0)
     # The domain of phones that use the server's address as their SIP domain.
     default_domain: str | None = None
+    # The provisioning API (/admin/api/) takes this bearer token; without one it is off.
+    admin_token: str | None = Field(default=None, min_length=16)
+    # How often a node looks for directory changes another node (or ``switchboard apply``)
+    # wrote to the shared database.
+    directory_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
 
     @field_validator("sip_listen", "http_listen")
     @classmethod
@@ -343,10 +349,27 @@ def parse_config(text: str, source: str = "config") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return validate_config(data, source)
+
+
+def validate_config(data: object, source: str = "config") -> Config:
+    """A config from its TOML-shaped data, with the file's rules and error messages (the
+    provisioning API validates every change this way)."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: " + _describe(exc)) from None
+
+
+def with_domains(config: Config, domains: list[dict[str, object]], source: str) -> Config:
+    """``config``'s server settings with another directory (TOML-shaped domain tables)."""
+    server = config.server.model_dump(exclude_unset=True)
+    return validate_config({"server": server, "domains": domains}, source)
+
+
+def directory_data(config: Config) -> list[dict[str, object]]:
+    """The directory as TOML-shaped tables: what ``with_domains`` takes back."""
+    return [domain.model_dump(exclude_defaults=True) for domain in config.domains]
 
 
 # Cross-entry checks (duplicates, members) name the entries themselves, relative to the

@@ -22,7 +22,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
-from switchboard.api import basix, cti, health
+from switchboard.api import admin, basix, cti, health
 from switchboard.api.bodylimit import BodyLimit
 from switchboard.api.errors import ApiError, error_response
 
@@ -31,15 +31,20 @@ log = logging.getLogger("switchboard.api")
 DOCS_ASSETS = "/docs-assets"
 
 
-class Services(basix.Services, cti.Services, health.Services, Protocol):
+class Services(basix.Services, cti.Services, health.Services, admin.Services, Protocol):
     pass
 
 
 def create_app(
-    services: Services, *, max_body: int, listener: Callable[[], Mapping[str, int]]
+    services: Services,
+    *,
+    max_body: int,
+    listener: Callable[[], Mapping[str, int]],
+    admin_max_body: int | None = None,
 ) -> FastAPI:
-    """``max_body``: bytes a request body may have; ``listener``: the HTTP listener's
-    counters, for ``/statistics``."""
+    """``max_body``: bytes a request body may have (``admin_max_body`` on the provisioning
+    API, whose whole directory may be larger); ``listener``: the HTTP listener's counters,
+    for ``/statistics``."""
     app = FastAPIOffline(
         title="Switchboard",
         version=__version__,
@@ -51,7 +56,8 @@ def create_app(
         static_url=DOCS_ASSETS,
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.add_middleware(BodyLimit, max_body=max_body)
+    larger = {"/admin/api/": admin_max_body} if admin_max_body else {}
+    app.add_middleware(BodyLimit, max_body=max_body, larger=larger)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -80,4 +86,5 @@ def create_app(
     app.include_router(health.router(services, listener))
     app.include_router(basix.router(services))
     app.include_router(cti.router(services))
+    app.include_router(admin.router(services))
     return app

@@ -32,18 +32,23 @@ class BodyTooLargeError(ApiError):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, larger: dict[str, int] | None = None) -> None:
+        """``larger``: path prefixes allowed a larger cap (the provisioning API's whole
+        directory)."""
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.max_body:
-            await error_response(BodyTooLargeError(self.max_body))(scope, receive, send)
+        path: str = scope["path"]
+        cap = next((n for p, n in self.larger.items() if path.startswith(p)), self.max_body)
+        if _declared_length(scope) > cap:
+            await error_response(BodyTooLargeError(cap))(scope, receive, send)
             return
-        await self.app(scope, _counting(receive, self.max_body), send)
+        await self.app(scope, _counting(receive, cap), send)
 
 
 def _declared_length(scope: Scope) -> int:

@@ -7,12 +7,17 @@ config, terminals from the registrar; kept current in the hub as phones come and
   ``user`` follows.
 - A static contact (config ``contacts``) is a terminal that is always there; a binding for
   the same contact shadows it while it lives.
+- A directory change (provisioning) is the difference between the two directories, element
+  by element: ``removed`` first (terminals, members, groups, users, domains), then
+  ``added`` and ``updated`` in the opposite order, so a client never holds a member whose
+  user or group it does not know.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from switchboard.config import Config, DomainConfig, GroupConfig, UserConfig
 from switchboard.cti.elements import (
@@ -33,25 +38,14 @@ Contacts = Callable[[str, str], list[str]]  # (domain, user) → what the PBX wo
 
 
 class DirectoryFeed:
-    def __init__(
-        self, hub: CtiHub, config: Config, directory: Directory, contacts: Contacts
-    ) -> None:
+    def __init__(self, hub: CtiHub, directory: Directory, contacts: Contacts) -> None:
         self.hub = hub
-        self.config = config
         self.directory = directory
         self.contacts = contacts
 
     def seed(self, bindings: list[Binding]) -> None:
-        for domain in self.config.domains:
-            self.hub.seed(_domain_row(domain))
-            for user in domain.users:
-                self.hub.seed(self._user_row(domain.name, user))
-                for contact in user.contacts:
-                    self.hub.seed(_static_terminal(domain.name, user, contact))
-            for group in domain.groups:
-                self.hub.seed(_group_row(domain.name, group))
-                for row in _member_rows(domain, group):
-                    self.hub.seed(row)
+        for row in self._elements(self.directory.config).values():
+            self.hub.seed(row)
         for binding in bindings:
             owner = self.directory.user(binding.domain, binding.user)
             if owner is not None:
@@ -73,6 +67,41 @@ class DirectoryFeed:
         after = self._user_row(binding.domain, user)
         if isinstance(before, UserRow) and before.presence != after.presence:
             self.hub.publish("updated", after)
+
+    def reconfigured(self, before: Config, after: Config) -> None:
+        """Publish what a directory change changed (a ``Directory`` listener)."""
+        old, new = self._elements(before), self._elements(after)
+        gone_users = {
+            (row.domain, row.id)
+            for key, row in old.items()
+            if isinstance(row, UserRow) and key not in new
+        }
+        for domain, items in list(self.hub.items.items()):  # a gone user's live bindings
+            for item in list(items.values()):
+                if isinstance(item, TerminalRow) and (domain, item.assoc_user_id) in gone_users:
+                    old.setdefault(("terminal", domain, item.id), item)
+        for key in sorted(old, key=_removal_order):
+            if key not in new:
+                self.hub.publish("removed", old[key])
+        for key in sorted(new, key=_addition_order):
+            before_row = old.get(key)
+            if before_row is None:
+                self.hub.publish("added", new[key])
+            elif before_row != new[key]:
+                self.hub.publish("updated", new[key])
+
+    def _elements(self, config: Config) -> dict[tuple[str, str, Any], Any]:
+        """Every directory element of ``config``, by (element, domain, id)."""
+        rows: list[Any] = []
+        for domain in config.domains:
+            rows.append(_domain_row(domain))
+            for user in domain.users:
+                rows.append(self._user_row(domain.name, user))
+                rows += [_static_terminal(domain.name, user, c) for c in user.contacts]
+            for group in domain.groups:
+                rows.append(_group_row(domain.name, group))
+                rows += _member_rows(domain, group)
+        return {(row.ELEMENT, row.domain, row.key): row for row in rows}
 
     def _user_row(self, domain: str, user: UserConfig) -> UserRow:
         presence = "available" if self.contacts(domain, user.name) else "offline"
@@ -144,3 +173,14 @@ def _static_terminal(domain: str, user: UserConfig, contact: str) -> TerminalRow
         True,
         None,
     )
+
+
+_ORDER = ("domain", "user", "group", "group_member", "terminal")
+
+
+def _addition_order(key: tuple[str, str, Any]) -> int:
+    return _ORDER.index(key[0])
+
+
+def _removal_order(key: tuple[str, str, Any]) -> int:
+    return -_ORDER.index(key[0])

@@ -70,6 +70,18 @@ class TrunkRow(Base):
     username: Mapped[str] = mapped_column(String(255))
 
 
+class DirectoryStateRow(Base):
+    """The directory as provisioned (one row): the source of truth at run time."""
+
+    __tablename__ = "directory_state"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[str] = mapped_column(Text)  # JSON: the TOML file's [[domains]] tables
+    source_hash: Mapped[str | None] = mapped_column(String(64))  # of the file last applied
+    version: Mapped[int] = mapped_column(Integer)  # +1 per change
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
 class RegistrationRow(Base):
     """One binding of an address-of-record (user@domain) to a contact (RFC 3261 §10.3)."""
 
