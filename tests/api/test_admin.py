@@ -235,7 +235,7 @@ async def test_the_admin_token_is_required_and_guessing_is_throttled(
 async def test_without_an_admin_token_the_api_is_off(tmp_path: Path) -> None:
     async with _serving(tmp_path, server_extra="") as (server, client):
         assert server.admin_token is None
-        refused = await client.get("/admin/api/directory", headers={"Authorization": "Bearer "})
+        refused = await client.get("/admin/api/directory", headers={"Authorization": "Bearer x"})
         assert _error(refused, 401) == "authentication_required"
         guessed = await client.get(
             "/admin/api/directory", headers={"Authorization": "Bearer " + "x" * 32}
