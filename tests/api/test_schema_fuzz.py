@@ -34,10 +34,14 @@ async def test_the_api_fuzzed_from_its_openapi_schema_never_answers_5xx(tmp_path
             "--max-examples", "300", "--seed", "4475", "--workers", "1",
             "--request-timeout", "10", "--no-color",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            # schemathesis keeps its crash cache in `.schemathesis/` under the working
+            # directory: a run from the checkout would rewrite files in the repository.
+            cwd=tmp_path,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(process.communicate(), 240)
         report = out.decode(errors="replace")
         assert process.returncode == 0, report[-4000:]
+        assert (tmp_path / ".schemathesis").is_dir(), "its cache is kept out of the checkout"
         health = await client.get("/healthz")
         assert health.status_code == 200
         answer = await post(client, "hangup", {"uuid": "after-the-fuzz"})
