@@ -33,6 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("check-config", help="validate a config file and summarise it")
     check.add_argument("file", type=Path)
+    apply = commands.add_parser(
+        "apply",
+        help="make the database's directory what FILE says (running nodes follow within"
+        " server.directory_poll_seconds)",
+    )
+    apply.add_argument("file", type=Path)
+    export = commands.add_parser(
+        "export",
+        help="write the directory in force (with the provisioning API's changes) as a config"
+        " file: FILE's [server] table and the database's domains",
+    )
+    export.add_argument(
+        "--config",
+        type=Path,
+        help="the config file whose [server] table (and database) to use (default: the"
+        " bundled example)",
+    )
+    export.add_argument("--output", type=Path, help="where to write it (default: stdout)")
     return parser
 
 
@@ -46,12 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     try:
-        config = load_config(args.config if args.command == "serve" else args.file)
+        config = load_config(args.config if args.command in ("serve", "export") else args.file)
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         print("\n".join(summary(config)))
+        return 0
+    if args.command in ("apply", "export"):
+        from switchboard import provisioning  # noqa: PLC0415 - only these need the database
+
+        if args.command == "apply":
+            version = asyncio.run(provisioning.apply(config))
+            print(f"directory version {version} applied from {args.file}")
+            return 0
+        text = asyncio.run(provisioning.export(config))
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            args.output.write_text(text, encoding="utf-8")
         return 0
     from switchboard.app import Server  # noqa: PLC0415 - check-config needs no HTTP stack
 
