@@ -116,14 +116,15 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
     server = await _serve(config, base_url)
     try:
         async with (
-            httpx.AsyncClient(base_url=base_url) as client,
+            httpx.AsyncClient(base_url=base_url, headers={"Authorization": AUTH}) as client,
+            httpx.AsyncClient(base_url=base_url, headers=ADMIN) as admin,
             connect(ws_url, additional_headers={"Authorization": AUTH}) as ws,
         ):
             first = await _call(client)
             await _next(ws, {"element": "channel", "uuid": first[0], "state": "bridged"})
 
             user = {"name": "dan", "contacts": [f"sip:dan@127.0.0.1:{dan_port}"]}
-            added = (await client.post(f"{DOMAIN}/users", json=user, headers=ADMIN)).json()
+            added = (await admin.post(f"{DOMAIN}/users", json=user)).json()
             assert added["result_code"] == 0 and added["user"]["id"] == 2, added
             member = {"user": "dan", "position": 1}
             moved = await client.post(
@@ -134,10 +135,10 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
             await _next(ws, {"element": "group_member", "event": "added", "user_id": 2})
 
             # the call in progress is untouched: still bridged, and it ends when asked to
-            statistics = (await client.get("/statistics", headers={"Authorization": AUTH})).json()
+            statistics = (await client.get("/statistics")).json()
             assert statistics["calls"] == 1
-            assert (await client.post("/basix/api/hangup", json={"uuid": first[0]},
-                                      headers={"Authorization": AUTH})).json()["result_code"] == 0  # fmt: skip
+            hung_up = await client.post("/basix/api/hangup", json={"uuid": first[0]})
+            assert hung_up.json()["result_code"] == 0
             await _next(ws, {"element": "channel", "uuid": first[0], "event": "removed"})
 
             second = await _call(client)
