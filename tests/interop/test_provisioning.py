@@ -136,7 +136,7 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
 
             # the call in progress is untouched: still bridged, and it ends when asked to
             statistics = (await client.get("/statistics")).json()
-            assert statistics["calls"] == 1
+            assert statistics["counters"]["calls"] == 1
             hung_up = await client.post("/basix/api/hangup", json={"uuid": first[0]})
             assert hung_up.json()["result_code"] == 0
             await _next(ws, {"element": "channel", "uuid": first[0], "event": "removed"})
