@@ -108,16 +108,27 @@ class ServerConfig(_Strict):
     callback_concurrency_per_domain: int = Field(default=4, gt=0)
     # The domain of phones that use the server's address as their SIP domain.
     default_domain: str | None = None
+    # SIP over TLS (RFC 3261 §26.2, RFC 5630) on its own address, and HTTPS for the API
+    # and ws_cti, with one certificate chain and key (PEM files).
+    sip_tls_listen: str | None = None
+    http_tls: bool = False
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    # Trunk health: an OPTIONS to each trunk every trunk_ping_seconds; no answer within
+    # trunk_ping_timeout marks it down (PSTN calls then fail at once), an answer up again.
+    trunk_ping_seconds: float = Field(default=10.0, gt=0, le=3600)
+    trunk_ping_timeout: float = Field(default=2.0, gt=0, le=60)
     # The provisioning API (/admin/api/) takes this bearer token; without one it is off.
     admin_token: str | None = Field(default=None, min_length=16)
     # How often a node looks for directory changes another node (or ``switchboard apply``)
     # wrote to the shared database.
     directory_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
 
-    @field_validator("sip_listen", "http_listen")
+    @field_validator("sip_listen", "http_listen", "sip_tls_listen")
     @classmethod
-    def _listen_address(cls, value: str) -> str:
-        split_hostport(value, require_ip=True)
+    def _listen_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_hostport(value, require_ip=True)
         return value
 
     @field_validator("database")
@@ -162,6 +173,10 @@ class ServerConfig(_Strict):
     @property
     def http_address(self) -> tuple[str, int]:
         return split_hostport(self.http_listen)
+
+    @property
+    def sip_tls_address(self) -> tuple[str, int] | None:
+        return split_hostport(self.sip_tls_listen) if self.sip_tls_listen else None
 
 
 class UserConfig(_Strict):
@@ -302,6 +317,14 @@ class Config(_Strict):
                     f"(also domains[{seen[domain.name]}])"
                 )
             seen[domain.name] = index
+        server = self.server
+        if (server.sip_tls_listen or server.http_tls) and not (
+            server.tls_certificate and server.tls_key
+        ):
+            raise ValueError(
+                "server.tls_certificate: sip_tls_listen and http_tls need tls_certificate"
+                " and tls_key (PEM files)"
+            )
         default = self.server.default_domain
         if default is not None and default not in seen:
             raise ValueError(f"server.default_domain: {default!r} is not a configured domain")
