@@ -59,6 +59,7 @@ class Directory:
             f'[server]\nsip_listen = "127.0.0.1:{sip_port}"\n'
             f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "sqlite:///{db}"\n'
             f"callback_allow_private = true\nrtp_ports = [20000, 39999]\n"
+            "trunk_ping_seconds = 0\n"  # the trunk plays scripted calls, not OPTIONS
             # the generator is one source with a pool of 64 connections, plus its probes
             f"http_connections_per_source = 128\n",
             f'[[domains]]\nname = "example.com"\napi_token = "{TOKEN}"\n'

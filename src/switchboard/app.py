@@ -29,6 +29,7 @@ from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
 from switchboard.pbx.routing import Router
+from switchboard.pbx.trunks import TrunkMonitor
 from switchboard.registrar.registrar import RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
@@ -107,6 +108,12 @@ class Server:
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)
         self.overload = LoopLagMonitor()
+        self.trunks = TrunkMonitor(
+            self.user_agent,
+            self.directory,
+            every=server.trunk_ping_seconds,
+            timeout=server.trunk_ping_timeout,
+        )
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -115,6 +122,7 @@ class Server:
             server,
             records=self.records,
             cti=self.cti,
+            trunk_down=self.trunks.down,
         )
         self.incoming = IncomingCalls.serve(self.user_agent, config, self.registrar, self.engine)
         self.directory_sync = DirectorySync(self.database, self.directory, config)
@@ -146,6 +154,7 @@ class Server:
             **self.api_auth.counters,
             **self.writes.counters,
             **self.overload.counters,
+            **self.trunks.counters,
         }
 
     async def start(self) -> None:
@@ -156,11 +165,13 @@ class Server:
         self.directory.listeners.append(self.directory_feed.reconfigured)
         await self.callbacks.start()
         await self.endpoint.start()
+        self.trunks.start()
         self.overload.start()
 
     async def stop(self) -> None:
         await self.overload.stop()
         await self.directory_sync.close()
+        await self.trunks.close()
         for call in list(self.engine.calls):
             call.hang_up("shutting down")
         for session in list(self.media.sessions):

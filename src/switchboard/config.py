@@ -114,9 +114,9 @@ class ServerConfig(_Strict):
     http_tls: bool = False
     tls_certificate: str | None = None
     tls_key: str | None = None
-    # Trunk health: an OPTIONS to each trunk every trunk_ping_seconds; no answer within
-    # trunk_ping_timeout marks it down (PSTN calls then fail at once), an answer up again.
-    trunk_ping_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Trunk health: an OPTIONS to each trunk every trunk_ping_seconds (0: never); no answer
+    # within trunk_ping_timeout marks it down (PSTN calls then fail at once), an answer up.
+    trunk_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
     trunk_ping_timeout: float = Field(default=2.0, gt=0, le=60)
     # The provisioning API (/admin/api/) takes this bearer token; without one it is off.
     admin_token: str | None = Field(default=None, min_length=16)

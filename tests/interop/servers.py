@@ -41,6 +41,8 @@ async def running_server(
     ``[server]`` lines."""
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     url = database if isinstance(database, str) else f"sqlite:///{database}"
+    if "trunk_ping_seconds" not in server_extra:  # SIPp trunks run scenarios, not OPTIONS
+        server_extra += "\ntrunk_ping_seconds = 0"
     server_table = (
         f'[server]\nsip_listen = "127.0.0.1:{sip_port}"\n'
         f'http_listen = "127.0.0.1:{http_port}"\ndatabase = "{url}"\n{server_extra}\n'

@@ -60,6 +60,7 @@ sip_listen = "127.0.0.1:{sip}"
 http_listen = "127.0.0.1:{http}"
 database = "sqlite:///{database}"
 callback_allow_private = true
+trunk_ping_seconds = 0
 
 [[domains]]
 name = "example.com"

@@ -39,6 +39,7 @@ http_listen = "127.0.0.1:{http}"
 database = "sqlite:///{tmp_path / "db.sqlite"}"
 admin_token = "admin-token-for-tests-0123"
 directory_poll_seconds = 0.2
+trunk_ping_seconds = 0
 
 [[domains]]
 name = "example.com"

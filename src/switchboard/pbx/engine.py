@@ -88,7 +88,9 @@ class Engine:
         records: RecordSink | None = None,
         cti: CtiHub | None = None,
         ids: Callable[[], str] = _new_id,
+        trunk_down: Callable[[str, str], str | None] = lambda _domain, _trunk: None,
     ) -> None:
+        """``trunk_down``: why a domain's trunk cannot take a call now (trunk health)."""
         self.ua = ua
         self.registrar = registrar
         self.media = media
@@ -103,6 +105,7 @@ class Engine:
             records=records,
             on_channel=self._channel_seen,
             on_released=self._released,
+            trunk_down=trunk_down,
         )
         self.calls: set[LiveCall] = set()
         self.by_uuid: dict[str, LiveCall] = {}

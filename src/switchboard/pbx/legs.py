@@ -115,6 +115,7 @@ class Call:
     ended_at: float | None = None
     end_reason: str | None = None
     refused_with: int | None = None  # what a caller was refused with
+    failure: str | None = None  # why a leg could not be tried (a trunk down)
     caller_answered_at: float | None = None
     busy: list[str] = field(default_factory=list)  # users this call made busy
     # A transfer or a park makes the party that stays the call's caller: the sides before

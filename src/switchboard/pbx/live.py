@@ -67,6 +67,8 @@ class CallServices:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     on_channel: Callable[[str, LiveCall], None] = lambda _uuid, _call: None
     on_released: Callable[[LiveCall], None] = lambda _call: None
+    # why a domain's trunk cannot take a call now (``trunks.TrunkMonitor.down``), or None
+    trunk_down: Callable[[str, str], str | None] = lambda _domain, _trunk: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +209,16 @@ class LiveCall:
     def _ring_member(self, command: m.Command) -> None:
         assert isinstance(command, m.RingMember)
         rung: list[tuple[str, str]] = []
+        failed: m.LegFailed | None = None
         if command.user is None:
-            rung.append(self._ring_trunk(command))
+            leg, channel, failed = self._ring_trunk(command)
+            rung.append((leg, channel))
         else:
             for terminal in self.services.registrar.terminals(self.domain.name, command.user):
                 rung.append(self._ring_terminal(command, terminal))
         self.queue.append(m.MemberRung(command.role, command.member, tuple(rung)))
+        if failed is not None:  # a leg that could not even be tried fails once it exists
+            self.queue.append(failed)
 
     def _ring_terminal(self, command: m.RingMember, terminal: Terminal) -> tuple[str, str]:
         channel = command.planned.get(contact_key(terminal.contact)) or command.channel
@@ -233,7 +239,7 @@ class LiveCall:
         )
         return self._watch(command.role, call), channel
 
-    def _ring_trunk(self, command: m.RingMember) -> tuple[str, str]:
+    def _ring_trunk(self, command: m.RingMember) -> tuple[str, str, m.LegFailed | None]:
         """A PSTN number through the domain's trunk: the destination's, or call_external's
         origin (``command.number``)."""
         plan = self.machine.call.plan  # a transfer changes the destination
@@ -241,6 +247,12 @@ class LiveCall:
         target = aimed.target if aimed is not None else None
         assert isinstance(target, PstnTarget)
         trunk = target.trunk
+        down = self.services.trunk_down(self.domain.name, trunk.name)
+        if down is not None:  # fail now, not after the INVITE's 32 s
+            leg = self.services.ids()
+            channel = next(iter(command.planned.values()), None) or command.channel or leg
+            log.warning("call %s: %s", channel, down)
+            return leg, channel, m.LegFailed(leg, 503, down)
         host, port = split_hostport(trunk.address)
         number = plan.pstn_caller_id(command.role) or "anonymous"
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
@@ -257,7 +269,7 @@ class LiveCall:
             extra=(Header("P-Asserted-Identity", f"<sip:{number}@{self.domain.name}>"),),
             credentials=credentials,
         )
-        return self._watch(command.role, call), channel
+        return self._watch(command.role, call), channel, None
 
     def _watch(self, role: Role, call: OutgoingCall) -> str:
         leg = self.services.ids()

@@ -172,6 +172,8 @@ class CallMachine:
         if leg is None or leg.state in (LegState.ANSWERED, LegState.ENDED):
             return
         leg.state, leg.status = LegState.ENDED, event.status
+        if event.reason is not None:
+            self.call.failure = event.reason
         side = self.call.side_of(leg)
         if side is None or side in self.call.earlier:
             return
@@ -441,7 +443,8 @@ class CallMachine:
             self.call.destination_status = status or refuse
             # a status the destination sent ends the call by its doing; our timeout, not
             by = Role.DESTINATION if status is not None and status not in (408, 487) else None
-            self._end(_destination_cause(side, refuse), now, by=by, refuse=refuse)
+            cause = self.call.failure or _destination_cause(side, refuse)
+            self._end(cause, now, by=None if self.call.failure else by, refuse=refuse)
 
     # -- the end --------------------------------------------------------------------------
 

@@ -35,10 +35,12 @@ class LegAnswered:
 
 @dataclass(frozen=True, slots=True)
 class LegFailed:
-    """A final response of 300 or more (408 when Timer B fired, 487 after our CANCEL)."""
+    """A final response of 300 or more (408 when Timer B fired, 487 after our CANCEL), or
+    a leg that could not be tried (``reason`` says why: a trunk that is down)."""
 
     leg: str
     status: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -153,6 +154,32 @@ class UserAgent:
         call = OutgoingCall(self, invite, peer, credentials)
         self.endpoint.send_request(invite, peer, call.on_response)
         return call
+
+    def options(self, target: Uri, peer: Peer, *, from_uri: str) -> asyncio.Future[Response]:
+        """An out-of-dialog OPTIONS (§11): its final response, as a keep-alive ping of a
+        trunk; Timer F's 408 when nothing answers (the caller may stop waiting sooner)."""
+        ids = self.endpoint.ids
+        request = Request(
+            "OPTIONS",
+            target,
+            headers(
+                ("Via", self.endpoint.via(peer.transport)),
+                ("Max-Forwards", "70"),
+                ("From", f"<{from_uri}>;tag={ids.tag()}"),
+                ("To", f"<{target}>"),
+                ("Call-ID", ids.call_id()),
+                ("CSeq", "1 OPTIONS"),
+                ("Accept", "application/sdp"),
+            ),
+        )
+        answered: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def on_response(response: Response) -> None:
+            if response.status >= 200 and not answered.done():
+                answered.set_result(response)
+
+        self.endpoint.send_request(request, peer, on_response)
+        return answered
 
     # -- TransactionUser ------------------------------------------------------------------
 

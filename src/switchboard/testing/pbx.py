@@ -17,6 +17,7 @@ from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
+from switchboard.pbx.trunks import TrunkMonitor
 from switchboard.registrar.location import Binding
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
@@ -98,6 +99,11 @@ class HarnessPbx:
             self.ua, config, directory, MemoryBindings(), clock=loop.time
         )
         await self.registrar.start()
+        # pinged only when a test says so (``trunks.start()`` or ``ping_all()``): other tests
+        # count the messages their trunk sees
+        self.trunks = TrunkMonitor(
+            self.ua, directory, every=server.trunk_ping_seconds, timeout=server.trunk_ping_timeout
+        )
         self.engine = Engine(
             self.ua,
             self.registrar,
@@ -106,11 +112,13 @@ class HarnessPbx:
             server,
             records=self.outputs,
             cti=self.cti,
+            trunk_down=self.trunks.down,
         )
         self.incoming = IncomingCalls.serve(self.ua, config, self.registrar, self.engine)
         return self
 
     async def close(self) -> None:
+        await self.trunks.close()
         await self.registrar.close()
         await self.endpoint.close()
 
