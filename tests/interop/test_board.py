@@ -1,20 +1,28 @@
-"""The call board (/board) in headless Chromium, driven by Playwright, watching a real
-call_group call: a SIPp phone that rings, then answers; a SIPp trunk; a SIPp phone that
-registers while the board watches; a user that never registers."""
+"""The call board (/board) in headless Chromium, driven by Playwright: watching a real
+call_group call (a SIPp phone that rings, then answers; a SIPp trunk; a SIPp phone that
+registers while the board watches; a user that never registers), and fed the frames the
+call machine publishes for calls from a phone and from a trunk."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from switchboard.app import Server
+from switchboard.cti import messages as cti_messages
+from switchboard.cti.elements import GROUP_TYPES
+from switchboard.pbx import messages as m
+from switchboard.pbx.plan import Kind
 from tests.interop.call_group_harness import (
     Phones,
     config_for,
@@ -27,9 +35,11 @@ from tests.interop.call_group_harness import (
 )
 from tests.interop.servers import injection_file
 from tests.interop.sipp import SCENARIOS, free_port, run_sipp, start_sipp
+from tests.pbx.calls import DOMAIN, Driver, from_phone
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+BOARD = (resources.files("switchboard") / "api" / "static" / "board.html").read_text()
 # dave has no static contact: he is offline until his SIPp phone registers
 DAVE = """
   [[domains.users]]
@@ -124,6 +134,46 @@ async def test_board_shows_the_ringing_member_then_the_bridged_call(tmp_path: Pa
     await asyncio.wait_for(trunk.communicate(), 15)
 
 
+async def test_board_draws_calls_from_phones_and_trunks_as_the_machine_projects_them() -> None:
+    """No server: the page is fed the JSON frames of the channels the call machine
+    publishes (``tests.pbx.calls``, the example domain) for a phone calling a ring group and
+    a trunk calling a hunt group, each to the bridge."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with _page() as page:
+        await page.set_content(BOARD)
+        await _feed(page, *_directory())
+
+        phone = Driver.start(from_phone("sales"))  # alice's phone calls sales (ring)
+        await _publish(page, phone.commands)
+        row = page.locator('tr.call[data-uuid="caller-ch"]')
+        await expect(row).to_have_attribute("data-group", "sales")
+        await expect(row).to_have_attribute("data-strategy", "ring")
+        await expect(row.locator(".destination")).to_have_text("sales")
+        await _expect_user(page, "alice", "on-call", registered=True)  # her phone is off-hook
+        await expect(page.locator('tr.user[data-user="alice"] .now')).to_have_text(
+            "calling → sales"
+        )
+        sales = page.locator('section.group[data-group="sales"]')
+        await expect(sales.locator('li.group-call[data-uuid="caller-ch"]')).to_have_count(1)
+        await _publish(page, phone.feed(m.LegAnswered("destination-0"), 2.0))  # erik answers
+        await expect(row).to_have_attribute("data-state", "bridged")
+        await expect(row.locator(".destination")).to_have_text("sales → erik")
+        await expect(page.locator('tr.user[data-user="erik"] .now')).to_have_text(
+            "Sales talking ← alice"
+        )
+        await page.screenshot(path=ARTIFACTS / "board-phone-to-ring-group.png", full_page=True)
+        await _publish(page, phone.feed(m.LegHungUp("caller"), 9.0))
+        await expect(page.locator("tr.call")).to_have_count(0)
+
+        trunk = Driver.start(from_phone("support", kind=Kind.TRUNK))
+        trunk.feed(m.LegAnswered("destination-0"), 1.0)  # alice, support's first member
+        await _publish(page, trunk.commands)
+        row = page.locator('tr.call[data-uuid="caller-ch"][data-state="bridged"]')
+        await expect(row.locator(".destination")).to_have_text("support → alice")
+        await expect(row).to_have_attribute("data-strategy", "hunt")
+        await expect(page.locator("tr.call")).to_have_count(1)  # the caller with its destination
+
+
 async def test_board_refuses_a_wrong_token(tmp_path: Path) -> None:
     phones = Phones(free_port(), free_port(), free_port())
     async with serving(tmp_path, config_for(phones)) as (_, client), _board(client) as page:
@@ -132,9 +182,8 @@ async def test_board_refuses_a_wrong_token(tmp_path: Path) -> None:
 
 
 @asynccontextmanager
-async def _board(client: httpx.AsyncClient) -> AsyncIterator[Page]:
-    """Debian's chromium, headless, on the server's /board page; a script error on the
-    page fails the test."""
+async def _page() -> AsyncIterator[Page]:
+    """A page of Debian's chromium, headless; a script error on it fails the test."""
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=shutil.which("chromium"), args=["--no-sandbox"]
@@ -143,11 +192,18 @@ async def _board(client: httpx.AsyncClient) -> AsyncIterator[Page]:
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(f"{client.base_url}/board")
             yield page
             assert errors == [], errors
         finally:
             await browser.close()
+
+
+@asynccontextmanager
+async def _board(client: httpx.AsyncClient) -> AsyncIterator[Page]:
+    """The server's /board page."""
+    async with _page() as page:
+        await page.goto(f"{client.base_url}/board")
+        yield page
 
 
 async def _log_in(page: Page, domain: str, token: str) -> None:
@@ -183,3 +239,43 @@ async def _register(server: Server, tmp_path: Path, user: str) -> None:
         25,
     )  # fmt: skip
     assert result.returncode == 0, result.output[-2000:]
+
+
+async def _feed(page: Page, *messages: dict[str, Any]) -> None:
+    """Hand the page's socket handler what ws_cti?format=json would send."""
+    for message in messages:
+        await page.evaluate("message => receive(message)", message)
+
+
+async def _publish(page: Page, commands: list[m.Command]) -> None:
+    """The channel events among a call machine's commands, as ws_cti's JSON frames."""
+    for command in commands:
+        if isinstance(command, m.Publish):
+            frame = cti_messages.info_event_json(command.event, command.channel, 0)
+            await _feed(page, json.loads(frame))
+
+
+def _directory() -> list[dict[str, Any]]:
+    """The example domain's users (carol offline), groups and members, as initial_info."""
+    users = [
+        {"id": user.id, "name": user.name, "label": user.label,
+         "main_extension": user.extension,
+         "presence": "offline" if user.name == "carol" else "available"}
+        for user in DOMAIN.users
+    ]  # fmt: skip
+    groups = [
+        {"id": group.id, "name": group.name, "label": group.label,
+         "type": GROUP_TYPES[group.strategy], "main_extension": group.extension}
+        for group in DOMAIN.groups
+    ]  # fmt: skip
+    ids = {user.name: user.id for user in DOMAIN.users}
+    members = [
+        {"id": f"{group.id}:{ids[name]}", "group_id": group.id, "user_id": ids[name],
+         "priority": place, "login_status": 1}
+        for group in DOMAIN.groups
+        for place, name in enumerate(group.members, start=1)
+    ]  # fmt: skip
+    return [
+        {"type": "initial_info", "element": element, "data": data, "seq": 0}
+        for element, data in (("user", users), ("group", groups), ("group_member", members))
+    ]
