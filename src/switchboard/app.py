@@ -26,6 +26,7 @@ from switchboard.directory import Directory
 from switchboard.directory_sync import DirectorySync
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
+from switchboard.metrics import Metrics
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
 from switchboard.pbx.routing import Router
@@ -92,6 +93,7 @@ class Server:
         )
         self.allow_private_callbacks = server.callback_allow_private
         self.admin_token = server.admin_token
+        self.metrics_token = server.metrics_token
         self.callbacks = CallbackDelivery(
             Outbox(self.database, self.writes),
             secret_for=self._callback_secret,
@@ -125,6 +127,8 @@ class Server:
             trunk_down=self.trunks.down,
         )
         self.incoming = IncomingCalls.serve(self.user_agent, config, self.registrar, self.engine)
+        self.outbox = self.callbacks.outbox
+        self.metrics = Metrics(self)
         self.directory_sync = DirectorySync(self.database, self.directory, config)
         self.directory.listeners.append(self._directory_changed)
         self.http = _HttpServer(self, server)
@@ -142,6 +146,15 @@ class Server:
     def _api_token(self, domain: str) -> str | None:
         config = self.directory.domain(domain)
         return config.api_token if config is not None else None
+
+    def cti_subscribers(self) -> int:
+        return sum(len(subscribers) for subscribers in self.cti.subscribers.values())
+
+    def bindings(self) -> int:
+        return self.registrar.location.count()
+
+    def rtp_packets(self) -> dict[str, int]:
+        return self.media.packet_counts()
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -199,6 +212,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stopping.set)
+        host, port = self.config.server.http_address
+        log.info("http listening on %s:%d (API, ws_cti, /board, /metrics)", host, port)
         http_task = asyncio.create_task(self.http.serve())
         stopper = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({http_task, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -118,6 +118,8 @@ class ServerConfig(_Strict):
     # within trunk_ping_timeout marks it down (PSTN calls then fail at once), an answer up.
     trunk_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
     trunk_ping_timeout: float = Field(default=2.0, gt=0, le=60)
+    # GET /metrics (Prometheus) takes this bearer token; without one it is off.
+    metrics_token: str | None = Field(default=None, min_length=16)
     # The provisioning API (/admin/api/) takes this bearer token; without one it is off.
     admin_token: str | None = Field(default=None, min_length=16)
     # How often a node looks for directory changes another node (or ``switchboard apply``)

@@ -72,8 +72,7 @@ def router(services: Services) -> APIRouter:
             or not hmac.compare_digest(given.encode(), expected.encode())
             or token is None
         ):
-            auth.failed(source)
-            log.warning("admin API: authentication failed from %s", source)
+            auth.failed(source, "admin API")
             raise ApiError("authentication_required", "Bearer ADMIN_TOKEN is required", 401)
 
     async def read(request: Request, answer: Callable[[Config], Data]) -> JSONResponse:

@@ -22,7 +22,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
-from switchboard.api import admin, basix, cti, health
+from switchboard.api import admin, basix, cti, health, metrics
+from switchboard.api.access import AccessLog
 from switchboard.api.bodylimit import BodyLimit
 from switchboard.api.errors import ApiError, error_response
 
@@ -31,7 +32,9 @@ log = logging.getLogger("switchboard.api")
 DOCS_ASSETS = "/docs-assets"
 
 
-class Services(basix.Services, cti.Services, health.Services, admin.Services, Protocol):
+class Services(
+    basix.Services, cti.Services, health.Services, admin.Services, metrics.Services, Protocol
+):
     pass
 
 
@@ -58,6 +61,7 @@ def create_app(
     )
     larger = {"/admin/api/": admin_max_body} if admin_max_body else {}
     app.add_middleware(BodyLimit, max_body=max_body, larger=larger)
+    app.add_middleware(AccessLog, observe=services.metrics.api_request)  # outermost
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -87,4 +91,5 @@ def create_app(
     app.include_router(basix.router(services))
     app.include_router(cti.router(services))
     app.include_router(admin.router(services))
+    app.include_router(metrics.router(services))
     return app

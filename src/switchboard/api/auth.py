@@ -21,6 +21,7 @@ from collections.abc import Callable
 from switchboard.api.errors import ApiError
 from switchboard.config import DomainConfig
 from switchboard.directory import Directory
+from switchboard.logbudget import LogBudget
 from switchboard.throttle import FailureThrottle, ThrottleSettings
 
 log = logging.getLogger("switchboard.api")
@@ -60,6 +61,7 @@ class ApiAuth:
         self.throttle = FailureThrottle(settings)
         self._clock = clock
         self.counters = {"api_auth_failures": 0, "api_auth_refused_throttled": 0}
+        self._log_budget = LogBudget(per_second=20)  # a guessing flood cannot flood the log
 
     def domain(self, source: str, authorization: str) -> DomainConfig:
         """The caller's domain from its ``Authorization`` header, or ApiError."""
@@ -83,9 +85,13 @@ class ApiAuth:
                 headers={"Retry-After": str(retry)},
             )
 
-    def failed(self, source: str) -> None:
-        """Count a failed authentication (also a refused ``ws_cti`` ticket)."""
+    def failed(self, source: str, what: str = "API") -> None:
+        """Count and log a failed authentication (also a refused ``ws_cti`` ticket)."""
         self.counters["api_auth_failures"] += 1
+        left_out = self._log_budget.take(self._clock())
+        if left_out is not None:
+            more = f" ({left_out} more not logged)" if left_out else ""
+            log.warning("%s authentication failed from %s%s", what, source, more)
         if self.throttle.record_failure(source, self._clock()):
             block = self.throttle.settings.block_seconds
             log.warning("API authentication: %s failed too often, refused for %g s", source, block)

@@ -148,6 +148,7 @@ class Leg:
         self.peer_hosts: frozenset[str] = frozenset()  # IPs allowed to latch this leg
         self.latch_until = 0.0
         self.stats = LegStats()
+        self.counted = False  # its stats joined the relay's totals (it was closed)
         self.rtp = _Socket(lambda data, source: None)
         self.rtcp = _Socket(lambda data, source: None)
 
@@ -481,6 +482,9 @@ class MediaRelay:
         self.ports = ports
         self.tone = tone
         self.sessions: set[MediaSession] = set()
+        self.totals = dict.fromkeys(
+            ("packets_in", "packets_out", "packets_lost", "packets_rejected"), 0
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -526,7 +530,15 @@ class MediaRelay:
         return True
 
     def close_leg(self, leg: Leg) -> None:
-        """Close both sockets; the port pair returns to the pool once they are closed."""
+        """Close both sockets; the port pair returns to the pool once they are closed. Its
+        packet counts join the relay's totals (metrics)."""
+        if not leg.counted:  # once, even if closed again
+            leg.counted = True
+            stats, totals = leg.stats, self.totals
+            totals["packets_in"] += stats.packets_in
+            totals["packets_out"] += stats.packets_out
+            totals["packets_lost"] += stats.lost
+            totals["packets_rejected"] += stats.rejected
         leg.rtp.close()
         leg.rtcp.close()
         done = asyncio.gather(leg.rtp.closed, leg.rtcp.closed)
@@ -534,6 +546,20 @@ class MediaRelay:
 
     def statistics(self) -> dict[str, int]:
         return {"media_sessions": len(self.sessions), "rtp_port_pairs_in_use": self.ports.in_use}
+
+    def packet_counts(self) -> dict[str, int]:
+        """RTP packets in, out, lost (sequence gaps) and rejected (strangers), of every leg
+        closed so far and every leg open now."""
+        counts = dict(self.totals)
+        for session in self.sessions:
+            for leg in (session.a, session.b):
+                if leg.counted:
+                    continue
+                counts["packets_in"] += leg.stats.packets_in
+                counts["packets_out"] += leg.stats.packets_out
+                counts["packets_lost"] += leg.stats.lost
+                counts["packets_rejected"] += leg.stats.rejected
+        return counts
 
 
 __all__ = ["LegMedia", "MediaRelay", "MediaSession", "PortsExhaustedError"]

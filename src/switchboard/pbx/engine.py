@@ -108,6 +108,7 @@ class Engine:
             trunk_down=trunk_down,
         )
         self.calls: set[LiveCall] = set()
+        self.released_listeners: list[Callable[[LiveCall], None]] = []  # metrics
         self.by_uuid: dict[str, LiveCall] = {}
         self.channels: dict[str, int] = {}
         self.taken: dict[LiveCall, tuple[str, int, bool]] = {}
@@ -527,6 +528,8 @@ class Engine:
         taken = self.taken.pop(call, None)
         if taken is not None:
             self._give_back(*taken)
+        for listener in self.released_listeners:
+            listener(call)
 
     def statistics(self) -> dict[str, int]:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from switchboard.store.schema import CallbackRow
@@ -115,6 +115,18 @@ class Outbox:
                 )
             )
             return len(rows.all())
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the oldest was queued (metrics)."""
+        async with AsyncSession(self.engine) as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(CallbackRow.pk), func.min(CallbackRow.created_at)).where(
+                        CallbackRow.delivered_at.is_(None), CallbackRow.given_up_at.is_(None)
+                    )
+                )
+            ).one()
+            return int(count), oldest
 
 
 def _pending(row: CallbackRow) -> PendingCallback:
