@@ -5,6 +5,7 @@ active-calls gauge."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 from pathlib import Path
@@ -76,10 +77,8 @@ async def test_prometheus_scrapes_the_active_calls_gauge_during_a_call(tmp_path:
                 active = None
                 async with asyncio.timeout(30):  # Prometheus starts, then scrapes every 1 s
                     while active is None or active < 1:
-                        try:
+                        with contextlib.suppress(httpx.TransportError):  # not up yet
                             active = await _query(prom, "sum(switchboard_calls_active)")
-                        except httpx.TransportError:
-                            pass  # not listening yet
                         await asyncio.sleep(0.25)
                 assert active == 1
                 up = await _query(prom, 'up{job="switchboard"}')
