@@ -74,11 +74,11 @@ async def test_a_stopped_trunk_goes_down_and_pstn_calls_fail_at_once(
         (delivered,) = await receiver.wait_for(1)
         event = json.loads(delivered.body)
         assert event["cause"].startswith("trunk pstn down (no answer in 0.5 s)"), event
-        legs = {leg["role"]: leg for leg in event["legs"]}
-        member = legs["member"]
+        legs = {f"{leg['role']}:{leg['party']}": leg for leg in event["legs"]}
+        member = legs["member:alice"]
         assert member["disposition"] == "answered"
         assert _at(member["ended_at"]) - _at(member["answered_at"]) < 1.0, member
-        assert legs["destination"]["sip_status"] == 503
+        assert legs["destination:0312341234"]["sip_status"] == 503
         await finish(alice)
         assert not server.engine.calls
     lines = [r.getMessage() for r in caplog.records]
