@@ -105,17 +105,25 @@ class Server:
         )
         self.records = CallRecordStore(self.database, self.writes)
         self.cti = CtiHub()
-        self.directory_feed = DirectoryFeed(self.cti, self.directory, self.registrar.contacts)
-        self.registrar.on_binding = self.directory_feed.binding_changed
-        self.tickets = TicketBook()
-        self.api_auth = ApiAuth(self.directory)
-        self.overload = LoopLagMonitor()
         self.trunks = TrunkMonitor(
             self.user_agent,
             self.directory,
             every=server.trunk_ping_seconds,
             timeout=server.trunk_ping_timeout,
         )
+        self.directory_feed = DirectoryFeed(
+            self.cti,
+            self.directory,
+            self.registrar.contacts,
+            trunk_state=lambda domain, trunk: self.trunks.state(domain, trunk).value,
+        )
+        self.trunks.listeners.append(
+            lambda status: self.directory_feed.trunk_changed(status.domain, status.name)
+        )
+        self.registrar.on_binding = self.directory_feed.binding_changed
+        self.tickets = TicketBook()
+        self.api_auth = ApiAuth(self.directory)
+        self.overload = LoopLagMonitor()
         self.engine = Engine(
             self.user_agent,
             self.registrar,

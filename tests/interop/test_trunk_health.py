@@ -14,10 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from tests.callbacks.receiver import callback_receiver
-from tests.interop.call_group_harness import Phones, config_for, finish, post, serving, uas
+from tests.interop.call_group_harness import AUTH, Phones, config_for, finish, post, serving, uas
 from tests.interop.sipp import SCENARIOS, free_port, start_sipp
+from tests.interop.test_cti_basix_client import _basix, _frame
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 TOKEN = "metrics-token-for-tests"
@@ -57,12 +59,25 @@ async def test_a_stopped_trunk_goes_down_and_pstn_calls_fail_at_once(
         callback_receiver() as receiver,
     ):
         await _until(client, 1, 5)  # it answers the pings
-        trunk.kill()
-        await trunk.wait()
-        stopped = asyncio.get_running_loop().time()
-        await _until(client, 0, 5)
-        noticed = asyncio.get_running_loop().time() - stopped
-        assert noticed <= 0.5 + 0.5 + 0.3, noticed  # a ping interval and its timeout
+        url = str(client.base_url).replace("http://", "ws://") + "/basix/api/ws_cti?app_name=ops"
+        async with connect(url, additional_headers={"Authorization": AUTH}) as ws:
+            app = await _basix(ws)  # Basix's own client model: the trunk element passes
+            assert app.messages[-1].element == "trunk"
+            trunk.kill()
+            await trunk.wait()
+            stopped = asyncio.get_running_loop().time()
+            await _until(client, 0, 5)
+            noticed = asyncio.get_running_loop().time() - stopped
+            assert noticed <= 0.5 + 0.5 + 0.3, noticed  # a ping interval and its timeout
+            while True:
+                message = app.feed(await _frame(ws))
+                if message.element == "trunk":
+                    break
+            assert (message.event, message.info["id"], message.info["state"]) == (
+                "updated",
+                "pstn",
+                "down",
+            )
 
         body = {
             "group_name": "support",

@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from switchboard.config import Config, DomainConfig, GroupConfig, UserConfig
+from switchboard.config import Config, DomainConfig, GroupConfig, TrunkConfig, UserConfig
 from switchboard.cti.elements import (
     GROUP_TYPES,
     DomainRow,
     GroupMemberRow,
     GroupRow,
     TerminalRow,
+    TrunkRow,
     UserRow,
     domain_uuid,
     terminal_id,
@@ -38,10 +39,17 @@ Contacts = Callable[[str, str], list[str]]  # (domain, user) → what the PBX wo
 
 
 class DirectoryFeed:
-    def __init__(self, hub: CtiHub, directory: Directory, contacts: Contacts) -> None:
+    def __init__(
+        self,
+        hub: CtiHub,
+        directory: Directory,
+        contacts: Contacts,
+        trunk_state: Callable[[str, str], str] = lambda _domain, _trunk: "unknown",
+    ) -> None:
         self.hub = hub
         self.directory = directory
         self.contacts = contacts
+        self.trunk_state = trunk_state
 
     def seed(self, bindings: list[Binding]) -> None:
         for row in self._elements(self.directory.config).values():
@@ -101,7 +109,19 @@ class DirectoryFeed:
             for group in domain.groups:
                 rows.append(_group_row(domain.name, group))
                 rows += _member_rows(domain, group)
+            rows += [self.trunk_row(domain.name, trunk) for trunk in domain.trunks]
         return {(row.ELEMENT, row.domain, row.key): row for row in rows}
+
+    def trunk_row(self, domain: str, trunk: TrunkConfig) -> TrunkRow:
+        state = self.trunk_state(domain, trunk.name)
+        return TrunkRow(domain, trunk.name, trunk.name, trunk.address, state)
+
+    def trunk_changed(self, domain: str, name: str) -> None:
+        """A trunk went up or down (``trunks.TrunkMonitor`` listener)."""
+        config = self.directory.domain(domain)
+        trunk = next((t for t in config.trunks if t.name == name), None) if config else None
+        if trunk is not None:
+            self.hub.publish("updated", self.trunk_row(domain, trunk))
 
     def _user_row(self, domain: str, user: UserConfig) -> UserRow:
         presence = "available" if self.contacts(domain, user.name) else "offline"
@@ -175,7 +195,7 @@ def _static_terminal(domain: str, user: UserConfig, contact: str) -> TerminalRow
     )
 
 
-_ORDER = ("domain", "user", "group", "group_member", "terminal")
+_ORDER = ("domain", "user", "group", "group_member", "terminal", "trunk")
 
 
 def _addition_order(key: tuple[str, str, Any]) -> int:

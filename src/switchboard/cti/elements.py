@@ -145,7 +145,23 @@ class TerminalRow(_Row):
     address: str | None  # where the REGISTER came from: transport:host:port
 
 
-# The elements Basix's client keeps, in the order their field_spec and initial_info go out.
+@dataclass(frozen=True, slots=True)
+class TrunkRow(_Row):
+    """A trunk and its health (ours: Basix has no such element; its client keeps no store
+    for it and passes its events on to the app)."""
+
+    ELEMENT: ClassVar[str] = "trunk"
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "name", "address", "state")
+
+    domain: str
+    id: str  # the trunk's name
+    name: str
+    address: str
+    state: str  # up | down | unknown (not pinged yet, or pings off)
+
+
+# The elements Basix's client keeps, in the order their field_spec and initial_info go out
+# (and ours, ``trunk``, last).
 ELEMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "domain": DomainRow.FIELDS,
     "user": UserRow.FIELDS,
@@ -154,6 +170,7 @@ ELEMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "terminal": TerminalRow.FIELDS,
     "channel": CHANNEL_FIELDS,
     "channel_waiting": CHANNEL_FIELDS,  # calls waiting in a queue: none here (no queues)
+    "trunk": TrunkRow.FIELDS,
 }
 
 

@@ -20,9 +20,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from switchboard.cti.channels import Channel
-from switchboard.cti.elements import DomainRow, GroupMemberRow, GroupRow, TerminalRow, UserRow
+from switchboard.cti.elements import (
+    DomainRow,
+    GroupMemberRow,
+    GroupRow,
+    TerminalRow,
+    TrunkRow,
+    UserRow,
+)
 
-Element = Channel | DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow
+Element = Channel | DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow | TrunkRow
 
 
 @dataclass(frozen=True, slots=True)
