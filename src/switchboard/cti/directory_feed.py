@@ -30,6 +30,7 @@ from switchboard.cti.elements import (
     UserRow,
     domain_uuid,
     terminal_id,
+    trunk_uuid,
 )
 from switchboard.cti.hub import CtiHub
 from switchboard.directory import Directory
@@ -114,7 +115,8 @@ class DirectoryFeed:
 
     def trunk_row(self, domain: str, trunk: TrunkConfig) -> TrunkRow:
         state = self.trunk_state(domain, trunk.name)
-        return TrunkRow(domain, trunk.name, trunk.name, trunk.address, state)
+        uuid = trunk_uuid(domain, trunk.name)
+        return TrunkRow(domain, uuid, trunk.name, trunk.name, trunk.address, state)
 
     def trunk_changed(self, domain: str, name: str) -> None:
         """A trunk went up or down (``trunks.TrunkMonitor`` listener)."""

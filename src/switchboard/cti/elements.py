@@ -151,9 +151,11 @@ class TrunkRow(_Row):
     for it and passes its events on to the app)."""
 
     ELEMENT: ClassVar[str] = "trunk"
-    FIELDS: ClassVar[tuple[str, ...]] = ("id", "name", "address", "state")
+    FIELDS: ClassVar[tuple[str, ...]] = ("uuid", "id", "name", "address", "state")
+    KEY: ClassVar[str] = "uuid"  # the client keys an element it does not know by uuid
 
     domain: str
+    uuid: str  # stable per domain and trunk name
     id: str  # the trunk's name
     name: str
     address: str
@@ -177,6 +179,10 @@ ELEMENT_FIELDS: dict[str, tuple[str, ...]] = {
 def domain_uuid(name: str) -> str:
     """A domain's stable uuid (the client keys the domain element by ``uuid``)."""
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+
+
+def trunk_uuid(domain: str, trunk: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{trunk}.trunk.{domain}"))
 
 
 def terminal_id(domain: str, user: str, contact_key: str) -> str:
