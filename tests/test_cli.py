@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -94,4 +95,14 @@ async def test_serve_answers_healthz_and_sip_options_then_stops_on_sigterm(
     assert process.returncode == 0
     log = stderr.decode()
     assert "OPTIONS sip:bob@example.com" in log  # one line per SIP message
+    assert f"http listening on 127.0.0.1:{http_port}" in log
+    assert "GET /healthz - 200 ok " in log  # one access line per HTTP request
     assert "shutting down" in log
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    config = _write_config(tmp_path, free_port(), free_port(socket.SOCK_STREAM))
+    result = _run("--log-format", "json", "apply", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)

@@ -3,11 +3,15 @@ directory, reconciled offline (a running node follows an applied file by polling
 
 from __future__ import annotations
 
+import logging
+
 import tomli_w
 
 from switchboard.config import Config, with_domains
 from switchboard.store.database import create_engine, migrate
 from switchboard.store.directory import load_directory, save_directory, source_hash
+
+log = logging.getLogger("switchboard.directory")
 
 
 async def apply(config: Config) -> int:
@@ -15,9 +19,11 @@ async def apply(config: Config) -> int:
     database = create_engine(config.server.database)
     try:
         await migrate(database)
-        return await save_directory(
+        version = await save_directory(
             database, config, source_hash=source_hash(config), expected=None
         )
+        log.info("directory: version %d applied (running nodes follow within their poll)", version)
+        return version
     finally:
         await database.dispose()
 
