@@ -73,7 +73,7 @@ async def test_serve_answers_healthz_and_sip_options_then_stops_on_sigterm(
     )
     try:
         async with httpx.AsyncClient() as client:
-            for _ in range(100):
+            for _ in range(400):  # start-up runs the migrations: seconds on a busy machine
                 try:
                     health = await client.get(f"http://127.0.0.1:{http_port}/healthz")
                     break
