@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -306,22 +307,44 @@ async def test_hanging_up_a_hunt_in_progress_reports_canceled(
 
 
 async def test_openapi_documents_the_methods(api: tuple[Server, httpx.AsyncClient, int]) -> None:
+    """Made for client generators: operations named after the methods, schemas after what
+    they are (by $ref, each defined), HTTP Basic declared where credentials are needed."""
     _, client, _ = api
     schema = (await client.get("/openapi.json")).json()
-    paths = {
-        *(f"/basix/api/{m}" for m in ("call_group", "call_user", "call_external", "initiate_call")),
-        "/basix/api/hangup",
-        "/basix/api/transfer",
-        "/basix/api/park",
-        "/healthz",
+    methods = {"call_group", "call_user", "call_external", "initiate_call", "hangup", "transfer"}
+    methods |= {"park", "gen_ws_ticket"}
+    operations = {
+        op["operationId"]: (path, verb, op)
+        for path, item in schema["paths"].items()
+        for verb, op in item.items()
     }
-    assert paths <= set(schema["paths"])
-    assert "result_code" in schema["info"]["description"]
-    operation = schema["paths"]["/basix/api/call_group"]["post"]
-    body = operation["requestBody"]["content"]["application/json"]["schema"]
-    assert {"group_name", "destination", "callback_url", "strategy"} <= set(body["properties"])
-    answers = operation["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
-    assert {"uuids", "result_code"} <= set(answers[0]["properties"])
+    for name in methods:
+        path, _, op = operations[name]
+        assert path == f"/basix/api/{name}" and op["description"]
+        assert op["security"] == [{"domainToken": []}]
+    for name, (path, verb, _) in operations.items():  # FastAPI's own name ends with the path
+        assert not name.endswith(re.sub(r"\W", "_", path) + f"_{verb}"), name
+    assert schema["components"]["securitySchemes"]["domainToken"]["scheme"] == "basic"
+    assert "security" not in operations["healthz"][2]
+    assert operations["statistics"][2]["security"] == [{"domainToken": []}]
+
+    call_group = operations["call_group"][2]
+    request = call_group["requestBody"]["content"]["application/json"]["schema"]
+    assert request == {"$ref": "#/components/schemas/CallGroupRequest"}
+    named = schema["components"]["schemas"]
+    fields = named["CallGroupRequest"]["properties"]
+    assert {"group_name", "destination", "callback_url", "strategy"} <= set(fields)
+    assert fields["destination"] == {"$ref": "#/components/schemas/Destination"}
+    answers = call_group["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
+    assert answers == [
+        {"$ref": "#/components/schemas/CallAnswer"},
+        {"$ref": "#/components/schemas/ErrorAnswer"},
+    ]
+    assert named["CallAnswer"]["required"] == ["result_code", "uuids"]
+    assert [p["name"] for p in call_group["parameters"]] == ["Idempotency-Key"]
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema))
+    assert set(refs) <= set(named)
+    assert {"Destination", "EndUser", "PstnNumber", "Error", "ErrorAnswer"} <= set(refs)
 
 
 @pytest.mark.parametrize(

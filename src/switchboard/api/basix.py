@@ -25,20 +25,9 @@ from starlette.requests import ClientDisconnect
 from switchboard.api import call_control
 from switchboard.api.auth import ApiAuth
 from switchboard.api.errors import ApiError, error_response
+from switchboard.api.openapi import GROUP_ERRORS, USER_ERRORS, call_method, channel_command
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.api.params import display_name, parse_json, whole_number
-from switchboard.api.schemas import (
-    CALL_EXTERNAL_BODY,
-    CALL_GROUP_ANSWER,
-    CALL_GROUP_BODY,
-    CALL_USER_BODY,
-    DONE,
-    HANGUP_BODY,
-    INITIATE_CALL_BODY,
-    PARK_BODY,
-    TRANSFER_BODY,
-    documented,
-)
 from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
 from switchboard.callbacks.policy import CallbackUrlError, check_url
 from switchboard.config import DomainConfig, GroupConfig, UserConfig
@@ -325,24 +314,41 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/call_group",
-        openapi_extra=documented(CALL_GROUP_BODY, CALL_GROUP_ANSWER),
+        operation_id="call_group",
+        tags=["basix"],
+        openapi_extra=call_method("CallGroupRequest", *GROUP_ERRORS),
     )
     async def call_group(request: Request) -> JSONResponse:
         """Ring a group (hunting) and connect whoever answers to a destination."""
         return await place(request, call_group_request, services.engine.call_group)
 
-    @api.post("/call_user", openapi_extra=documented(CALL_USER_BODY, CALL_GROUP_ANSWER))
+    @api.post(
+        "/call_user",
+        operation_id="call_user",
+        tags=["basix"],
+        openapi_extra=call_method("CallUserRequest", *USER_ERRORS, *GROUP_ERRORS),
+    )
     async def call_user(request: Request) -> JSONResponse:
         """Ring all of a user's terminals and connect the one that answers to a
         destination (Basix's own CTI client library sends this)."""
         return await place(request, call_user_request, services.engine.call_user)
 
-    @api.post("/call_external", openapi_extra=documented(CALL_EXTERNAL_BODY, CALL_GROUP_ANSWER))
+    @api.post(
+        "/call_external",
+        operation_id="call_external",
+        tags=["basix"],
+        openapi_extra=call_method("CallExternalRequest", *GROUP_ERRORS),
+    )
     async def call_external(request: Request) -> JSONResponse:
         """Ring a PSTN number first and connect it, once it answers, to a user or group."""
         return await place(request, call_external_request, services.engine.call_external)
 
-    @api.post("/initiate_call", openapi_extra=documented(INITIATE_CALL_BODY, CALL_GROUP_ANSWER))
+    @api.post(
+        "/initiate_call",
+        operation_id="initiate_call",
+        tags=["basix"],
+        openapi_extra=call_method("InitiateCallRequest", *USER_ERRORS, *GROUP_ERRORS),
+    )
     async def initiate_call(request: Request) -> JSONResponse:
         """Basix's older method: ``user_name`` as call_user, ``pstn_number`` as
         call_external (deprecated there, still used by old clients)."""
@@ -381,18 +387,40 @@ def router(services: Services) -> APIRouter:
         except ApiError as error:
             return error_response(error)
 
-    @api.post("/hangup", openapi_extra=documented(HANGUP_BODY, DONE))
+    @api.post(
+        "/hangup",
+        operation_id="hangup",
+        tags=["basix"],
+        openapi_extra=channel_command("HangupRequest"),
+    )
     async def hangup(request: Request) -> JSONResponse:
         """Hang up a channel of the caller's domain (ours)."""
         return await command(request, call_control.hangup)
 
-    @api.post("/transfer", openapi_extra=documented(TRANSFER_BODY, DONE))
+    @api.post(
+        "/transfer",
+        operation_id="transfer",
+        tags=["basix"],
+        openapi_extra=channel_command(
+            "TransferRequest",
+            "channel_not_bridged",
+            "invalid_destination",
+            "invalid_parameter",
+            "channel_limit_reached",
+            *USER_ERRORS,
+        ),
+    )
     async def transfer(request: Request) -> JSONResponse:
         """Blind transfer: the channel's peer is connected to a user, group, extension or
         PSTN number and the channel is released (Basix's socket command, here as REST)."""
         return await command(request, call_control.transfer)
 
-    @api.post("/park", openapi_extra=documented(PARK_BODY, DONE))
+    @api.post(
+        "/park",
+        operation_id="park",
+        tags=["basix"],
+        openapi_extra=channel_command("ParkRequest", "channel_not_bridged", "invalid_parameter"),
+    )
     async def park(request: Request) -> JSONResponse:
         """The channel's peer waits, hearing a tone, and the channel is released; after
         ``timeout`` seconds the parker's phone rings again (Basix's socket command)."""

@@ -31,8 +31,8 @@ from switchboard.api import call_control
 from switchboard.api.auth import ApiAuth, basic_credentials, domain_for_token
 from switchboard.api.basix import authenticate, json_object
 from switchboard.api.errors import ApiError, error_response
+from switchboard.api.openapi import operation
 from switchboard.api.params import whole_number
-from switchboard.api.schemas import documented
 from switchboard.api.selectors import USER_SELECTORS, select
 from switchboard.cti import messages
 from switchboard.cti.elements import ELEMENT_FIELDS
@@ -58,25 +58,12 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/basix/api/gen_ws_ticket",
-        openapi_extra=documented(
-            {
-                "type": "object",
-                "required": ["uri"],
-                "properties": {
-                    "uri": {
-                        "type": "string",
-                        "pattern": "^/basix/api/ws_cti",
-                        "example": "/basix/api/ws_cti?format=json",
-                    }
-                },
-            },
-            {
-                "type": "object",
-                "properties": {
-                    "result_code": {"type": "integer", "enum": [0]},
-                    "ticket": {"type": "string"},
-                },
-            },
+        operation_id="gen_ws_ticket",
+        tags=["basix"],
+        openapi_extra=operation(
+            "WsTicket",
+            body="WsTicketRequest",
+            errors=("authentication_required", "invalid_json", "invalid_parameter"),
         ),
     )
     async def gen_ws_ticket(request: Request) -> JSONResponse:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from switchboard.api.auth import ApiAuth
 from switchboard.api.basix import authenticate
 from switchboard.api.errors import ApiError, error_response
+from switchboard.api.openapi import operation
 
 
 class Services(Protocol):
@@ -30,18 +31,22 @@ class Services(Protocol):
 def router(services: Services, listener: Callable[[], Mapping[str, int]]) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/healthz")
+    @api.get(
+        "/healthz",
+        operation_id="healthz",
+        tags=["health"],
+        response_model=None,  # documented as the Health schema by openapi_extra
+        openapi_extra=operation("Health", security=None),
+    )
     async def healthz() -> dict[str, str]:
         """Up (any answer) or down (none): no credentials, no detail."""
         return {"status": "ok"}
 
     @api.get(
         "/statistics",
-        responses={
-            200: {
-                "description": "result_code 0 with the counters, 500 with error.id otherwise",
-            }
-        },
+        operation_id="statistics",
+        tags=["health"],
+        openapi_extra=operation("Statistics", errors=("authentication_required",)),
     )
     async def statistics(request: Request) -> JSONResponse:
         """The server's counters, for a domain's API token (HTTP Basic DOMAIN:API_TOKEN)."""
