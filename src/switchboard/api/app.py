@@ -22,7 +22,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard import __version__
-from switchboard.api import admin, basix, cti, health, metrics
+from switchboard.api import admin, basix, cti, health, metrics, openapi
 from switchboard.api.access import AccessLog
 from switchboard.api.bodylimit import BodyLimit
 from switchboard.api.errors import ApiError, error_response
@@ -92,4 +92,5 @@ def create_app(
     app.include_router(cti.router(services))
     app.include_router(admin.router(services))
     app.include_router(metrics.router(services))
+    openapi.install(app)
     return app
