@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from switchboard.api import openapi
 from switchboard.api.auth import ApiAuth
 from switchboard.api.basix import json_object
 from switchboard.api.errors import ApiError, error_response
@@ -55,6 +56,26 @@ class Services(Protocol):
     directory: Directory
     directory_sync: DirectorySync
     admin_token: str | None
+
+
+_REFUSED = {
+    401: "authentication_required: no or a wrong admin token (or the API is off)",
+    404: "not_found: no such domain, entry or member",
+}
+_WRITE_REFUSED = {
+    **_REFUSED,
+    400: "invalid_config (the config file's rule and message), invalid_parameter, invalid_json",
+}
+
+
+def _doc(body: str | None = None, *, creates: bool = False) -> dict[str, Any]:
+    """The OpenAPI description of an admin operation (``openapi.operation``)."""
+    refusals = dict(_WRITE_REFUSED if body is not None else _REFUSED)
+    if creates:
+        refusals[409] = "already_exists: an entry of that name exists"
+    return openapi.operation(
+        "AdminAnswer", body=body, security=openapi.ADMIN_TOKEN, refusals=refusals
+    )
 
 
 def router(services: Services) -> APIRouter:
@@ -107,12 +128,12 @@ def router(services: Services) -> APIRouter:
 
     # -- the whole directory ----------------------------------------------------------------
 
-    @api.get("/directory", operation_id="admin_get_directory")
+    @api.get("/directory", operation_id="admin_get_directory", openapi_extra=_doc())
     async def get_directory(request: Request) -> JSONResponse:
         """Every domain with its users, groups and trunks (secrets left out)."""
         return await read(request, lambda c: {"domains": [_shown(d) for d in directory_data(c)]})
 
-    @api.put("/directory", operation_id="admin_replace_directory")
+    @api.put("/directory", operation_id="admin_replace_directory", openapi_extra=_doc("Directory"))
     async def replace_directory(request: Request) -> JSONResponse:
         """Replace the whole directory (``{"domains": [...]}``, as the file's tables)."""
 
@@ -136,11 +157,15 @@ def router(services: Services) -> APIRouter:
 
     # -- domains -----------------------------------------------------------------------------
 
-    @api.get("/domains", operation_id="admin_list_domains")
+    @api.get("/domains", operation_id="admin_list_domains", openapi_extra=_doc())
     async def list_domains(request: Request) -> JSONResponse:
         return await read(request, lambda c: {"domains": [_settings(d) for d in directory_data(c)]})
 
-    @api.post("/domains", operation_id="admin_create_domain")
+    @api.post(
+        "/domains",
+        operation_id="admin_create_domain",
+        openapi_extra=_doc("DomainConfig", creates=True),
+    )
     async def create_domain(request: Request) -> JSONResponse:
         """A new domain (its users, groups and trunks may come with it)."""
 
@@ -153,22 +178,30 @@ def router(services: Services) -> APIRouter:
 
         return await write(request, edit)
 
-    @api.get("/domains/{domain}", operation_id="admin_get_domain")
+    @api.get("/domains/{domain}", operation_id="admin_get_domain", openapi_extra=_doc())
     async def get_domain(request: Request, domain: str) -> JSONResponse:
         return await read(
             request, lambda c: {"domain": _settings(_domain(directory_data(c), domain))}
         )
 
-    @api.put("/domains/{domain}", operation_id="admin_replace_domain")
+    @api.put(
+        "/domains/{domain}",
+        operation_id="admin_replace_domain",
+        openapi_extra=_doc("DomainConfig"),
+    )
     async def replace_domain(request: Request, domain: str) -> JSONResponse:
         """Replace a domain's own settings; its users, groups and trunks stay."""
         return await write(request, lambda ds, body: _set_domain(ds, domain, body, replace=True))
 
-    @api.patch("/domains/{domain}", operation_id="admin_update_domain")
+    @api.patch(
+        "/domains/{domain}",
+        operation_id="admin_update_domain",
+        openapi_extra=_doc("Changes"),
+    )
     async def update_domain(request: Request, domain: str) -> JSONResponse:
         return await write(request, lambda ds, body: _set_domain(ds, domain, body, replace=False))
 
-    @api.delete("/domains/{domain}", operation_id="admin_delete_domain")
+    @api.delete("/domains/{domain}", operation_id="admin_delete_domain", openapi_extra=_doc())
     async def delete_domain(request: Request, domain: str) -> JSONResponse:
         def edit(domains: list[Data], _body: Data) -> Data:
             domains.remove(_domain(domains, domain))
@@ -231,26 +264,31 @@ def router(services: Services) -> APIRouter:
             return await write(request, edit, body=False)
 
         base = f"/domains/{{domain}}/{kind}"
-        api.add_api_route(base, list_entries, methods=["GET"], operation_id=f"admin_list_{kind}")
-        api.add_api_route(base, create_entry, methods=["POST"], operation_id=f"admin_create_{noun}")
         item = f"{base}/{{name}}"
-        api.add_api_route(item, get_entry, methods=["GET"], operation_id=f"admin_get_{noun}")
-        api.add_api_route(
-            item, replace_entry, methods=["PUT"], operation_id=f"admin_replace_{noun}"
+        table = f"{noun.capitalize()}Config"
+        routes = (
+            (base, list_entries, "GET", f"admin_list_{kind}", _doc()),
+            (base, create_entry, "POST", f"admin_create_{noun}", _doc(table, creates=True)),
+            (item, get_entry, "GET", f"admin_get_{noun}", _doc()),
+            (item, replace_entry, "PUT", f"admin_replace_{noun}", _doc(table)),
+            (item, update_entry, "PATCH", f"admin_update_{noun}", _doc("Changes")),
+            (item, delete_entry, "DELETE", f"admin_delete_{noun}", _doc()),
         )
-        api.add_api_route(
-            item, update_entry, methods=["PATCH"], operation_id=f"admin_update_{noun}"
-        )
-        api.add_api_route(
-            item, delete_entry, methods=["DELETE"], operation_id=f"admin_delete_{noun}"
-        )
+        for path, endpoint, method, name, doc in routes:
+            api.add_api_route(
+                path, endpoint, methods=[method], operation_id=name, openapi_extra=doc
+            )
 
     for kind in KINDS:
         entries(kind)
 
     # -- group members, in hunting order -------------------------------------------------------
 
-    @api.post("/domains/{domain}/groups/{group}/members", operation_id="admin_add_member")
+    @api.post(
+        "/domains/{domain}/groups/{group}/members",
+        operation_id="admin_add_member",
+        openapi_extra=_doc("GroupMemberRequest"),
+    )
     async def add_member(request: Request, domain: str, group: str) -> JSONResponse:
         """``{"user": NAME, "position": N}``: N = 1 hunts it first (default: last); a
         member already there moves."""
@@ -272,7 +310,9 @@ def router(services: Services) -> APIRouter:
         return await write(request, edit)
 
     @api.delete(
-        "/domains/{domain}/groups/{group}/members/{user}", operation_id="admin_remove_member"
+        "/domains/{domain}/groups/{group}/members/{user}",
+        operation_id="admin_remove_member",
+        openapi_extra=_doc(),
     )
     async def remove_member(request: Request, domain: str, group: str, user: str) -> JSONResponse:
         def edit(domains: list[Data], _body: Data) -> Data:

@@ -29,7 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from switchboard.api import schemas
+from switchboard.api import admin_schemas, schemas
 from switchboard.api.auth import API_THROTTLE
 from switchboard.api.params import MAX_DIGITS
 from switchboard.api.schemas import JsonSchema, ref
@@ -54,7 +54,10 @@ SECURITY_SCHEMES: Mapping[str, JsonSchema] = {
         "description": "the server's admin token, for the admin API under /admin/api/",
     },
 }
-COMPONENT_TABLES: tuple[Mapping[str, JsonSchema], ...] = (schemas.COMPONENTS,)
+COMPONENT_TABLES: tuple[Mapping[str, JsonSchema], ...] = (
+    schemas.COMPONENTS,
+    admin_schemas.COMPONENTS,
+)
 _UNREADABLE = (
     f"invalid_json: the body is not JSON; invalid_parameter: a number in it has more than "
     f"{MAX_DIGITS} digits"
