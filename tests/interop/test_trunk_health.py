@@ -69,6 +69,9 @@ async def test_a_stopped_trunk_goes_down_and_pstn_calls_fail_at_once(
             await _until(client, 0, 5)
             noticed = asyncio.get_running_loop().time() - stopped
             assert noticed <= 0.5 + 0.5 + 0.3, noticed  # a ping interval and its timeout
+            health = (await client.get("/healthz", headers={"Authorization": AUTH})).json()
+            assert health["trunks"]["pstn"] == {"state": "down", "detail": "no answer in 0.5 s"}
+            assert (await client.get("/healthz")).json() == {"status": "ok"}  # strangers
             while True:
                 message = app.feed(await _frame(ws))
                 if message.element == "trunk":

@@ -2,7 +2,9 @@
 
 ``/healthz`` answers ``{"status": "ok"}`` and nothing else, without credentials: a load
 balancer or a supervisor needs only up or down, and a stranger learns no version (to match
-against known flaws) and no traffic figures. The counters (SIP, registrar, media, calls,
+against known flaws) and no traffic figures. With a domain's credentials it adds that
+domain's trunks and their health (``trunks.py``); wrong credentials are refused as on any
+method. The counters (SIP, registrar, media, calls,
 callbacks, CTI, API authentication, the HTTP listener) are ``GET /statistics``, with a
 domain's API token as every other method takes it (HTTP Basic ``DOMAIN:API_TOKEN``); they
 are the server's, not the domain's.
@@ -20,10 +22,12 @@ from switchboard.api.auth import ApiAuth
 from switchboard.api.basix import authenticate
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.openapi import operation
+from switchboard.pbx.trunks import TrunkMonitor
 
 
 class Services(Protocol):
     api_auth: ApiAuth
+    trunks: TrunkMonitor
 
     def statistics(self) -> dict[str, int]: ...
 
@@ -38,9 +42,18 @@ def router(services: Services, listener: Callable[[], Mapping[str, int]]) -> API
         response_model=None,  # documented as the Health schema by openapi_extra
         openapi_extra=operation("Health", security=None),
     )
-    async def healthz() -> dict[str, str]:
-        """Up (any answer) or down (none): no credentials, no detail."""
-        return {"status": "ok"}
+    async def healthz(request: Request) -> JSONResponse:
+        """Up (any answer) or down (none); with a domain's credentials, its trunks."""
+        if "authorization" not in request.headers:
+            return JSONResponse({"status": "ok"})
+        try:
+            domain = authenticate(request, services.api_auth)
+        except ApiError as error:
+            return error_response(error)
+        trunks = {
+            trunk.name: _trunk(services.trunks, domain.name, trunk.name) for trunk in domain.trunks
+        }
+        return JSONResponse({"status": "ok", "trunks": trunks})
 
     @api.get(
         "/statistics",
@@ -58,3 +71,10 @@ def router(services: Services, listener: Callable[[], Mapping[str, int]]) -> API
         return JSONResponse({"result_code": 0, "counters": counters})
 
     return api
+
+
+def _trunk(monitor: TrunkMonitor, domain: str, name: str) -> dict[str, str]:
+    status = monitor.statuses.get((domain, name))
+    if status is None:
+        return {"state": "unknown", "detail": "not pinged yet"}
+    return {"state": status.state.value, "detail": status.detail}

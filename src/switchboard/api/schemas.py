@@ -220,7 +220,22 @@ COMPONENTS: dict[str, JsonSchema] = {
     "Health": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "const": "ok"}},
+        "properties": {
+            "status": {"type": "string", "const": "ok"},
+            "trunks": {
+                "type": "object",
+                "description": (
+                    "with a domain's credentials only: its trunks' health by name (ours)"
+                ),
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "state": {"type": "string", "enum": ["up", "down", "unknown"]},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+        },
     },
     "Error": {
         "type": "object",
