@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import sqlite3
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from tests.callbacks.receiver import callback_receiver
 from tests.interop.call_group_harness import AUTH
+from tests.interop.serve_process import start_serve
 from tests.interop.sipp import free_port
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -50,23 +50,6 @@ api_token = "token-for-tests"
     return path, f"http://127.0.0.1:{http}"
 
 
-async def _start(config: Path, base_url: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard", "--log-level", "WARNING", "serve",
-        "--config", str(config), stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError("switchboard did not start")
-
-
 def _outbox(database: Path) -> list[tuple[str, int, float | None]]:
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT delivery_id, attempts, delivered_at FROM callbacks").fetchall()
@@ -77,7 +60,7 @@ async def test_sigkill_with_callbacks_pending_loses_none_after_restart(tmp_path:
     config, base_url = _config(tmp_path)
     database = tmp_path / "db.sqlite"
     hook_port = free_port(socket.SOCK_STREAM)  # nothing listens there yet
-    first = await _start(config, base_url)
+    first = await start_serve(config, base_url)
     try:
         async with httpx.AsyncClient(base_url=base_url) as client:
             body = {"group_name": "nobody", "destination": "0312341234",
@@ -95,7 +78,7 @@ async def test_sigkill_with_callbacks_pending_loses_none_after_restart(tmp_path:
     pending = _outbox(database)
     assert len(pending) == CALLS and all(delivered is None for *_, delivered in pending)
     async with callback_receiver(hook_port) as receiver:
-        second = await _start(config, base_url)
+        second = await start_serve(config, base_url)
         try:
             # Retries are due within seconds; a delivery leased at the kill waits out its
             # 60 s lease before another node (here: the restarted one) may take it.

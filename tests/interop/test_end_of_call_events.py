@@ -12,7 +12,6 @@ import json
 import signal
 import socket
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
@@ -26,6 +25,7 @@ import pytest
 from switchboard.store.outbox import LEASE
 from tests.callbacks.receiver import CallbackReceiver, Received, callback_receiver
 from tests.interop.call_group_harness import finish, start_call_group, uas
+from tests.interop.serve_process import start_serve, stop_serve
 from tests.interop.servers import injection_file
 from tests.interop.sipp import SCENARIOS, free_port, run_sipp, start_sipp
 
@@ -82,31 +82,6 @@ calling_number = "0506868000"
     return Switchboard(
         config, database, f"http://127.0.0.1:{http}", sip, phone, trunk, tmp_path / "server.log"
     )
-
-
-async def _start(switchboard: Switchboard) -> asyncio.subprocess.Process:
-    with switchboard.log.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchboard", "--log-level", "WARNING", "serve",
-            "--config", str(switchboard.config), stderr=log,
-        )  # fmt: skip
-    async with httpx.AsyncClient(base_url=switchboard.base_url) as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    await process.wait()
-    raise AssertionError("switchboard did not start:\n" + _log_tail(switchboard))
-
-
-async def _stop(process: asyncio.subprocess.Process, how: signal.Signals) -> None:
-    if process.returncode is None:
-        process.send_signal(how)
-    await asyncio.wait_for(process.wait(), 15)
 
 
 def _log_tail(switchboard: Switchboard) -> str:
@@ -241,7 +216,7 @@ async def _no_more_than(receiver: CallbackReceiver, count: int) -> None:
 async def test_a_busy_pstn_destination_is_one_signed_end_of_call_event(tmp_path: Path) -> None:
     switchboard = _switchboard(tmp_path)
     async with callback_receiver() as receiver:
-        server = await _start(switchboard)
+        server = await start_serve(switchboard.config, switchboard.base_url, switchboard.log)
         try:
             async with _busy_call(switchboard, tmp_path, receiver.url) as uuids:
                 await _arrived(receiver, 1, switchboard)
@@ -250,7 +225,7 @@ async def test_a_busy_pstn_destination_is_one_signed_end_of_call_event(tmp_path:
                 )
                 await _no_more_than(receiver, 1)
         finally:
-            await _stop(server, signal.SIGTERM)
+            await stop_serve(server, signal.SIGTERM)
     (event,) = receiver.received
     assert event.headers["x-switchboard-delivery"] == row.delivery_id
     assert event.headers["content-type"] == "application/json"
@@ -277,16 +252,16 @@ async def test_a_refused_end_of_call_event_survives_a_sigkill_in_the_outbox(
     switchboard = _switchboard(tmp_path)
     async with callback_receiver() as receiver:
         receiver.statuses.extend([503] * 1000)  # refused until the restart
-        first = await _start(switchboard)
+        first = await start_serve(switchboard.config, switchboard.base_url, switchboard.log)
         try:
             async with _busy_call(switchboard, tmp_path, receiver.url) as uuids:
                 await _arrived(receiver, 1, switchboard)
                 (waiting,) = await _outbox_until(
                     switchboard.database, _refused_and_waiting, "a refused event waiting"
                 )
-                await _stop(first, signal.SIGKILL)  # at once, before it is due; no shutdown
+                await stop_serve(first, signal.SIGKILL)  # at once, before it is due; no shutdown
         finally:
-            await _stop(first, signal.SIGKILL)
+            await stop_serve(first, signal.SIGKILL)
         (stored,) = _outbox(switchboard.database)
         assert stored.delivered_at is None and stored.given_up_at is None
         assert stored.next_attempt_at < time.time() + LEASE / 2  # not leased: due soon
@@ -299,7 +274,7 @@ async def test_a_refused_end_of_call_event_survives_a_sigkill_in_the_outbox(
         _assert_says_486(refused[0], uuids)
 
         receiver.statuses.clear()  # accepted from now on
-        second = await _start(switchboard)
+        second = await start_serve(switchboard.config, switchboard.base_url, switchboard.log)
         try:
             await _arrived(receiver, len(refused) + 1, switchboard)
             (row,) = await _outbox_until(
@@ -307,7 +282,7 @@ async def test_a_refused_end_of_call_event_survives_a_sigkill_in_the_outbox(
             )
             await _no_more_than(receiver, len(refused) + 1)
         finally:
-            await _stop(second, signal.SIGTERM)
+            await stop_serve(second, signal.SIGTERM)
     delivered = receiver.received[-1]
     assert delivered.headers["x-switchboard-delivery"] == stored.delivery_id == row.delivery_id
     assert delivered.body == stored.body.encode()  # the same event, byte for byte

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.interop.call_group_harness import AUTH, finish, trunk_scenario, uas
+from tests.interop.serve_process import start_serve, stop_serve
 from tests.interop.sipp import free_port, start_sipp
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -61,28 +61,6 @@ calling_number = "0506868000"
     return path, f"http://127.0.0.1:{http}"
 
 
-async def _serve(config: Path, base_url: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard", "--log-level", "WARNING", "serve",
-        "--config", str(config), stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError("switchboard did not start")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), 20)
-
-
 async def _next(ws: ClientConnection, match: dict[str, Any]) -> dict[str, Any]:
     """The next JSON message whose keys include ``match`` (``state`` by its name)."""
     while True:
@@ -114,7 +92,7 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
     trunk = await start_sipp(uas(trunk_port, trunk_scenario(tmp_path, "0506868000"), calls=2))
     config, base_url = _config(tmp_path, alice_port, trunk_port)
     ws_url = base_url.replace("http://", "ws://") + "/basix/api/ws_cti?app_name=ops&format=json"
-    server = await _serve(config, base_url)
+    server = await start_serve(config, base_url)
     try:
         async with (
             httpx.AsyncClient(base_url=base_url, headers={"Authorization": AUTH}) as client,
@@ -155,8 +133,8 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
             await _next(ws, {"element": "channel", "uuid": second[0], "event": "removed"})
         await finish(alice, dan, trunk)
 
-        await _stop(server)
-        server = await _serve(config, base_url)  # the same file: the change stands
+        await stop_serve(server)
+        server = await start_serve(config, base_url)  # the same file: the change stands
         async with httpx.AsyncClient(base_url=base_url, headers=ADMIN) as client:
             group = (await client.get(f"{DOMAIN}/groups/support")).json()
             assert group["group"]["members"] == ["dan", "alice"]
@@ -179,4 +157,4 @@ async def test_a_member_added_during_a_call_is_rung_next_kept_and_reverted(
             group = (await client.get(f"{DOMAIN}/groups/support")).json()
             assert group["group"]["members"] == ["alice"]
     finally:
-        await _stop(server)
+        await stop_serve(server)
