@@ -34,6 +34,7 @@ from switchboard.pbx.trunks import TrunkMonitor
 from switchboard.registrar.registrar import RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
+from switchboard.sip.tls import TlsListener
 from switchboard.sip.transport import TcpLimits
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.database import create_engine, migrate
@@ -41,6 +42,7 @@ from switchboard.store.outbox import Outbox
 from switchboard.store.records import CallRecordStore
 from switchboard.store.registrations import RegistrationStore
 from switchboard.store.writes import WriteQueue
+from switchboard.tls import https_context
 
 log = logging.getLogger("switchboard")
 
@@ -60,7 +62,7 @@ class _HttpServer(GuardedServer):
             listener=limits.statistics,
             admin_max_body=settings.admin_max_body,
         )
-        super().__init__(app, settings.http_address, limits)
+        super().__init__(app, settings.http_address, limits, tls=https_context(settings))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -82,6 +84,7 @@ class Server:
             tcp_limits=TcpLimits(
                 server.sip_tcp_connections_per_source, server.sip_tcp_idle_timeout
             ),
+            tls=TlsListener.configured(server),
         )
         self.user_agent = UserAgent(self.endpoint)
         low, high = server.rtp_ports

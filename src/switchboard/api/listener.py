@@ -23,15 +23,22 @@ Rules:
   sits in between only to give the slot back when that connection closes.
 - A request h11 cannot parse (a 5000-digit Content-Length, a head over 16 KiB) gets
   HTTP 400 in the Basix envelope (``invalid_request``) instead of uvicorn's plain text.
+- HTTPS (``http_tls``): the same listener speaks TLS, and ws_cti is then WSS. The connection
+  takes its slot before the handshake (``switchboard.tls.start_server_tls``), the handshake
+  must be done within ``REQUEST_TIMEOUT`` (and then the first request within as much
+  again), and a handshake that fails gives the slot back. A connection refused for the
+  caps is closed without an answer: there is no TLS session to answer in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import h11
 import uvicorn
@@ -42,6 +49,7 @@ from uvicorn.server import ServerState
 from switchboard.api.connections import ConnectionLimits, Refusal
 from switchboard.api.errors import ApiError, error_response
 from switchboard.logbudget import LogBudget
+from switchboard.tls import start_server_tls
 
 log = logging.getLogger("switchboard.api")
 
@@ -82,9 +90,10 @@ _REFUSALS = {
 class ListenerState(ServerState):
     """uvicorn's state shared by every connection, plus the caps they are counted against."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(self, limits: ConnectionLimits, tls: ssl.SSLContext | None = None) -> None:
         super().__init__()
         self.limits = limits
+        self.tls = tls
         self.log_budget = LogBudget(per_second=1)
 
 
@@ -98,13 +107,19 @@ class GuardedH11Protocol(H11Protocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = server_state.limits
+        self.tls = server_state.tls
         self.log_budget = server_state.log_budget
         self.source = ""
         self.admitted = False  # a refused connection is only written to and closed
+        self.handshaking = False  # admitted, TLS handshake under way
         self.deadline: asyncio.TimerHandle | None = None
         self.upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.handshaking:  # called again, by the TLS layer: the handshake is done
+            self.handshaking = False
+            self._serve(transport)
+            return
         peer = transport.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) else "local"
         refusal = self.limits.admit(source)
@@ -112,12 +127,32 @@ class GuardedH11Protocol(H11Protocol):
             self._refuse(transport, source, refusal)
             return
         self.source, self.admitted = source, True
+        if self.tls is not None:
+            self.handshaking = True
+            start_server_tls(
+                cast(asyncio.Transport, transport),  # uvloop's is one, not a subclass
+                self,
+                self.tls,
+                timeout=math.ceil(REQUEST_TIMEOUT),
+                on_settled=self._handshake_settled,
+            )
+            return
+        self._serve(transport)
+
+    def _serve(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._arm(REQUEST_TIMEOUT)
 
+    def _handshake_settled(self, exc: BaseException | None) -> None:
+        if not self.handshaking:
+            return  # secured: served from the second ``connection_made``
+        self.handshaking = False  # never served: no ``connection_lost`` will come
+        self.limits.release(self.source)
+        log.debug("HTTPS: handshake with %s failed: %s", self.source, exc or "connection closed")
+
     def _refuse(self, transport: asyncio.BaseTransport, source: str, refusal: Refusal) -> None:
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.write(_REFUSALS[refusal])
+        if self.tls is None:  # duck-typed: uvloop's transports are not asyncio subclasses
+            cast(asyncio.WriteTransport, transport).write(_REFUSALS[refusal])
         transport.close()
         left_out = self.log_budget.take(time.monotonic())
         if left_out is not None:
@@ -228,7 +263,15 @@ class _Upgraded(asyncio.Protocol):
 class GuardedServer(uvicorn.Server):
     """uvicorn serving ``app`` on ``address`` through ``GuardedH11Protocol``."""
 
-    def __init__(self, app: ASGIApp, address: tuple[str, int], limits: ConnectionLimits) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        address: tuple[str, int],
+        limits: ConnectionLimits,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: serve HTTPS (and WSS) with it instead of HTTP."""
         host, port = address
         config = uvicorn.Config(
             app,
@@ -244,4 +287,4 @@ class GuardedServer(uvicorn.Server):
         )
         super().__init__(config)
         self.limits = limits
-        self.server_state = ListenerState(limits)
+        self.server_state = ListenerState(limits, tls)

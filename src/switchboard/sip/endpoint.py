@@ -1,8 +1,9 @@
 """The SIP endpoint: the thin asyncio edge that drives the pure core.
 
-It owns the sockets (UDP and TCP on one address), one timer for every transaction and
-2xx retransmission, and the log line per SIP message. Everything it decides is decided by
-the transaction layer; everything above it (UAS, UAC, the PBX) is a ``TransactionUser``.
+It owns the sockets (UDP and TCP on one address, TLS on its own), one timer for every
+transaction and 2xx retransmission, and the log line per SIP message. Everything it
+decides is decided by the transaction layer; everything above it (UAS, UAC, the PBX) is a
+``TransactionUser``.
 
 Rules:
 - A message that does not parse is dropped and logged, except a request that was readable
@@ -18,6 +19,12 @@ Rules:
   answer matches nothing and the TU ignores it, as §8.2.7 says a stateless UAS must.
 - A TCP stream that cannot be framed is closed; a request whose header section was
   complete still gets its 400 (or 513) first.
+- A message for a TLS peer goes over TLS or not at all: with no TLS listener it fails its
+  transactions (503), it never falls back to TCP. Our Via and Contact name the transport a
+  message goes over, with the TLS listener's port for TLS (``;transport=tls``).
+- A message received over TLS makes its Contact an alias of its connection when the
+  Contact names the connection's host (``sip/tls.py`` says why): requests in the dialog,
+  sent to that Contact, go back over the phone's own connection.
 """
 
 from __future__ import annotations
@@ -27,17 +34,22 @@ import contextlib
 import heapq
 import itertools
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from switchboard.config import canonical_host
 from switchboard.datagrams import DatagramNetwork
 from switchboard.logbudget import LogBudget
+from switchboard.sip.address import parse_address
 from switchboard.sip.builders import make_response, stateless_tag
 from switchboard.sip.dialog import SuccessRetransmitter
 from switchboard.sip.errors import ParseError
 from switchboard.sip.framing import FramingError
 from switchboard.sip.ids import IdGenerator
 from switchboard.sip.message import Message, Request, Response, parse_message
+from switchboard.sip.tls import DEFAULT_PORT as TLS_DEFAULT_PORT
+from switchboard.sip.tls import TlsListener, TlsTransport
 from switchboard.sip.transaction.base import (
     Deliver,
     Effect,
@@ -63,7 +75,7 @@ from switchboard.sip.transport import (
     TcpTransport,
     UdpTransport,
 )
-from switchboard.sip.uri import format_host
+from switchboard.sip.uri import SipUri, format_host
 
 log = logging.getLogger("switchboard.sip")
 ResponseCallback = Callable[[Response], None]
@@ -93,8 +105,11 @@ class SipEndpoint:
         timers: TimerConfig | None = None,
         tcp_limits: TcpLimits | None = None,
         network: DatagramNetwork | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
-        """``network``: bind UDP on it instead of a socket, and no TCP (``testing``)."""
+        """``network``: bind UDP on it instead of a socket, and no TCP (``testing``).
+        ``tls``: serve SIP over TLS there too (port 0: any free one, ``tls_port`` after
+        ``start``)."""
         self.listen_host = listen_host
         self.network = network
         self.listen_port = listen_port
@@ -105,6 +120,19 @@ class SipEndpoint:
         self._udp = UdpTransport(self._on_bytes)
         self._tcp = TcpTransport(
             self._on_bytes, self._on_transport_error, self._on_bad_frame, tcp_limits or TcpLimits()
+        )
+        self.tls_listener = tls
+        self.tls_port: int | None = tls.port if tls is not None else None
+        self._tls = (
+            TlsTransport(
+                self._on_bytes,
+                self._on_transport_error,
+                self._on_bad_frame,
+                tls.context,
+                tcp_limits or TcpLimits(),
+            )
+            if tls is not None
+            else None
         )
         self._callbacks: dict[Transaction, ResponseCallback] = {}
         self._retransmitters: dict[object, tuple[SuccessRetransmitter, Callable[[], None]]] = {}
@@ -139,12 +167,18 @@ class SipEndpoint:
         if self.network is None:
             await self._tcp.listen(self.listen_host, self.listen_port)
         log.info("sip listening on %s:%d (udp, tcp)", self.listen_host, self.listen_port)
+        if self._tls is not None and self.tls_listener is not None and self.network is None:
+            await self._tls.listen(self.tls_listener.host, self.tls_listener.port)
+            self.tls_port = self._tls.local_port
+            log.info("sip listening on %s:%d (tls)", self.tls_listener.host, self.tls_port)
 
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._udp.close()
         await self._tcp.close()
+        if self._tls is not None:
+            await self._tls.close()
 
     def now(self) -> float:
         assert self._loop is not None, "endpoint not started"
@@ -154,13 +188,26 @@ class SipEndpoint:
 
     def via(self, transport: str = "UDP") -> str:
         host = format_host(self.advertised_host)
-        return f"SIP/2.0/{transport} {host}:{self.listen_port};branch={self.ids.branch()};rport"
+        port = self.port_for(transport)
+        return f"SIP/2.0/{transport} {host}:{port};branch={self.ids.branch()};rport"
 
     def contact(self, user: str | None = None, transport: str = "UDP") -> str:
         userpart = f"{user}@" if user else ""
         param = "" if transport == "UDP" else f";transport={transport.lower()}"
         host = format_host(self.advertised_host)
-        return f"<sip:{userpart}{host}:{self.listen_port}{param}>"
+        return f"<sip:{userpart}{host}:{self.port_for(transport)}{param}>"
+
+    def port_for(self, transport: str) -> int:
+        """The port we listen on for ``transport``: TLS has its own."""
+        if transport == "TLS" and self.tls_port is not None:
+            return self.tls_port
+        return self.listen_port
+
+    def trust_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        """Connections we open to ``host``:``port`` over TLS use ``context`` (a trunk's own
+        CA file, or no verification) instead of the system's CAs."""
+        if self._tls is not None:
+            self._tls.contexts[(host, port)] = context
 
     def send_request(
         self, request: Request, peer: Peer, callback: ResponseCallback
@@ -199,7 +246,13 @@ class SipEndpoint:
             "awaiting_ack": len(self._retransmitters),
             "tcp_connections": len(self._tcp.connections),
             **self._tcp.counters,
+            **self._tls_statistics(),
         }
+
+    def _tls_statistics(self) -> dict[str, int]:
+        if self._tls is None:
+            return {}
+        return {"tls_connections": len(self._tls.connections), **self._tls.counters}
 
     # -- inbound --------------------------------------------------------------------------
 
@@ -215,6 +268,8 @@ class SipEndpoint:
             return False
         if log.isEnabledFor(logging.INFO):
             log.info("in  %s %s %s", peer, message.get("Call-ID"), message.first_line)
+        if peer.transport == "TLS":
+            self._learn_tls_alias(message, peer)
         try:
             events = self.layer.receive(message, peer, self.now())
             self._dispatch(events)
@@ -222,6 +277,19 @@ class SipEndpoint:
             log.exception("error handling message from %s", peer)
         self._rearm()
         return True
+
+    def _learn_tls_alias(self, message: Message, peer: Peer) -> None:
+        """The Contact, where requests in the dialog will be sent, is reached through this
+        connection while it is open, if it names the connection's own host."""
+        contact = message.get("Contact")
+        if contact is None or self._tls is None:
+            return
+        uri = parse_address(contact).uri  # validated when the message was parsed
+        if not isinstance(uri, SipUri) or uri.transport != "TLS":
+            return
+        host, port = uri.host_port
+        if canonical_host(host) == canonical_host(peer.host):
+            self._tls.alias(Peer("TLS", host, port or TLS_DEFAULT_PORT), peer)
 
     def _on_bad_frame(self, error: FramingError, peer: Peer) -> None:
         """The connection closes; the request that broke the framing gets its answer."""
@@ -332,6 +400,12 @@ class SipEndpoint:
         if log.isEnabledFor(logging.INFO):
             log.info("out %s %s %s", peer, message.get("Call-ID"), message.first_line)
         data = bytes(message)
+        if peer.transport == "TLS":
+            if self._tls is not None:
+                self._tls.send(data, peer)
+            else:
+                self._fail_later(peer, "no TLS listener")
+            return
         if peer.transport != "UDP":
             self._tcp.send(data, peer)
             return
@@ -341,9 +415,12 @@ class SipEndpoint:
             # uvloop refuses a host name at once; a full or unroutable socket raises too.
             # Like a failed TCP connect, it fails that peer's transactions (§8.1.3.1: the
             # TU sees 503), later, so the caller holds its transaction first.
-            log.warning("udp send to %s failed: %s", peer, exc)
-            assert self._loop is not None
-            self._loop.call_soon(self._on_transport_error, peer)
+            self._fail_later(peer, f"udp send failed: {exc}")
+
+    def _fail_later(self, peer: Peer, reason: str) -> None:
+        log.warning("cannot send to %s: %s", peer, reason)
+        assert self._loop is not None
+        self._loop.call_soon(self._on_transport_error, peer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -1,10 +1,12 @@
-"""asyncio UDP and TCP transports on one address (RFC 3261 §18).
+"""asyncio UDP and TCP transports on one address (RFC 3261 §18); TLS builds on TCP's
+(``sip/tls.py``).
 
 Bytes in, bytes out; nothing here knows SIP beyond stream framing. Responses to a request
 that came over TCP go back over the same connection (§18.2.2), so TCP connections are keyed
 by the remote address they come from; sending to an unknown TCP peer opens a connection.
 
-A TCP connection holds a file descriptor until it closes, so connections are bounded:
+A TCP connection holds a file descriptor until it closes, so connections are bounded (the
+counters are named after the transport: ``tcp_…``, ``tls_…``):
 - At most ``TcpLimits.per_source`` accepted connections per source IP address; one more
   is aborted at once and counted (``tcp_refused``). One host cannot use up the process's
   descriptors and shut everyone else out.
@@ -99,6 +101,8 @@ class UdpTransport(asyncio.DatagramProtocol):
 class TcpConnection(asyncio.Protocol):
     """One TCP connection: framing, keep-alive pongs, and its one deadline timer."""
 
+    aliases: set[Peer]  # other addresses it carries messages for (``TlsTransport``)
+
     def __init__(self, owner: TcpTransport, peer: Peer | None = None) -> None:
         self._owner = owner
         self._framer = StreamFramer()
@@ -110,20 +114,28 @@ class TcpConnection(asyncio.Protocol):
         self._opened_at = 0.0
         self._last_input = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.expired = False  # closed by its deadline
+        self.aliases = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)
         self.transport = stream
         if self.peer is None:
             host, port = stream.get_extra_info("peername")[:2]
-            self.peer = Peer("TCP", str(host), int(port))
+            self.peer = Peer(self._owner.name, str(host), int(port))
         if not self._owner.admit(self):
             stream.abort()  # refused: give the descriptor back now
             return
         self.admitted = True
-        self._owner.connections[self.peer] = self
         self._opened_at = self._last_input = self._owner.now()
         self._arm()
+        self.ready(stream)
+
+    def ready(self, stream: asyncio.Transport) -> None:
+        """From now on messages for the peer go out through ``stream``."""
+        assert self.peer is not None
+        self.transport = stream
+        self._owner.connections[self.peer] = self
 
     def data_received(self, data: bytes) -> None:
         self._last_input = self._owner.now()
@@ -179,19 +191,27 @@ class TcpConnection(asyncio.Protocol):
             return
         assert self.transport is not None
         reason = "idle" if self.greeted else "silent"
-        self._owner.counters[f"tcp_closed_{reason}"] += 1
+        self._owner.counters[f"{self._owner.name.lower()}_closed_{reason}"] += 1
         log.info("closing %s: %s", self.peer, reason)
+        self.expired = True
         self.transport.abort()  # nothing we wrote is still worth waiting for
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Stop the timer and give the slot back; once, however the connection ended."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self.admitted:
+            self.admitted = False
             self._owner.release(self)
 
 
 class TcpTransport:
+    name = "TCP"  # the transport of its ``Peer``s and the prefix of its counters
+
     def __init__(
         self,
         receiver: Receiver,
@@ -204,7 +224,10 @@ class TcpTransport:
         self.on_bad_frame = on_bad_frame
         self.limits = limits or TcpLimits()
         self.connections: dict[Peer, TcpConnection] = {}
-        self.counters = {"tcp_refused": 0, "tcp_closed_silent": 0, "tcp_closed_idle": 0}
+        prefix = self.name.lower()
+        self.counters = {
+            f"{prefix}_{event}": 0 for event in ("refused", "closed_silent", "closed_idle")
+        }
         self._per_source: collections.Counter[str] = collections.Counter()
         self._server: asyncio.Server | None = None
         self._pending: dict[Peer, list[bytes]] = {}
@@ -214,8 +237,17 @@ class TcpTransport:
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: TcpConnection(self), host, port, backlog=LISTEN_BACKLOG
+            self.new_connection, host, port, backlog=LISTEN_BACKLOG
         )
+
+    def new_connection(self, peer: Peer | None = None) -> TcpConnection:
+        """The protocol of one connection: accepted (no ``peer`` yet) or opened to ``peer``."""
+        return TcpConnection(self, peer)
+
+    @property
+    def local_port(self) -> int:
+        assert self._server is not None, "not listening"
+        return int(self._server.sockets[0].getsockname()[1])
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -235,8 +267,13 @@ class TcpTransport:
         assert connection.peer is not None
         host = connection.peer.host
         if self._per_source[host] >= self.limits.per_source:
-            self.counters["tcp_refused"] += 1
-            self.warn("refusing tcp from %s: %d connections open", host, self.limits.per_source)
+            self.counters[f"{self.name.lower()}_refused"] += 1
+            self.warn(
+                "refusing %s from %s: %d connections open",
+                self.name.lower(),
+                host,
+                self.limits.per_source,
+            )
             return False
         self._per_source[host] += 1
         return True
@@ -245,6 +282,7 @@ class TcpTransport:
         assert connection.peer is not None
         if self.connections.get(connection.peer) is connection:
             del self.connections[connection.peer]
+        self.forget_aliases(connection)
         if connection.inbound:
             host = connection.peer.host
             self._per_source[host] -= 1
@@ -253,8 +291,15 @@ class TcpTransport:
 
     # -- sending --------------------------------------------------------------------------
 
+    def forget_aliases(self, connection: TcpConnection) -> None:
+        """Aliases end with their connection (``TlsTransport``); TCP has none."""
+
+    def find(self, peer: Peer) -> TcpConnection | None:
+        """The open connection that carries messages for ``peer``."""
+        return self.connections.get(peer)
+
     def send(self, data: bytes, peer: Peer) -> None:
-        connection = self.connections.get(peer)
+        connection = self.find(peer)
         if connection is not None and connection.transport is not None:
             connection.transport.write(data)
             return
@@ -265,18 +310,25 @@ class TcpTransport:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, peer: Peer) -> None:
+    async def open(self, peer: Peer) -> None:
+        """Connect to ``peer``; the connection registers itself when it is ready."""
         loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: self.new_connection(peer), peer.host, peer.port)
+
+    async def _connect(self, peer: Peer) -> None:
         try:
-            await loop.create_connection(lambda: TcpConnection(self, peer), peer.host, peer.port)
-        except OSError as exc:
-            log.warning("tcp connect to %s failed: %s", peer, exc)
+            await self.open(peer)
+        except OSError as exc:  # ssl.SSLError is one: a certificate we do not trust
+            log.warning("%s connect to %s failed: %s", self.name.lower(), peer, exc)
             self._pending.pop(peer, None)
             self.on_error(peer)
             return
-        connection = self.connections[peer]
-        assert connection.transport is not None
-        for data in self._pending.pop(peer, []):
+        connection = self.connections.get(peer)
+        queued = self._pending.pop(peer, [])
+        if connection is None or connection.transport is None:  # closed as soon as opened
+            self.on_error(peer)
+            return
+        for data in queued:
             connection.transport.write(data)
 
     async def close(self) -> None:

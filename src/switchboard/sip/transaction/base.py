@@ -37,7 +37,7 @@ class TimerConfig:
 class Peer:
     """Where a message goes or came from."""
 
-    transport: str  # "UDP" | "TCP"
+    transport: str  # "UDP" | "TCP" | "TLS" (reliable: every transport but UDP)
     host: str
     port: int
 
