@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 
 from switchboard.api import listener
 from switchboard.app import Server
+from switchboard.sip.digest import answer_challenge
 from switchboard.sip.message import Message, Request
 from switchboard.sip.transaction.base import Peer
 from tests.interop.call_group_harness import AUTH, start_call_group, trunk_scenario, wait_bridged
@@ -33,6 +34,7 @@ from tests.interop.phones_harness import (
     TRUNK_HOST,
     Baresip,
     reaped,
+    scenario_copy,
     start_sipp_at,
     write_tone,
 )
@@ -123,7 +125,8 @@ class PeerTap:
 
 def _baresip_home(path: Path, pki: Pki, tls_port: int, control_port: int) -> Path:
     """alice over TLS only: its outbound proxy is the TLS listener, and it trusts the test
-    CA (``sip_cafile``); it answers by itself and plays a tone."""
+    CA (``sip_cafile``; baresip 1.0.0 does not check the server's certificate even so); it
+    answers by itself and plays a tone."""
     path.mkdir(parents=True)
     tone = write_tone(path / "tone.wav", 440.0)
     (path / "config").write_text(
@@ -134,6 +137,7 @@ def _baresip_home(path: Path, pki: Pki, tls_port: int, control_port: int) -> Pat
         "module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n"
         "module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n"
     )
+    # baresip 1.0.0 refuses sips: URIs (ENOSYS): it asks for TLS with transport=tls.
     (path / "accounts").write_text(
         "<sip:alice@example.com;transport=tls>;auth_pass=alice-secret;"
         f'outbound="sip:{PHONE_HOST}:{tls_port};transport=tls";regint=300;answermode=auto;'
@@ -206,6 +210,39 @@ async def test_baresip_registers_over_tls_and_answers_a_call_group_call_over_tls
         assert stats["tls_connections"] == 1  # alice's one connection carried everything
         out, _ = await asyncio.wait_for(trunk.communicate(), 15)
         assert trunk.returncode == 0, out.decode(errors="replace")[-1500:]
+
+
+async def test_baresip_over_tls_places_a_pstn_call_over_tls(tmp_path: Path, pki: Pki) -> None:
+    trunk_port = free_port()
+    scenario = scenario_copy(
+        tmp_path, "uas_trunk_dialled.xml", CALLED_NUMBER="0312341234", CALLER_NUMBER=CALLER_ID
+    )
+    trunk = await start_sipp_at(TRUNK_HOST, trunk_port, ["-sf", str(scenario), "-m", "1"])
+    async with (
+        reaped(trunk),
+        _serving(tmp_path, pki, trunk_port) as (server, _),
+        _baresip_over_tls(tmp_path, pki, server) as alice,
+    ):
+        (binding,) = server.registrar.location.bindings(("example.com", "alice"), 0.0)
+        alice_connection = binding.source
+        tap = PeerTap(server)
+        await alice.command("dial", "0312341234")
+        await alice.event("CALL_ESTABLISHED", timeout=10)
+        await wait_bridged(server)
+        # Challenged (407) and answered over alice's TLS connection.
+        to_alice = [m.first_line for m, p in tap.sent if p == alice_connection]
+        assert to_alice == [
+            "100 Trying",
+            "407 Proxy Authentication Required",
+            "100 Trying",
+            "180 Ringing",
+            "200 OK",
+        ]
+        await alice.command("hangup")
+        await alice.event("CALL_CLOSED", timeout=10)
+        out, _ = await asyncio.wait_for(trunk.communicate(), 15)
+        assert trunk.returncode == 0, out.decode(errors="replace")[-1500:]
+        assert server.engine.statistics() == {"calls": 0, "channels": 0}
 
 
 # -- Python's ssl against the SIP listener -------------------------------------------------
@@ -312,3 +349,67 @@ async def test_https_connections_are_counted_before_their_handshake_and_dropped_
         for _, silent_writer in silent:
             silent_writer.close()
         assert (await client.get("/healthz")).status_code == 200  # the slots are back
+
+
+# -- sips: URIs ----------------------------------------------------------------------------
+
+
+async def _read_message(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
+    """One SIP message from a stream: its first line and its headers (the first of each)."""
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
+    first, *lines = head.strip().split("\r\n")
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip().lower(), value.strip())
+    await reader.readexactly(int(fields.get("content-length", "0")))
+    return first, fields
+
+
+def _register(local_port: int, cseq: int, authorization: str | None = None) -> bytes:
+    lines = [
+        "REGISTER sips:example.com SIP/2.0",
+        f"Via: SIP/2.0/TLS 127.0.0.1:{local_port};branch=z9hG4bK-sips-{cseq};rport",
+        "Max-Forwards: 70",
+        "From: <sips:alice@example.com>;tag=sips-phone",
+        "To: <sips:alice@example.com>",
+        "Call-ID: sips-registration",
+        f"CSeq: {cseq} REGISTER",
+        "Contact: <sips:alice@127.0.0.1:5999>",
+        "Expires: 300",
+        *([f"Authorization: {authorization}"] if authorization else []),
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_a_phone_using_sips_uris_registers_and_is_rung_over_its_connection(
+    tmp_path: Path, pki: Pki
+) -> None:
+    async with _serving(tmp_path, pki, free_port()) as (server, client):
+        reader, writer = await _tls_connect(server, _trusting(pki))
+        try:
+            local_port = writer.get_extra_info("sockname")[1]
+            writer.write(_register(local_port, 1))
+            status, fields = await _read_message(reader)
+            assert status.startswith("SIP/2.0 401 ")
+            answer = answer_challenge(
+                fields["www-authenticate"],
+                method="REGISTER",
+                uri="sips:example.com",
+                username="alice",
+                password="alice-secret",
+                cnonce="sips-phone",
+            )
+            writer.write(_register(local_port, 2, answer))
+            status, _ = await _read_message(reader)
+            assert status.startswith("SIP/2.0 200 ")
+            (binding,) = server.registrar.location.bindings(("example.com", "alice"), 0.0)
+            assert binding.contact == "sips:alice@127.0.0.1:5999"
+            assert binding.source == Peer("TLS", "127.0.0.1", local_port)
+            await start_call_group(client, {"group_name": "support", "destination": "0312341234"})
+            first, fields = await _read_message(reader)
+            assert first == "INVITE sips:alice@127.0.0.1:5999 SIP/2.0"
+            assert fields["via"].startswith(f"SIP/2.0/TLS 127.0.0.1:{server.endpoint.tls_port};")
+        finally:
+            writer.close()
