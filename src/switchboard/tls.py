@@ -7,12 +7,13 @@ Rules:
   client certificate is asked for.
 - An accepted connection is counted against its listener's caps *before* its handshake:
   the protocol that accepted the plain TCP connection starts the handshake itself
-  (``start_server_tls``). A client that connects and never
-  completes the handshake then holds a counted slot, and only until the handshake
-  deadline. With ``create_server(ssl=…)`` the protocol would hear of a connection only
-  once its handshake is done, so a flood of silent connections would be counted nowhere.
+  (``start_server_tls``). A client that connects and never completes the handshake then
+  holds a counted slot, and only until the handshake deadline. With
+  ``create_server(ssl=…)`` the protocol would hear of a connection only once its
+  handshake is done, so a flood of silent connections would be counted nowhere.
 - Outgoing connections verify the server's certificate and name against the system's CAs
-  (``client_context``); a trunk's settings may name its own CA file, or turn the check off.
+  (``client_context``); a context with another CA file, or with no check at all, is for a
+  peer whose operator says so (``SipEndpoint.trust_tls``), never the default.
 """
 
 from __future__ import annotations
