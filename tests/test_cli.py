@@ -106,3 +106,17 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+def test_a_certificate_that_cannot_be_loaded_is_a_clear_error(tmp_path: Path) -> None:
+    config = _write_config(tmp_path, free_port(), free_port(socket.SOCK_STREAM))
+    missing = tmp_path / "missing.pem"
+    text = config.read_text().replace(
+        "[server]\n",
+        f'[server]\nhttp_tls = true\ntls_certificate = "{missing}"\ntls_key = "{missing}"\n',
+    )
+    config.write_text(text)
+    result = _run("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("switchboard: ") and "missing.pem" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -93,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             args.output.write_text(text, encoding="utf-8")
         return 0
     from switchboard.app import Server  # noqa: PLC0415 - check-config needs no HTTP stack
+    from switchboard.tls import TlsSetupError  # noqa: PLC0415
 
     _install_fast_loop()
-    asyncio.run(Server(config).run())
+    try:
+        server = Server(config)
+    except TlsSetupError as exc:  # a certificate or key that cannot be loaded
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(server.run())
     return 0
 
 

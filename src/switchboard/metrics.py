@@ -34,6 +34,7 @@ _LEVELS = frozenset(
         "media_sessions",
         "rtp_port_pairs_in_use",
         "tcp_connections",
+        "tls_connections",
         "awaiting_ack",
         "bindings",
         "http_connections",

@@ -481,8 +481,8 @@ def _target(terminal: Terminal) -> tuple[SipUri, Peer]:
     if terminal.peer is not None:
         return uri, terminal.peer
     host, port = uri.host_port
-    transport = (uri.params.get("transport") or "udp").upper()
-    return uri, Peer(transport, host, port or 5060)
+    transport = uri.transport  # its transport parameter, TLS for sips:, else UDP
+    return uri, Peer(transport, host, port or (5061 if transport == "TLS" else 5060))
 
 
 _HANDLERS: dict[type, Callable[[LiveCall, m.Command], None]] = {

@@ -129,20 +129,26 @@ class Dialog:
         return True
 
     def next_hop(self, default: Peer) -> Peer:
-        """Where in-dialog requests go: the first route, else the remote target (§8.1.2)."""
+        """Where in-dialog requests go: the first route, else the remote target (§8.1.2).
+        Without a route, a target over the connection-oriented transport the dialog was set
+        up on reuses that connection (RFC 5923's idea; a phone behind NAT cannot be reached
+        at the private address its Contact names)."""
         uri: Uri = self.remote_target
         if self.route_set:
             uri = parse_address(self.route_set[0]).uri or uri
-        if isinstance(uri, SipUri):
-            host, port = uri.host_port
-            transport = uri.params.get("transport")
-            return replace(
-                default,
-                host=host,
-                port=port or 5060,
-                transport=(transport or default.transport).upper(),
-            )
-        return default
+        if not isinstance(uri, SipUri):
+            return default
+        named = uri.params.get("transport") or uri.scheme == "sips"
+        transport = uri.transport if named else default.transport
+        if not self.route_set and default.reliable and transport == default.transport:
+            return default
+        host, port = uri.host_port
+        return replace(
+            default,
+            host=host,
+            port=port or (5061 if transport == "TLS" else 5060),
+            transport=transport,
+        )
 
 
 class SuccessRetransmitter:

@@ -49,7 +49,8 @@ class IncomingCall(Session):
             self._step(Step.RECEIVE_OFFER, self.request.body)
 
     def _contact(self) -> tuple[Header, ...]:
-        return headers(("Contact", self.ua.endpoint.contact(transport=self.ua.transport)))
+        # the transport the INVITE came over: a TLS caller's ACK and BYE come back over TLS
+        return headers(("Contact", self.ua.endpoint.contact(transport=self.peer.transport)))
 
     def ring(self, status: int = 180, body: bytes = b"") -> None:
         if self.state is CallState.CALLING:

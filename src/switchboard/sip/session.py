@@ -191,8 +191,8 @@ class Session:
     def bye(self, reason: str = "send_bye") -> None:
         if self.dialog is None or self.state is not CallState.ANSWERED:
             return
-        bye = self.dialog.create_request("BYE", self.ua.endpoint.via(self.ua.transport))
         peer = self.dialog.next_hop(self.ua.default_peer(self))
+        bye = self.dialog.create_request("BYE", self.ua.endpoint.via(peer.transport))
         self.ua.endpoint.send_request(bye, peer, lambda r: None)
         self._end(reason)
 
@@ -209,11 +209,12 @@ class Session:
     def send_ack(self, response: Response | None = None) -> None:
         """ACK a 2xx: the one to ``response``'s CSeq, else to our last INVITE (§13.2.2.4)."""
         assert self.dialog is not None
-        ack = self.dialog.create_request("ACK", self.ua.endpoint.via(self.ua.transport))
+        hop = self.dialog.next_hop(self.peer)
+        ack = self.dialog.create_request("ACK", self.ua.endpoint.via(hop.transport))
         if response is not None and response.cseq.number != ack.cseq.number:
             cseq = Header("CSeq", f"{response.cseq.number} ACK")
             ack = ack.with_headers(cseq if h.key == "cseq" else h for h in ack.headers)
-        self.ua.endpoint.send_stateless(ack, self.dialog.next_hop(self.peer))
+        self.ua.endpoint.send_stateless(ack, hop)
 
     def on_ack(self, ack: Request | None = None) -> None:
         awaited = self._awaiting_ack
@@ -255,7 +256,7 @@ class Session:
         RFC 3311 §5.2) and the session timer's terms (RFC 4028 §9)."""
         extra = (
             headers(
-                ("Contact", self.ua.endpoint.contact(transport=self.ua.transport)),
+                ("Contact", self.ua.endpoint.contact(transport=self.peer.transport)),
                 ("Allow", ALLOW),
                 ("Supported", TIMER),
             )
@@ -402,22 +403,24 @@ class Session:
         assert self.dialog is not None
         extra = (
             headers(
-                ("Contact", self.ua.endpoint.contact(transport=self.ua.transport)),
+                ("Contact", self.ua.endpoint.contact(transport=self.peer.transport)),
                 ("Allow", ALLOW),
                 ("Supported", TIMER),
             )
             + self._timer_request_headers()
             + content_type(body)
         )
-        via = self.ua.endpoint.via(self.ua.transport)
-        request = self.dialog.create_request(method, via, extra=extra, body=body)
+        hop = self.dialog.next_hop(self.peer)
+        request = self.dialog.create_request(
+            method, self.ua.endpoint.via(hop.transport), extra=extra, body=body
+        )
         if body:
             self._step(Step.SEND_OFFER, body)
         if method == "INVITE":
             self.negotiation.local_invite = True
         sent = _Sent(request, future)
         callback = functools.partial(self._on_sent_response, sent)
-        self.ua.endpoint.send_request(request, self.dialog.next_hop(self.peer), callback)
+        self.ua.endpoint.send_request(request, hop, callback)
 
     def _on_sent_response(self, sent: _Sent, response: Response) -> None:
         invite = sent.request.method == "INVITE"
