@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from switchboard.api import listener
 from switchboard.app import Server
 from switchboard.sip.digest import answer_challenge
-from switchboard.sip.message import Message, Request
+from switchboard.sip.message import Message, Request, Response
 from switchboard.sip.transaction.base import Peer
 from tests.interop.call_group_harness import AUTH, start_call_group, trunk_scenario, wait_bridged
 from tests.interop.phones_harness import (
@@ -238,8 +238,12 @@ async def test_baresip_over_tls_places_a_pstn_call_over_tls(tmp_path: Path, pki:
             "180 Ringing",
             "200 OK",
         ]
+        (answer,) = [m for m, p in tap.sent if p == alice_connection and m.first_line == "200 OK"]
+        assert ";transport=tls>" in (answer.get("Contact") or "")  # her ACK and BYE: TLS
         await alice.command("hangup")
         await alice.event("CALL_CLOSED", timeout=10)
+        bye_answers = [p for m, p in tap.sent if isinstance(m, Response) and m.cseq.method == "BYE"]
+        assert bye_answers[:1] == [alice_connection]  # her BYE came over her connection
         out, _ = await asyncio.wait_for(trunk.communicate(), 15)
         assert trunk.returncode == 0, out.decode(errors="replace")[-1500:]
         assert server.engine.statistics() == {"calls": 0, "channels": 0}
