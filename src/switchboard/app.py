@@ -18,7 +18,7 @@ from switchboard.api.connections import ConnectionLimits
 from switchboard.api.listener import GuardedServer
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.delivery import CallbackDelivery
-from switchboard.config import Config, ServerConfig
+from switchboard.config import Config, ServerConfig, split_hostport
 from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
 from switchboard.cti.tickets import TicketBook
@@ -42,7 +42,7 @@ from switchboard.store.outbox import Outbox
 from switchboard.store.records import CallRecordStore
 from switchboard.store.registrations import RegistrationStore
 from switchboard.store.writes import WriteQueue
-from switchboard.tls import https_context
+from switchboard.tls import client_context, https_context
 
 log = logging.getLogger("switchboard")
 
@@ -149,6 +149,17 @@ class Server:
         """What is built from the directory once follows a change (provisioning)."""
         self.registrar.registrar.settings = RegistrarSettings.for_config(after)
         self.incoming.router = Router(after)
+        self._trust_tls_trunks(after)
+
+    def _trust_tls_trunks(self, config: Config) -> None:
+        """A TLS trunk's own CA file, or no check where its config says so."""
+        for domain in config.domains:
+            for trunk in domain.trunks:
+                if trunk.transport != "tls" or (trunk.tls_verify and not trunk.tls_ca_file):
+                    continue  # the system's CAs
+                host, port = split_hostport(trunk.address)
+                context = client_context(cafile=trunk.tls_ca_file, verify=trunk.tls_verify)
+                self.endpoint.trust_tls(host, port, context)
 
     def _callback_secret(self, domain: str) -> str | None:
         config = self.directory.domain(domain)

@@ -223,9 +223,13 @@ class GroupConfig(_Strict):
 class TrunkConfig(_Strict):
     name: Name
     address: str
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     username: str = ""
     password: str = ""
+    # TLS trunks: their certificate is checked against the system's CAs, or this file's;
+    # tls_verify = false checks nothing (only where the trunk's operator says so)
+    tls_verify: bool = True
+    tls_ca_file: str | None = None
 
     @field_validator("address")
     @classmethod
@@ -327,6 +331,13 @@ class Config(_Strict):
                 "server.tls_certificate: sip_tls_listen and http_tls need tls_certificate"
                 " and tls_key (PEM files)"
             )
+        for index, domain in enumerate(self.domains):
+            for place, trunk in enumerate(domain.trunks):
+                if trunk.transport == "tls" and server.sip_tls_listen is None:
+                    raise ValueError(
+                        f"domains[{index}].trunks[{place}].transport: a TLS trunk needs"
+                        " server.sip_tls_listen (our TLS connections are the listener's)"
+                    )
         default = self.server.default_domain
         if default is not None and default not in seen:
             raise ValueError(f"server.default_domain: {default!r} is not a configured domain")

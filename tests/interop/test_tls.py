@@ -11,6 +11,7 @@ Certificates: a throwaway CA and a server certificate for localhost and 127.0.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -417,3 +418,64 @@ async def test_a_phone_using_sips_uris_registers_and_is_rung_over_its_connection
             assert fields["via"].startswith(f"SIP/2.0/TLS 127.0.0.1:{server.endpoint.tls_port};")
         finally:
             writer.close()
+
+
+# -- a trunk over TLS ----------------------------------------------------------------------
+
+
+async def _tls_trunk(pki: Pki) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A gateway over TLS (Python's ssl, the test certificate): 200 to every request."""
+    received: list[bytes] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.certificate, pki.key)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                received.append(head)
+                fields = dict(
+                    line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
+                )
+                answer = (
+                    "SIP/2.0 200 OK\r\n"
+                    f"Via: {fields['Via']}\r\nFrom: {fields['From']}\r\n"
+                    f"To: {fields['To']};tag=gw\r\nCall-ID: {fields['Call-ID']}\r\n"
+                    f"CSeq: {fields['CSeq']}\r\nContent-Length: 0\r\n\r\n"
+                )
+                writer.write(answer.encode())
+                await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = int(server.sockets[0].getsockname()[1])
+    return server, port, received
+
+
+@pytest.mark.parametrize(("ca_file", "state"), [(True, "up"), (False, "down")])
+async def test_a_tls_trunk_is_reached_when_its_ca_is_trusted_and_not_otherwise(
+    tmp_path: Path, pki: Pki, ca_file: bool, state: str
+) -> None:
+    gateway, port, received = await _tls_trunk(pki)
+    trusted = f'  tls_ca_file = "{pki.ca}"\n' if ca_file else ""
+    config = _config(port).replace(
+        f'address = "{TRUNK_HOST}:{port}"',
+        f'address = "127.0.0.1:{port}"\n  transport = "tls"\n{trusted}',
+    )
+    settings = (
+        f'sip_tls_listen = "127.0.0.1:{free_port(socket.SOCK_STREAM)}"\n'
+        f'tls_certificate = "{pki.certificate}"\ntls_key = "{pki.key}"\n'
+        "trunk_ping_seconds = 0.2\ntrunk_ping_timeout = 1"
+    )
+    try:
+        async with running_server(config, tmp_path / "db.sqlite", settings) as server:
+            async with asyncio.timeout(5):
+                while server.trunks.state("example.com", "pstn").value != state:
+                    await asyncio.sleep(0.05)
+    finally:
+        gateway.close()
+        await gateway.wait_closed()
+    if ca_file:  # our OPTIONS came over TLS, checked against the trunk's own CA
+        assert received and received[0].startswith(b"OPTIONS sip:127.0.0.1:")
+        assert b"Via: SIP/2.0/TLS " in received[0]
+    else:  # the system's CAs do not know the test CA: no handshake, no request
+        assert received == []

@@ -260,7 +260,7 @@ class LiveCall:
         channel = planned or command.channel or self.services.ids()
         shown = self.presentation[command.role]
         call = self.services.ua.call(
-            parse_uri(f"sip:{target.number}@{host}:{port}"),
+            parse_uri(f"sip:{target.number}@{host}:{port}{_transport_param(trunk.transport)}"),
             Peer(trunk.transport.upper(), host, port),
             from_uri=f"sip:{number}@{self.domain.name}",
             display_name=shown.display,
@@ -470,6 +470,10 @@ class LiveCall:
 
 async def _discard(work: object) -> None:
     await work  # type: ignore[misc]
+
+
+def _transport_param(transport: str) -> str:
+    return "" if transport == "udp" else f";transport={transport}"
 
 
 def _target(terminal: Terminal) -> tuple[SipUri, Peer]:
