@@ -309,8 +309,31 @@ class DomainConfig(_Strict):
         return self
 
 
+class ClusterConfig(_Strict):
+    """Several nodes behind one SIP front (DESIGN §7, docs/cluster.md). Alone, a node needs
+    none of it."""
+
+    node: Name = "node-1"  # unique among the nodes
+    redis: str | None = Field(default=None, pattern=r"^rediss?://\S+$")  # shared state
+    # The SIP front (Kamailio) every phone and trunk talks to: only requests from its
+    # address may carry a Path (RFC 3327) or say where they really came from.
+    front: str | None = None
+
+    @field_validator("front")
+    @classmethod
+    def _front(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_hostport(value, require_ip=True)
+        return value
+
+    @property
+    def front_host(self) -> str | None:
+        return canonical_host(split_hostport(self.front)[0]) if self.front else None
+
+
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     domains: list[DomainConfig] = []
 
     @model_validator(mode="after")
@@ -324,6 +347,11 @@ class Config(_Strict):
                 )
             seen[domain.name] = index
         server = self.server
+        if self.cluster.redis is not None and not server.database.startswith("postgresql"):
+            raise ValueError(
+                "cluster.redis: the nodes of a cluster share a PostgreSQL database"
+                " (server.database = postgresql://…)"
+            )
         if (server.sip_tls_listen or server.http_tls) and not (
             server.tls_certificate and server.tls_key
         ):
@@ -400,7 +428,8 @@ def validate_config(data: object, source: str = "config") -> Config:
 def with_domains(config: Config, domains: list[dict[str, object]], source: str) -> Config:
     """``config``'s server settings with another directory (TOML-shaped domain tables)."""
     server = config.server.model_dump(exclude_unset=True)
-    return validate_config({"server": server, "domains": domains}, source)
+    cluster = config.cluster.model_dump(exclude_unset=True)
+    return validate_config({"server": server, "cluster": cluster, "domains": domains}, source)
 
 
 def directory_data(config: Config) -> list[dict[str, object]]:
@@ -410,7 +439,7 @@ def directory_data(config: Config) -> list[dict[str, object]]:
 
 # Cross-entry checks (duplicates, members) name the entries themselves, relative to the
 # table they run on: "users[1].extension: …".
-_ENTRY_PREFIXES = ("users[", "groups[", "trunks[", "domains[", "server.")
+_ENTRY_PREFIXES = ("users[", "groups[", "trunks[", "domains[", "server.", "cluster.")
 
 
 def _describe(exc: ValidationError) -> str:
