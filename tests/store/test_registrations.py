@@ -25,3 +25,16 @@ async def test_save_load_replace_and_delete_expired(database_url: str) -> None:
         assert await store.load() == []
     finally:
         await engine.dispose()
+
+
+async def test_a_bindings_path_survives(database_url: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    store = RegistrationStore(engine)
+    try:
+        path = ("<sip:192.0.2.1:5060;lr;received=sip:198.51.100.7:40000>", "<sip:10.0.0.1;lr>")
+        binding = Binding("example.com", "alice", "sip:alice@10.0.0.7", 100.0, "c1", 1, path=path)
+        await store.save([binding], [])
+        assert await store.load() == [binding]
+    finally:
+        await engine.dispose()

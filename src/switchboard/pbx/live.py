@@ -235,7 +235,7 @@ class LiveCall:
             display_name=shown.display,
             call_id=channel,
             from_tag=self.tags[command.role],
-            extra=shown.extra,
+            extra=(*(Header("Route", hop) for hop in terminal.route), *shown.extra),
         )
         return self._watch(command.role, call), channel
 

@@ -36,6 +36,7 @@ class Binding:
     q: str | None = None
     received: str = ""  # transport:host:port the REGISTER came from (for NATed phones)
     user_agent: str = ""
+    path: tuple[str, ...] = ()  # RFC 3327: the proxies it is reached through, first first
 
     @property
     def aor(self) -> Aor:

@@ -79,6 +79,7 @@ class RegistrarSettings:
     trunk_addresses: frozenset[tuple[str, int]] = frozenset()  # (lower-case host, port)
     server_hosts: frozenset[str] = frozenset()  # ``canonical_host`` spellings of our address
     default_domain: str | None = None  # where a REGISTER to ``server_hosts`` lands
+    front_host: str | None = None  # the cluster's SIP front: the only source of a Path
 
     @classmethod
     def for_config(cls, config: Config) -> RegistrarSettings:
@@ -89,6 +90,7 @@ class RegistrarSettings:
             trunk_addresses=trunk_addresses(config),
             server_hosts=config.server.own_hosts,
             default_domain=default.name if default else None,
+            front_host=config.cluster.front_host,
         )
 
 
@@ -262,6 +264,9 @@ class Registrar:
             Header("Contact", _contact_value(b, now))
             for b in sorted(current.values(), key=lambda b: -float(b.q or "1"))
         )
+        path = _path(request, source, self.settings.front_host)
+        if path and "path" in request.get_all("Supported"):  # RFC 3327 §5.3
+            listed += tuple(Header("Path", hop) for hop in path)
         response = self._response(request, 200, None, listed)
         summary = f"{user}@{domain}: {len(current)} binding(s) (+{len(upserts)} -{len(removals)})"
         return RegisterDecision(response, tuple(upserts), tuple(removals), log=summary)
@@ -287,6 +292,7 @@ class Registrar:
             q=q,
             received=f"{source.transport}:{source.host}:{source.port}",
             user_agent=(request.get("User-Agent") or "")[:255],
+            path=_path(request, source, self.settings.front_host),
         )
         return binding, expires
 
@@ -337,6 +343,17 @@ def throttle_key(user: str, realm: str, source: str) -> str:
     """The key of the per-(user, source) throttle: one key for REGISTER and INVITE, so
     guessing a password through either counts toward the same block."""
     return f"{user}@{realm} {source}"
+
+
+MAX_PATH = 4  # proxies between a phone and us: the front, and a few of its own
+
+
+def _path(request: Request, source: Peer, front: str | None) -> tuple[str, ...]:
+    """The REGISTER's Path (RFC 3327), kept only when it came from the cluster's front: a
+    stranger's Path would make us send INVITEs wherever it says."""
+    if front is None or canonical_host(source.host) != front:
+        return ()
+    return tuple(hop[:512] for hop in request.get_all("Path")[:MAX_PATH])
 
 
 def trunk_addresses(config: Config) -> frozenset[tuple[str, int]]:

@@ -58,6 +58,7 @@ RESOLVE_TIMEOUT = 2.0
 class Terminal:
     contact: str  # the Request-URI of the INVITE
     peer: Peer | None  # where to send it; None: the contact's own host and port
+    route: tuple[str, ...] = ()  # its binding's Path (RFC 3327), as the INVITE's Route
 
 
 class BindingStore(Protocol):
@@ -130,7 +131,9 @@ class RegistrarService:
 
     def terminals(self, domain: str, user: str) -> list[Terminal]:
         bindings = self.location.bindings((domain, user), self.clock())
-        registered = [Terminal(b.contact, b.source) for b in bindings]
+        # a binding with a Path came through the front: its source is the front, and the
+        # INVITE carries the Path as Route headers (RFC 3327 §5.3)
+        registered = [Terminal(b.contact, b.source, b.path) for b in bindings]
         known = {b.contact for b in bindings}
         static = self.directory.user(domain, user)
         extra = [Terminal(c, None) for c in static.contacts if c not in known] if static else []

@@ -64,6 +64,7 @@ def _row(binding: Binding) -> RegistrationRow:
         cseq=binding.cseq,
         received=binding.received,
         user_agent=binding.user_agent,
+        path="\n".join(binding.path),
     )
 
 
@@ -78,4 +79,5 @@ def _binding(row: RegistrationRow) -> Binding:
         q=row.q,
         received=row.received,
         user_agent=row.user_agent,
+        path=tuple(filter(None, (row.path or "").split("\n"))),
     )

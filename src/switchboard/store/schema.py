@@ -98,6 +98,7 @@ class RegistrationRow(Base):
     cseq: Mapped[int] = mapped_column(Integer)
     received: Mapped[str] = mapped_column(String(300))  # transport:host:port it came from
     user_agent: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text, default="")  # RFC 3327 Path URIs, one per line
 
 
 class CallbackRow(Base):
