@@ -65,3 +65,11 @@ class _NoStore:
 
     async def save_batch(self, changes: list[tuple[list[Binding], list[Binding]]]) -> None:
         return None
+
+
+def test_a_phone_behind_the_front_counts_as_registered_from_its_own_address() -> None:
+    registrar = _registrar(settings=SETTINGS)
+    _registered(registrar, FRONT, "<sip:alice@10.0.0.7:5062>", (("Path", PATH),))
+    # its INVITEs, relayed by the front, say they came from 198.51.100.7
+    assert registrar.location.registered_from("198.51.100.7")
+    assert not registrar.location.registered_from("192.0.2.1")  # the front is no phone

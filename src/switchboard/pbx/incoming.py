@@ -10,11 +10,12 @@ import asyncio
 import logging
 from typing import Protocol
 
-from switchboard.config import Config
+from switchboard.config import Config, canonical_host, is_ip
 from switchboard.pbx.plan import Kind
 from switchboard.pbx.requests import IncomingRequest
 from switchboard.pbx.routing import Challenge, PhoneAuth, Refusal, Router, Stranger
 from switchboard.registrar.service import RegistrarService
+from switchboard.sip.grammar import bounded_int
 from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.useragent import IncomingCall, UserAgent
@@ -36,6 +37,7 @@ class IncomingCalls:
         """Make ``ua``'s INVITEs start calls: taken from phones and trunks, strangers
         refused statelessly with 403 (§21.4.4)."""
         calls = cls(Router(config), PhoneAuth.of(registrar.registrar), registrar, engine)
+        calls.front_host = config.cluster.front_host
         ua.on_invite = calls.on_invite
         ua.admit_invite = calls.admit
         ua.refusal_status = 403
@@ -49,16 +51,33 @@ class IncomingCalls:
         self.registrar = registrar
         self.engine = engine
         self.tasks: set[asyncio.Task[None]] = set()
+        self.front_host: str | None = None  # the cluster's SIP front, when there is one
 
     def admit(self, request: Request, peer: Peer) -> bool:
         """Take an out-of-dialog INVITE only from a trunk or a phone's address."""
-        source = self.router.classify_source(peer.host, self.registrar.registered_from)
-        return not isinstance(source, Stranger)
+        source = self.source(request, peer)
+        kind = self.router.classify_source(source.host, self.registrar.registered_from)
+        return not isinstance(kind, Stranger)
+
+    def source(self, request: Request, peer: Peer) -> Peer:
+        """Who sent the INVITE: its peer, or, relayed by the cluster's front, the address the
+        front says it came from (``X-Switchboard-Source: PROTO:HOST:PORT``). The header is
+        believed from the front alone; the front strips any a stranger sent."""
+        if self.front_host is None or canonical_host(peer.host) != self.front_host:
+            return peer
+        claimed = request.get("X-Switchboard-Source") or ""
+        transport, _, rest = claimed.partition(":")
+        host, _, port = rest.rpartition(":")
+        number = bounded_int(port, 65535)
+        if transport.upper() not in ("UDP", "TCP", "TLS") or not is_ip(host) or not number:
+            return peer
+        return Peer(transport.upper(), host, number)
 
     def on_invite(self, call: IncomingCall) -> None:
         loop = asyncio.get_running_loop()
+        source = self.source(call.request, call.peer)
         decision = self.router.route(
-            call.request, call.peer, self.registrar.registered_from, self.auth, loop.time()
+            call.request, source, self.registrar.registered_from, self.auth, loop.time()
         )
         if isinstance(decision, Challenge):
             call.reject(decision.status, decision.reason, extra=decision.headers)

@@ -18,9 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from switchboard.config import canonical_host
+from switchboard.sip.address import parse_address
+from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import bounded_int
 from switchboard.sip.transaction.base import Peer
-from switchboard.sip.uri import unescape
+from switchboard.sip.uri import SipUri, parse_uri, unescape
 
 Aor = tuple[str, str]  # (domain, user)
 
@@ -55,6 +57,17 @@ class Binding:
         if not host or not number:
             return None
         return Peer(transport, host.strip("[]"), number)
+
+    @property
+    def origin_host(self) -> str | None:
+        """The phone's own address: where the REGISTER came from, or, relayed by the
+        cluster's front, the ``received`` its Path records (Kamailio's add_path_received)."""
+        if self.path:
+            found = _path_received(self.path[0])
+            if found is not None:
+                return found
+        source = self.source
+        return source.host if source is not None else None
 
     def expires_in(self, now: float) -> int:
         return max(0, round(self.expires_at - now))
@@ -111,10 +124,10 @@ class LocationService:
         return self._sources[canonical_host(host)] > 0
 
     def _count_source(self, binding: Binding, delta: int) -> None:
-        source = binding.source
-        if source is None:
+        origin = binding.origin_host
+        if origin is None:
             return
-        host = canonical_host(source.host)
+        host = canonical_host(origin)
         self._sources[host] += delta
         if self._sources[host] <= 0:
             del self._sources[host]
@@ -153,3 +166,19 @@ class LocationService:
 
     def count(self) -> int:
         return sum(len(table) for table in self._bindings.values())
+
+
+def _path_received(hop: str) -> str | None:
+    """The host of a Path URI's ``received`` parameter, if it has one."""
+    address = parse_address(hop)
+    uri = address.uri
+    if not isinstance(uri, SipUri):
+        return None
+    received = uri.params.get("received")
+    if not received:
+        return None
+    try:
+        target = parse_uri(unescape(received))
+    except ParseError:
+        return None
+    return target.host_port[0] if isinstance(target, SipUri) else None
