@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from switchboard.pbx import messages as m
 from switchboard.pbx.legs import BridgeState
-from switchboard.pbx.machine import BLIND_TRANSFER
 from switchboard.pbx.plan import Role
+from switchboard.pbx.transfer import BLIND_TRANSFER
 from tests.pbx.calls import Driver, call_group, from_phone, redirect
 
 D = Role.DESTINATION

@@ -26,14 +26,13 @@ Rules the table's handlers keep:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from switchboard.pbx import outcome as outcomes
 from switchboard.pbx.channels import ChannelBook
 from switchboard.pbx.events import end_of_call
 from switchboard.pbx.hunt import Cancel as CancelMember
 from switchboard.pbx.hunt import Command as HuntCommand
-from switchboard.pbx.hunt import Connect, Finished, Hangup, Result, Ring
+from switchboard.pbx.hunt import Connect, Finished, Hangup, Ring
 from switchboard.pbx.legs import BridgeState, Call, Leg, LegState, Side
 from switchboard.pbx.messages import (
     AcceptAnswer,
@@ -52,8 +51,6 @@ from switchboard.pbx.messages import (
     Progress,
     QueueCallback,
     QueueEvent,
-    Redirect,
-    Regroup,
     Reject,
     Release,
     RingMember,
@@ -67,15 +64,15 @@ from switchboard.pbx.messages import (
 from switchboard.pbx.messages import Hangup as HangupCall
 from switchboard.pbx.plan import Caller, CallPlan, Role
 from switchboard.pbx.records import build as build_records
+from switchboard.pbx.refusals import destination_cause, failure_status, last_status, refusal
+from switchboard.pbx.transfer import PARK, TransferSteps
 
 MAX_CALL = "max_call"
-PARK = "park"
-BLIND_TRANSFER = "send_bye,BLIND_TRANSFER"
 
 Handler = Callable[["CallMachine", Event, float], None]
 
 
-class CallMachine:
+class CallMachine(TransferSteps):
     def __init__(self, plan: CallPlan, now: float) -> None:
         self.call = Call.of(plan, now)
         self.channels = ChannelBook(self.call)
@@ -179,7 +176,7 @@ class CallMachine:
             return
         legs = self.call.member_legs(side, leg.member)
         if side.answered[leg.member] is None and all(not other.live for other in legs):
-            self._apply(side, side.hunt.failed(leg.member, _failure_status(legs), now), now)
+            self._apply(side, side.hunt.failed(leg.member, failure_status(legs), now), now)
         else:
             self._sync(side, now)
 
@@ -241,122 +238,6 @@ class CallMachine:
     def _hangup(self, event: Event, now: float) -> None:
         assert isinstance(event, HangupCall)
         self._end(event.reason, now)
-
-    # -- transfer and park ----------------------------------------------------------------
-
-    def staying(self, channel: str) -> Leg | None:
-        """The leg that stays if ``channel`` is transferred or parked: its bridged peer, or
-        the parked leg itself; None when the channel has no answered peer now."""
-        call = self.call
-        if call.state is BridgeState.PARKED:
-            leg = call.caller
-            return leg if leg is not None and leg.live and leg.channel == channel else None
-        if call.state is not BridgeState.BRIDGED:
-            return None
-        origin, destination = call.origin_leg(), call.destination_leg()
-        if origin is None or destination is None or not (origin.live and destination.live):
-            return None
-        if channel == call.row_of(origin):
-            return destination
-        if channel in (call.row_of(destination), destination.channel):
-            return origin
-        return None
-
-    def _transfer(self, event: Event, now: float) -> None:
-        assert isinstance(event, Transfer)
-        stays = self.staying(event.channel)
-        if stays is None:  # the engine asked first; the call changed since
-            return
-        if self.call.state is BridgeState.BRIDGED:
-            self._release_peer(stays, BLIND_TRANSFER, now)
-            self._regroup(stays)
-        self._redirect(event.to, now)
-
-    def _park(self, event: Event, now: float) -> None:
-        assert isinstance(event, Park)
-        stays = self.staying(event.channel)
-        if stays is None or self.call.state is not BridgeState.BRIDGED:
-            return
-        parker = self._release_peer(stays, BLIND_TRANSFER, now)
-        self._regroup(stays)
-        self.call.state = BridgeState.PARKED
-        self.call.park_back = event.back
-        self._emit(StartRingback(), SetTimer(PARK, now + event.timeout))
-        self._out += self.channels.parked(now, event.timeout, parker)
-
-    def _release_peer(self, stays: Leg, cause: str, now: float) -> str | None:
-        """BYE to the leg bridged with ``stays``; its records are final now. Its user,
-        if it is one."""
-        call = self.call
-        gone = call.destination_leg() if stays is call.origin_leg() else call.origin_leg()
-        assert gone is not None
-        self._bye(gone)
-        row = call.row_of(gone)
-        keep = call.row_of(stays)
-        call.earlier_records += [
-            replace(record, hangup=cause) if record.uuid == row else record
-            for record in build_records(call, ended_at=now)
-            if record.uuid != keep
-        ]
-        self._out += self.channels.released(row, cause, now)
-        user = self._user_of(gone)
-        if user is not None and user in call.busy:
-            call.busy.remove(user)
-            self._emit(SetBusy(user, False))
-        return user
-
-    def _regroup(self, stays: Leg) -> None:
-        """The party that stays becomes the call's caller; the sides so far are history."""
-        call = self.call
-        answered_at = self._answered_at(stays)
-        swapped = stays.role is Role.DESTINATION
-        stays.channel = call.row_of(stays)
-        stays.role = Role.ORIGIN
-        call.earlier += [side for side in (call.origin, call.destination) if side is not None]
-        call.earlier_channels.append(call.plan.destination_channel)
-        call.origin = None
-        call.caller = stays
-        call.caller_answered_at = answered_at
-        call.destination_offered_at = call.destination_answered_at = None
-        call.destination_status = None
-        self._emit(Regroup(swapped), SetTimer(Role.DESTINATION.value, None))
-
-    def _redirect(self, to: Redirect, now: float) -> None:
-        """The party that stays (the caller now) hears ringback while ``to`` rings."""
-        call = self.call
-        stays = call.caller
-        assert stays is not None
-        # the leg that stays is who it is, whatever the engine planned from
-        caller = replace(to.caller, leg=stays.id, channel=stays.channel)
-        call.plan = replace(
-            call.plan,
-            origin=caller,
-            destination=to.destination,
-            target=to.target,
-            destination_channel=to.channel,
-        )
-        call.destination = Side.of(Role.DESTINATION, to.destination)
-        call.state = BridgeState.CONNECTING
-        call.park_back = None
-        self._emit(SetTimer(PARK, None), StartRingback())
-        self._start_destination(now)
-
-    def _answered_at(self, leg: Leg) -> float | None:
-        call = self.call
-        if leg is call.caller:
-            return call.caller_answered_at
-        if leg.role is Role.DESTINATION:
-            return call.destination_answered_at
-        origin = call.origin
-        return origin.hunt.attempts[leg.member].ended_at if origin is not None else None
-
-    def _user_of(self, leg: Leg) -> str | None:
-        call = self.call
-        if leg is call.caller:
-            origin = call.plan.origin
-            return origin.user.name if isinstance(origin, Caller) and origin.user else None
-        side = call.side_of(leg)
-        return side.plan.members[leg.member].user if side is not None else None
 
     def _ignore(self, event: Event, now: float) -> None:
         """Listed in the table as nothing to do: the event came after it could matter."""
@@ -437,13 +318,13 @@ class CallMachine:
                 self._close(now)
             return
         if finished.result_code != 0 and not self.ended:
-            refuse = _refusal(side)
-            status = _last_status(side)
+            refuse = refusal(side)
+            status = last_status(side)
             # a destination nobody could ring (busy, unregistered) refused as it would have
             self.call.destination_status = status or refuse
             # a status the destination sent ends the call by its doing; our timeout, not
             by = Role.DESTINATION if status is not None and status not in (408, 487) else None
-            cause = self.call.failure or _destination_cause(side, refuse)
+            cause = self.call.failure or destination_cause(side, refuse)
             self._end(cause, now, by=None if self.call.failure else by, refuse=refuse)
 
     # -- the end --------------------------------------------------------------------------
@@ -509,54 +390,6 @@ class CallMachine:
         if user not in self.call.busy:
             self.call.busy.append(user)
             self._emit(SetBusy(user, True))
-
-
-def _failure_status(legs: list[Leg]) -> int:
-    """A member whose terminals all refused: 486 busy, then 603 declined, then the lowest."""
-    statuses = [leg.status for leg in legs if leg.status is not None] or [480]
-    return 486 if 486 in statuses else 603 if 603 in statuses else min(statuses)
-
-
-_CAUSES = {
-    403: "forbidden",
-    404: "not found",
-    484: "address incomplete",
-    486: "busy",
-    488: "not acceptable here",
-    503: "unavailable",
-    603: "declined",
-}
-
-
-def _destination_cause(side: Side, refuse: int) -> str:
-    """Why the destination could not be reached, in words (the end-of-call event's
-    ``cause``): what it answered, or that nobody answered in time."""
-    if refuse == 480:
-        results = {attempt.result for attempt in side.hunt.attempts}
-        return "destination no answer" if Result.NO_ANSWER in results else "destination unavailable"
-    return f"destination {_CAUSES.get(refuse, 'refused')} ({refuse})"
-
-
-def _last_status(side: Side) -> int | None:
-    statuses = [a.sip_status for a in side.hunt.attempts if a.sip_status is not None]
-    return statuses[-1] if statuses else None
-
-
-# What a caller hears when the destination could not be reached (RFC 3261 §21): the
-# destination's own refusal where it says something, else 480 (nobody answered).
-_RELAYED = frozenset((403, 404, 484, 486, 488, 600, 603))
-
-
-def _refusal(side: Side) -> int:
-    results = {attempt.result for attempt in side.hunt.attempts}
-    status = _last_status(side)
-    if status in _RELAYED:
-        return 486 if status == 600 else status or 480
-    if Result.BUSY in results and Result.NO_ANSWER not in results:
-        return 486
-    if status is not None and 500 <= status < 600:
-        return 503
-    return 480
 
 
 _LEG_EVENTS: dict[type[Event], Handler] = {
