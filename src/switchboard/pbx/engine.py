@@ -35,7 +35,6 @@ from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
 from switchboard.media.ports import PortsExhaustedError
 from switchboard.media.relay import MediaRelay
-from switchboard.pbx.redirect import CallControl, ChannelLimitError, NotBridgedError
 from switchboard.pbx.destinations import (
     Destination,
     GroupTarget,
@@ -46,6 +45,7 @@ from switchboard.pbx.destinations import (
 from switchboard.pbx.hunt import Availability
 from switchboard.pbx.live import CallbackQueue, CallServices, LiveCall, Presentation, RecordSink
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
+from switchboard.pbx.redirect import CallControl, ChannelLimitError, NotBridgedError
 from switchboard.pbx.requests import (
     CallExternalRequest,
     CallGroupRequest,
