@@ -1,0 +1,102 @@
+"""The values both shared states take and give, and the checks both make on them: a
+hostile or broken caller gets the same ValueError from either."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+JsonObject = dict[str, Any]
+CommandHandler = Callable[[JsonObject], Awaitable[JsonObject]]
+
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+MAX_NAME_LENGTH = 255
+MAX_BODY_BYTES = 64 * 1024
+MAX_UUIDS = 64  # per claim or release: a call has a handful
+COMMAND_TIMEOUT = 5.0
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")  # config.Name
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """A domain's ``channel_limit`` and ``pstn_channel_limit``."""
+
+    channels: int
+    pstn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Channels and PSTN legs a domain holds, on all nodes."""
+
+    channels: int = 0
+    pstn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TakeResult:
+    """Whether a reservation was taken, and the usage the decision saw (for the refusal's
+    message). True when taken."""
+
+    taken: bool
+    before: Usage
+
+    def __bool__(self) -> bool:
+        return self.taken
+
+
+@dataclass(frozen=True, slots=True)
+class CtiEvent:
+    domain: str
+    seq: int
+    body: JsonObject
+
+
+def check_name(what: str, value: str) -> str:
+    if not value or len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def check_node(node: str) -> str:
+    """Node names go into Redis key names as they are (redis_keys)."""
+    if not NODE_NAME.fullmatch(node):
+        raise ValueError(f"node name {node!r:.80} must match {NODE_NAME.pattern}")
+    return node
+
+
+def check_uuids(uuids: Collection[str]) -> list[str]:
+    if len(uuids) > MAX_UUIDS:
+        raise ValueError(f"at most {MAX_UUIDS} uuids at once")
+    return [check_name("uuid", uuid) for uuid in uuids]
+
+
+def check_ttl(ttl: float) -> float:
+    if not ttl > 0:
+        raise ValueError("a lifetime must be more than 0 s")
+    return ttl
+
+
+def check_counts(channels: int, pstn: int) -> None:
+    if channels < 0 or pstn < 0:
+        raise ValueError("channels and pstn legs are counted from 0")
+
+
+def encode(what: str, body: JsonObject) -> str:
+    """The body as JSON text; ValueError when it is not a JSON object or too long."""
+    if not isinstance(body, dict):
+        raise ValueError(f"{what} must be a JSON object")
+    text = json.dumps(body, separators=(",", ":"))
+    if len(text.encode()) > MAX_BODY_BYTES:
+        raise ValueError(f"{what} is longer than {MAX_BODY_BYTES} bytes")
+    return text
+
+
+def decode(text: str) -> JsonObject:
+    body = json.loads(text)
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    return body
