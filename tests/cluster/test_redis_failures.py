@@ -10,10 +10,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from switchboard.cluster.errors import EventsLostError, LeaseLostError, StateUnavailableError
+from switchboard.cluster.errors import (
+    EventsLostError,
+    LeaseLostError,
+    StateUnavailableError,
+    UndeliverableError,
+)
 from switchboard.cluster.redis_state import RedisState
-from switchboard.cluster.state import ChannelLimits
+from switchboard.cluster.state import ChannelLimits, JsonObject
 from switchboard.throttle import ThrottleSettings
+from tests.cluster.polling import until
 from tests.cluster.redis_server import RedisServer
 from tests.interop.sipp import free_port
 
@@ -100,7 +106,31 @@ async def test_after_redis_lost_its_data_leases_and_feeds_say_so(redis: RedisSer
         await state.aclose()
 
 
-async def _retrying(call: Callable[[], Awaitable[None]]) -> None:
+async def test_commands_flow_again_once_redis_is_back(redis: RedisServer) -> None:
+    state = await RedisState.connect(redis.url, "node-a", timeout=2.0)
+    try:
+        state.serve_commands(_echo)
+        await state.join()
+        assert await state.send("node-a", {"n": 1}) == {"n": 1}
+        redis.restart_empty()
+        await _retrying(state.join)
+
+        async def answered() -> bool:
+            try:
+                return await state.send("node-a", {"n": 2}) == {"n": 2}
+            except (UndeliverableError, StateUnavailableError):
+                return False  # the command channel is not subscribed again yet
+
+        await until(answered)
+    finally:
+        await state.aclose()
+
+
+async def _echo(command: JsonObject) -> JsonObject:
+    return command
+
+
+async def _retrying(call: Callable[[], Awaitable[object]]) -> None:
     """The first call after the restart may meet the broken old connection."""
     try:
         await call()

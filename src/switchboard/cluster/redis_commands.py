@@ -67,10 +67,9 @@ class Mailbox:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
         channels = self._keys.commands(self._node), self._keys.replies(self._node)
         await self._link("subscribe", pubsub.subscribe(*channels))
-        self._pubsub = pubsub
         self._listener = asyncio.create_task(self._listen(pubsub), name="cluster-mailbox")
 
     async def aclose(self) -> None:
@@ -82,6 +81,7 @@ class Mailbox:
             with contextlib.suppress(RedisError, OSError):
                 close: Callable[[], Awaitable[None]] = self._pubsub.aclose
                 await close()
+            self._pubsub = None
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -106,6 +106,8 @@ class Mailbox:
             raise CommandTimeoutError(f"node {node} did not answer in {timeout:g} s") from None
         finally:
             del self._waiting[ident]
+            if answer.done() and not answer.cancelled():
+                answer.exception()  # an answer that came as the timeout struck: seen
 
     def _answered(self, reply: dict[str, Any]) -> None:
         waiting = self._waiting.get(str(reply.get("id")))
@@ -122,15 +124,21 @@ class Mailbox:
 
     async def _listen(self, pubsub: PubSub) -> None:
         replies = self._keys.replies(self._node)
+        lost = False
         while True:
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 # The pub/sub connection reconnects and subscribes again on the next read;
                 # meanwhile commands to this node are undeliverable, as they should be.
-                log.warning("cluster: lost the command channel (%s); reconnecting", exc)
+                if not lost:
+                    log.warning("cluster: lost the command channel (%s); reconnecting", exc)
+                lost = True
                 await asyncio.sleep(RECONNECT_SECONDS)
                 continue
+            if lost:
+                log.warning("cluster: the command channel is back")
+                lost = False
             if message is None or message.get("type") != "message":
                 continue
             body = _parse(message.get("data"))
