@@ -4,13 +4,20 @@ cannot say what the test needs) on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.interop.kamailio import (
+    REPOSITORY,
     Address,
     Front,
     SippNode,
@@ -373,3 +380,132 @@ async def test_a_flood_from_one_address_is_cut_off(tmp_path: Path) -> None:
         assert "127.0.0.3" in front.log_text()
         neighbour.send(options_request(neighbour.address, front.address), front.address)
         await neighbour.response(200, 5)
+
+
+# --- scripts/cluster: the real thing, on this machine ------------------------------------
+
+CLUSTER_SCRIPT = REPOSITORY / "scripts" / "cluster"
+CLUSTER_SECONDS = 240.0
+
+
+async def _cluster(*arguments: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(CLUSTER_SCRIPT), *arguments, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), CLUSTER_SECONDS)
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+def _free_run(count: int, kind: int) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (UDP and TCP)."""
+    for _ in range(100):
+        first = free_port(kind)
+        if first + count < 65000 and all(_port_free(first + n) for n in range(1, count)):
+            return first
+    raise RuntimeError("no run of free ports")
+
+
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def _live_process_groups() -> dict[int, set[int]]:
+    """Process group id -> the pids of its processes that are not zombies (/proc)."""
+    groups: dict[int, set[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        state, process_group = fields[0], int(fields[2])
+        if state != "Z":
+            groups.setdefault(process_group, set()).add(int(stat.parent.name))
+    return groups
+
+
+async def test_scripts_cluster_up_2_runs_a_cluster_and_down_stops_all_of_it() -> None:
+    # Not pytest's tmp_path: PostgreSQL runs as the postgres user, who must reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-cluster-"))
+    workdir.chmod(0o755)
+    front_port = _free_run(1, socket.SOCK_DGRAM)
+    node_sip, node_http = _free_run(2, socket.SOCK_DGRAM), _free_run(2, socket.SOCK_STREAM)
+    env = {**os.environ, "SWITCHBOARD_CLUSTER_TABLE": "1"}
+    where = ["--dir", str(workdir)]
+    started: set[int] = set()
+    try:
+        code, output = await _cluster(
+            "up", "2", *where, "--sip", str(front_port), "--node-sip", str(node_sip),
+            "--node-http", str(node_http), env=env,
+        )  # fmt: skip
+        assert code == 0, output
+        groups = _live_process_groups()
+        for name in ("front", "node-1", "node-2", "redis", "postgres"):
+            leader = int((workdir / "pids" / f"{name}.pid").read_text())
+            assert groups.get(leader), f"{name} does not run"
+            started |= groups[leader]
+        code, output = await _cluster("status", *where, env=env)
+        assert code == 0 and output.count("running (pid") == 5, output
+        config = (workdir / "node-2" / "switchboard.toml").read_text()
+        assert f'front = "127.0.0.1:{front_port}"' in config
+        assert f'sip_listen = "127.0.0.1:{node_sip + 1}"' in config
+        await _a_phone_behind_nat_is_called_through_the_front(
+            workdir, ("127.0.0.1", front_port), [node_http, node_http + 1]
+        )
+    finally:
+        code, output = await _cluster("down", *where, env=env)
+        still = {pid for pids in _live_process_groups().values() for pid in pids} & started
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert code == 0, output
+    assert not still, f"still running after down: {sorted(still)}"
+
+
+async def _a_phone_behind_nat_is_called_through_the_front(
+    workdir: Path, front: Address, http_ports: list[int]
+) -> None:
+    """alice's phone registers through the front with digest from behind NAT (its Contact
+    unreachable); call_user rings it, through the front, from the node that has it."""
+    phone = free_port()
+    users = workdir / "alice.csv"
+    users.write_text("SEQUENTIAL\nalice;[authentication username=alice password=alice-secret]\n")
+    common = ["-i", "127.0.0.1", "-p", str(phone), "-nostdin", "-timeout", "60", "-m", "1"]
+    registered = await run_sipp(
+        ["-sf", str(SCENARIOS / "front_phone_register_digest.xml"), "-inf", str(users),
+         f"{front[0]}:{front[1]}", *common],
+        30,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.output[-3000:]
+    answering = asyncio.create_task(
+        run_sipp(["-sf", str(SCENARIOS / "front_phone_answers.xml"), *common], 60)
+    )
+    try:
+        await wait_until(lambda: _port_bound(phone), 10, "the phone's answering SIPp")
+        # Until the nodes share their bindings (docs/cluster.md), only the node the
+        # REGISTER reached knows the phone; the other answers with no terminal to ring.
+        async with httpx.AsyncClient(auth=("example.com", "change-me-example-token")) as api:
+            rung = []
+            for port in http_ports:
+                reply = await api.post(
+                    f"http://127.0.0.1:{port}/basix/api/call_user",
+                    json={"user_name": "alice", "destination": "bob"},
+                )
+                assert reply.json()["result_code"] == 0, reply.text
+                rung += reply.json()["uuids"]
+        assert len(rung) == 1
+        # alice answers; bob has no phone, so the node hangs up on her: the BYE too
+        # reaches her only through the front
+        answered = await answering
+        assert answered.returncode == 0, answered.output[-3000:]
+    finally:
+        answering.cancel()
+
+
+def _port_bound(port: int) -> bool:
+    return not _port_free(port)
