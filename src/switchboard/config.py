@@ -330,6 +330,10 @@ class ClusterConfig(_Strict):
     def front_host(self) -> str | None:
         return canonical_host(split_hostport(self.front)[0]) if self.front else None
 
+    @property
+    def front_port(self) -> int | None:
+        return split_hostport(self.front)[1] if self.front else None
+
 
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -374,6 +378,13 @@ class Config(_Strict):
     def domain(self, name: str) -> DomainConfig | None:
         name = name.lower()
         return next((d for d in self.domains if d.name == name), None)
+
+    @property
+    def own_hosts(self) -> frozenset[str]:
+        """The hosts that name this PBX: the server's own, and the cluster's front (phones
+        behind it use its address as their domain)."""
+        front = self.cluster.front_host
+        return self.server.own_hosts | ({front} if front else set())
 
 
 def effective_default_domain(config: Config) -> DomainConfig | None:

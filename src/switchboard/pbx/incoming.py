@@ -38,6 +38,7 @@ class IncomingCalls:
         refused statelessly with 403 (§21.4.4)."""
         calls = cls(Router(config), PhoneAuth.of(registrar.registrar), registrar, engine)
         calls.front_host = config.cluster.front_host
+        calls.front_port = config.cluster.front_port
         ua.on_invite = calls.on_invite
         ua.admit_invite = calls.admit
         ua.refusal_status = 403
@@ -52,6 +53,7 @@ class IncomingCalls:
         self.engine = engine
         self.tasks: set[asyncio.Task[None]] = set()
         self.front_host: str | None = None  # the cluster's SIP front, when there is one
+        self.front_port: int | None = None
 
     def admit(self, request: Request, peer: Peer) -> bool:
         """Take an out-of-dialog INVITE only from a trunk or a phone's address."""
@@ -65,6 +67,8 @@ class IncomingCalls:
         believed from the front alone; the front strips any a stranger sent."""
         if self.front_host is None or canonical_host(peer.host) != self.front_host:
             return peer
+        if peer.transport == "UDP" and peer.port != self.front_port:
+            return peer  # the front sends from its own port: anything else on its host is not it
         claimed = request.get("X-Switchboard-Source") or ""
         transport, _, rest = claimed.partition(":")
         host, _, port = rest.rpartition(":")

@@ -165,7 +165,7 @@ class Router:
     def __init__(self, config: Config) -> None:
         self._domains = {d.name: d for d in config.domains}
         self._default = effective_default_domain(config)
-        self._own_hosts = config.server.own_hosts
+        self._own_hosts = config.own_hosts
         self._users = {(d.name, u.name): u for d in config.domains for u in d.users}
         self._trunks: dict[str, list[TrunkSource]] = {}
         for domain in config.domains:

@@ -88,7 +88,7 @@ class RegistrarSettings:
         return cls(
             max_contacts=config.server.max_contacts,
             trunk_addresses=trunk_addresses(config),
-            server_hosts=config.server.own_hosts,
+            server_hosts=config.own_hosts,
             default_domain=default.name if default else None,
             front_host=config.cluster.front_host,
         )
