@@ -73,3 +73,26 @@ def test_a_phone_behind_the_front_counts_as_registered_from_its_own_address() ->
     # its INVITEs, relayed by the front, say they came from 198.51.100.7
     assert registrar.location.registered_from("198.51.100.7")
     assert not registrar.location.registered_from("192.0.2.1")  # the front is no phone
+
+
+def test_failures_behind_the_front_count_against_the_phone_not_the_front() -> None:
+    registrar = _registrar(settings=SETTINGS)
+    other = "<sip:192.0.2.1:5060;lr;received=sip:198.51.100.99:40000>"
+    refused = False
+    for _ in range(12):  # a guesser behind the front, until it is refused
+        guess = _register("alice", "<sip:alice@10.0.0.9>", extra=(("Path", other),))
+        challenge = registrar.handle(guess, FRONT, 0.0).response
+        if challenge.status == 403:
+            refused = True
+            break
+        answer = answer_challenge(
+            challenge.get_all("WWW-Authenticate")[0], method="REGISTER", uri=str(guess.uri),
+            username="alice", password="wrong", cnonce="c", nc=1,
+        )  # fmt: skip
+        wrong = _register(
+            "alice", "<sip:alice@10.0.0.9>", extra=(("Path", other), ("Authorization", answer))
+        )
+        registrar.handle(wrong, FRONT, 0.0)
+    assert refused
+    # alice's own phone, behind the same front, still registers (from 198.51.100.7)
+    _registered(registrar, FRONT, "<sip:alice@10.0.0.7>", (("Path", PATH),))

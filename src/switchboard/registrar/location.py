@@ -63,7 +63,7 @@ class Binding:
         """The phone's own address: where the REGISTER came from, or, relayed by the
         cluster's front, the ``received`` its Path records (Kamailio's add_path_received)."""
         if self.path:
-            found = _path_received(self.path[0])
+            found = path_received(self.path[0])
             if found is not None:
                 return found
         source = self.source
@@ -168,7 +168,7 @@ class LocationService:
         return sum(len(table) for table in self._bindings.values())
 
 
-def _path_received(hop: str) -> str | None:
+def path_received(hop: str) -> str | None:
     """The host of a Path URI's ``received`` parameter, if it has one."""
     address = parse_address(hop)
     uri = address.uri

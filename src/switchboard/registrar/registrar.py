@@ -46,7 +46,7 @@ from switchboard.config import (
     split_hostport,
 )
 from switchboard.directory import Directory
-from switchboard.registrar.location import Binding, LocationService
+from switchboard.registrar.location import Binding, LocationService, path_received
 from switchboard.sip.address import Address
 from switchboard.sip.builders import make_response
 from switchboard.sip.digest import DigestServer, parse_auth_params
@@ -152,9 +152,12 @@ class Registrar:
             unsupported = headers(("Unsupported", ", ".join(request.get_all("Require"))))
             raise RefusalError(420, None, unsupported)
         user = self.directory.user(domain.name, to_uri.user)
-        if self._blocked(to_uri.user, domain.name, source.host, now):
+        # behind the cluster's front, the phone's own address (its Path's received): one
+        # phone's failures must not block every phone behind the front
+        origin = _path_origin(request, source, self.settings.front_host) or source.host
+        if self._blocked(to_uri.user, domain.name, origin, now):
             raise RefusalError(403, "Too many failed attempts")
-        denied = self._authenticate(request, domain.name, user, now, source.host)
+        denied = self._authenticate(request, domain.name, user, now, origin)
         if denied is not None:
             return denied
         return self._update_bindings(request, domain.name, to_uri.user, source, now)
@@ -354,6 +357,11 @@ def _path(request: Request, source: Peer, front: str | None) -> tuple[str, ...]:
     if front is None or canonical_host(source.host) != front:
         return ()
     return tuple(hop[:512] for hop in request.get_all("Path")[:MAX_PATH])
+
+
+def _path_origin(request: Request, source: Peer, front: str | None) -> str | None:
+    path = _path(request, source, front)
+    return path_received(path[0]) if path else None
 
 
 def trunk_addresses(config: Config) -> frozenset[tuple[str, int]]:
