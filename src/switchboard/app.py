@@ -11,6 +11,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import suppress
 
+from switchboard.api import call_control
 from switchboard.api.app import Services as ApiServices
 from switchboard.api.app import create_app
 from switchboard.api.auth import ApiAuth
@@ -18,6 +19,9 @@ from switchboard.api.connections import ConnectionLimits
 from switchboard.api.listener import GuardedServer
 from switchboard.api.overload import LoopLagMonitor
 from switchboard.callbacks.delivery import CallbackDelivery
+from switchboard.cluster.lease import keep_lease
+from switchboard.cluster.redis_state import RedisState
+from switchboard.cluster.state import ClusterState, LocalState
 from switchboard.config import Config, ServerConfig, split_hostport
 from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
@@ -45,6 +49,7 @@ from switchboard.store.writes import WriteQueue
 from switchboard.tls import client_context, https_context
 
 log = logging.getLogger("switchboard")
+LEASE_EVERY = 5.0  # seconds between a node's heartbeats (its lease: three of them)
 
 
 class _HttpServer(GuardedServer):
@@ -127,6 +132,11 @@ class Server:
         self.tickets = TicketBook()
         self.api_auth = ApiAuth(self.directory)
         self.overload = LoopLagMonitor()
+        # What the nodes of a cluster share (docs/cluster-state.md): in this process for a
+        # node alone; Redis with [cluster] redis, connected in ``start``.
+        self.state: ClusterState = LocalState(config.cluster.node)
+        self._lease: asyncio.Task[None] | None = None
+        self._owner_tasks: set[asyncio.Task[None]] = set()
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -144,6 +154,50 @@ class Server:
         self.directory.listeners.append(self._directory_changed)
         self.http = _HttpServer(self, server)
         self.stopping = asyncio.Event()
+
+    async def _join_cluster(self) -> None:
+        cluster = self.config.cluster
+        if cluster.redis is not None:
+            self.state = await RedisState.connect(cluster.redis, cluster.node)
+        await self.state.join()
+        if isinstance(self.state, RedisState):
+            self._lease = asyncio.create_task(
+                keep_lease(self.state, every=LEASE_EVERY, on_node_failed=self._node_failed)
+            )
+        self.state.serve_commands(self._command)
+        if isinstance(self.state, RedisState):  # alone, every channel is this node's
+            self.engine.owners = self._owners
+        log.info("cluster: node %s (%s)", cluster.node, "redis" if cluster.redis else "alone")
+
+    async def _leave_cluster(self) -> None:
+        if self._lease is not None:
+            self._lease.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._lease
+        self.state.serve_commands(None)
+        with suppress(Exception):  # leaving is best effort: the lease lapses anyway
+            await self.state.leave()
+        if isinstance(self.state, RedisState):
+            await self.state.aclose()
+
+    def _owners(self, channels: list[str], held: bool) -> None:
+        state = self.state
+        work = state.claim(channels) if held else state.release(channels)
+        task = asyncio.create_task(work)
+        self._owner_tasks.add(task)
+        task.add_done_callback(self._owner_done)
+
+    def _owner_done(self, task: asyncio.Task[None]) -> None:
+        self._owner_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cluster: recording channel owners failed: %s", task.exception())
+
+    async def _node_failed(self, node: str) -> None:
+        log.warning("cluster: node %s failed; its reservations are released", node)
+
+    async def _command(self, command: dict[str, object]) -> dict[str, object]:
+        """A call command another node forwarded: its channel lives here."""
+        return await call_control.run_here(self, command)
 
     def _directory_changed(self, _before: Config, after: Config) -> None:
         """What is built from the directory once follows a change (provisioning)."""
@@ -194,6 +248,7 @@ class Server:
 
     async def start(self) -> None:
         await migrate(self.database)
+        await self._join_cluster()
         await self.directory_sync.start()
         await self.registrar.start()
         self.directory_feed.seed(self.registrar.location.all_bindings())
@@ -212,6 +267,8 @@ class Server:
         for session in list(self.media.sessions):
             session.close()
         await asyncio.gather(*self.engine.pending_writes, return_exceptions=True)
+        await asyncio.gather(*self._owner_tasks, return_exceptions=True)
+        await self._leave_cluster()
         await self.endpoint.close()
         await self.callbacks.close()
         await self.registrar.close()

@@ -12,8 +12,6 @@ return the first response and start nothing (24 h).
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
@@ -30,6 +28,7 @@ from switchboard.api.overload import LoopLagMonitor
 from switchboard.api.params import display_name, parse_json, whole_number
 from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
 from switchboard.callbacks.policy import CallbackUrlError, check_url
+from switchboard.cluster.state import ClusterState
 from switchboard.config import DomainConfig, GroupConfig, UserConfig
 from switchboard.directory import Directory
 from switchboard.media.ports import PortsExhaustedError
@@ -61,6 +60,7 @@ class Services(Protocol):
     overload: LoopLagMonitor
     engine: Engine
     allow_private_callbacks: bool
+    state: ClusterState  # idempotency keys, and which node holds a channel
 
 
 def authenticate(request: Request, auth: ApiAuth) -> DomainConfig:
@@ -289,28 +289,8 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-class IdempotencyCache:
-    """First responses by (domain, Idempotency-Key), kept 24 h, bounded."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._entries: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
-        self._size = size
-
-    def get(self, key: tuple[str, str], now: float) -> dict[str, Any] | None:
-        entry = self._entries.get(key)
-        if entry is None or now - entry[0] > IDEMPOTENCY_SECONDS:
-            return None
-        return entry[1]
-
-    def put(self, key: tuple[str, str], response: dict[str, Any], now: float) -> None:
-        self._entries[key] = (now, response)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
 def router(services: Services) -> APIRouter:
     api = APIRouter(prefix="/basix/api")
-    idempotency = IdempotencyCache()
 
     @api.post(
         "/call_group",
@@ -371,7 +351,7 @@ def router(services: Services) -> APIRouter:
             body = await json_object(request)
             key = idempotency_key(request)
             if key:
-                cached = idempotency.get((domain.name, key), time.time())
+                cached = await services.state.recall(domain.name, key)
                 if cached is not None:
                     return JSONResponse(cached)
             services.overload.admit()
@@ -382,7 +362,10 @@ def router(services: Services) -> APIRouter:
                 raise ApiError("channel_limit_reached", str(exc)) from None
             response = {"result_code": 0, "uuids": call.uuids}
             if key:
-                idempotency.put((domain.name, key), response, time.time())
+                # the first writer wins: a same-key request racing this one answers as it
+                first = await services.state.remember(domain.name, key, response)
+                if first is not None:
+                    return JSONResponse(first)
             return JSONResponse(response)
         except ApiError as error:
             return error_response(error)
@@ -395,7 +378,7 @@ def router(services: Services) -> APIRouter:
     )
     async def hangup(request: Request) -> JSONResponse:
         """Hang up a channel of the caller's domain (ours)."""
-        return await command(request, call_control.hangup)
+        return await command(request, "hangup")
 
     @api.post(
         "/transfer",
@@ -413,7 +396,7 @@ def router(services: Services) -> APIRouter:
     async def transfer(request: Request) -> JSONResponse:
         """Blind transfer: the channel's peer is connected to a user, group, extension or
         PSTN number and the channel is released (Basix's socket command, here as REST)."""
-        return await command(request, call_control.transfer)
+        return await command(request, "transfer")
 
     @api.post(
         "/park",
@@ -424,15 +407,14 @@ def router(services: Services) -> APIRouter:
     async def park(request: Request) -> JSONResponse:
         """The channel's peer waits, hearing a tone, and the channel is released; after
         ``timeout`` seconds the parker's phone rings again (Basix's socket command)."""
-        return await command(request, call_control.park)
+        return await command(request, "park")
 
-    async def command(
-        request: Request, act: Callable[[Engine, DomainConfig, dict[str, Any]], None]
-    ) -> JSONResponse:
+    async def command(request: Request, name: str) -> JSONResponse:
+        """hangup, transfer or park, on the node that holds the channel."""
         try:
             domain = authenticate(request, services.api_auth)
             body = await json_object(request)
-            act(services.engine, domain, body)
+            await call_control.run(services, domain, name, body)
             return JSONResponse({"result_code": 0})
         except ApiError as error:
             return error_response(error)

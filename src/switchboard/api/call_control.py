@@ -1,23 +1,81 @@
 """Commands on a live call, the same from REST and from the ``ws_cti`` socket (API §2b,
 §4): ``hangup {uuid}``, ``transfer {uuid, user_id | user_name | destination}`` and
 ``park {uuid, timeout}``, as Basix's own CTI client sends them. Each either acts or raises
-an ``ApiError`` saying why, leaving the call as it was."""
+an ``ApiError`` saying why, leaving the call as it was.
+
+In a cluster the channel may live on another node: ``run`` asks the shared state which
+node holds it and forwards the command there (``run_here`` carries it out on arrival); a
+node alone holds every channel it knows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from switchboard.api.errors import ApiError
 from switchboard.api.params import whole_number
 from switchboard.api.selectors import select
+from switchboard.cluster.errors import CommandError, StateUnavailableError
+from switchboard.cluster.state import ClusterState
 from switchboard.config import DomainConfig
+from switchboard.directory import Directory
 from switchboard.pbx.destinations import Destination, InvalidDestinationError, resolve
 from switchboard.pbx.engine import ChannelLimitError, Engine, LiveCall, NotBridgedError
 
 PARK_TIMEOUT = 60  # seconds, when a park names none
 MAX_PARK_TIMEOUT = 3600
 _TRANSFER_USER = ("user_id", "user_name")
+
+
+class Services(Protocol):
+    engine: Engine
+    directory: Directory
+    state: ClusterState
+
+
+async def run(services: Services, domain: DomainConfig, name: str, body: Mapping[str, Any]) -> None:
+    """``name`` (hangup, transfer, park) on the node that holds the channel."""
+    act = COMMANDS.get(name)
+    if act is None:
+        raise ApiError("invalid_parameter", f"no command {name!r}")
+    channel = channel_of(body)
+    state = services.state
+    if services.engine.live_call(domain.name, channel) is None:
+        try:
+            owner = await state.owner(channel)
+        except StateUnavailableError:
+            owner = None
+        if owner is not None and owner != state.node:
+            await _forward(state, owner, {"cmd": name, "domain": domain.name, "body": dict(body)})
+            return
+    act(services.engine, domain, body)
+
+
+async def _forward(state: ClusterState, node: str, command: dict[str, Any]) -> None:
+    try:
+        answer = await state.send(node, command)
+    except (CommandError, StateUnavailableError):  # the node has gone, or cannot answer
+        raise ApiError("channel_not_found", "no live channel with this uuid here") from None
+    error = answer.get("error")
+    if answer.get("result_code") != 0 and isinstance(error, dict):
+        raise ApiError(str(error.get("id")), str(error.get("description")))
+
+
+async def run_here(services: Services, command: Mapping[str, Any]) -> dict[str, Any]:
+    """A command another node forwarded: its answer, in the Basix envelope."""
+    domain = services.directory.domain(str(command.get("domain", "")))
+    act = COMMANDS.get(str(command.get("cmd")))
+    body = command.get("body")
+    try:
+        if domain is None or act is None or not isinstance(body, dict):
+            raise ApiError("invalid_parameter", "a malformed forwarded command")
+        act(services.engine, domain, body)
+    except ApiError as error:
+        return {
+            "result_code": 500,
+            "error": {"id": error.error_id, "description": error.description},
+        }
+    return {"result_code": 0}
 
 
 def hangup(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
@@ -87,3 +145,10 @@ def _live(engine: Engine, domain: DomainConfig, channel: str) -> LiveCall:
     if call is None:
         raise ApiError("channel_not_found", "no live channel with this uuid here")
     return call
+
+
+COMMANDS: dict[str, Callable[[Engine, DomainConfig, Mapping[str, Any]], None]] = {
+    "hangup": hangup,
+    "transfer": transfer,
+    "park": park,
+}

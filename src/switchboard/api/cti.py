@@ -34,6 +34,7 @@ from switchboard.api.errors import ApiError, error_response
 from switchboard.api.openapi import operation
 from switchboard.api.params import whole_number
 from switchboard.api.selectors import USER_SELECTORS, select
+from switchboard.cluster.state import ClusterState
 from switchboard.cti import messages
 from switchboard.cti.elements import ELEMENT_FIELDS
 from switchboard.cti.hub import ConnectionLimitError, CtiHub, Event, Subscriber
@@ -51,6 +52,7 @@ class Services(Protocol):
     engine: Engine
     cti: CtiHub
     tickets: TicketBook
+    state: ClusterState  # which node holds a channel a command names
 
 
 def router(services: Services) -> APIRouter:
@@ -238,21 +240,14 @@ async def _serve(
         commands.cancel()
 
 
-_COMMANDS = {
-    "hangup": call_control.hangup,
-    "transfer": call_control.transfer,
-    "park": call_control.park,
-}
-
-
 async def _read_commands(websocket: WebSocket, services: Services, subscriber: Subscriber) -> None:
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             text = await websocket.receive_text()
-            _command(services, subscriber.domain, text)
+            await _command(services, subscriber.domain, text)
 
 
-def _command(services: Services, domain_name: str, text: str) -> None:
+async def _command(services: Services, domain_name: str, text: str) -> None:
     """One JSON command as Basix's client sends it. Its protocol has no answer to one: a
     refused command is logged, and the call stays as it was (REST answers the reason)."""
     try:
@@ -262,11 +257,11 @@ def _command(services: Services, domain_name: str, text: str) -> None:
     domain = services.directory.domain(domain_name)
     if not isinstance(command, dict) or domain is None:
         return
-    act = _COMMANDS.get(command.get("cmd"))  # type: ignore[arg-type]
-    if act is None:
+    name = command.get("cmd")
+    if name not in call_control.COMMANDS:
         return
     try:
-        act(services.engine, domain, command)
+        await call_control.run(services, domain, str(name), command)
     except ApiError as error:
         log.info("ws_cti %s in %s refused: %s", command.get("cmd"), domain_name, error.error_id)
 

@@ -98,6 +98,9 @@ class Engine(CallControl):
         )
         self.calls: set[LiveCall] = set()
         self.released_listeners: list[Callable[[LiveCall], None]] = []  # metrics
+        # told each channel a call takes (True) and gives back (False): a cluster records
+        # which node holds it
+        self.owners: Callable[[list[str], bool], None] | None = None
         self.by_uuid: dict[str, LiveCall] = {}
         self.channels: dict[str, int] = {}
         self.taken: dict[LiveCall, tuple[str, int, bool]] = {}
@@ -437,13 +440,17 @@ class Engine(CallControl):
 
     def _channel_seen(self, channel: str, call: LiveCall) -> None:
         if not call.released:
+            if self.owners is not None and channel not in self.by_uuid:
+                self.owners([channel], True)
             self.by_uuid[channel] = call
 
     def _released(self, call: LiveCall) -> None:
         self.calls.discard(call)
-        for channel in call.machine.call.channels():
-            if self.by_uuid.get(channel) is call:
-                del self.by_uuid[channel]
+        gone = [c for c in call.machine.call.channels() if self.by_uuid.get(c) is call]
+        for channel in gone:
+            del self.by_uuid[channel]
+        if self.owners is not None and gone:
+            self.owners(gone, False)
         taken = self.taken.pop(call, None)
         if taken is not None:
             self._give_back(*taken)
