@@ -4,7 +4,6 @@ for the API and the registrar, and kept across a restart on the same database.""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from switchboard.app import Server
-from tests.interop.servers import running_server
+from tests.interop.call_group_harness import serving
 
 ADMIN = "admin-token-for-tests-0123"
 CONFIG = """
@@ -57,19 +56,9 @@ async def admin(tmp_path: Path) -> AsyncIterator[tuple[Server, httpx.AsyncClient
 async def _serving(
     tmp_path: Path, config: str = CONFIG, server_extra: str = SERVER
 ) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
-    async with running_server(config, tmp_path / "db.sqlite", server_extra) as server:
-        host, port = server.config.server.http_address
-        task = asyncio.create_task(server.http.serve())
-        while not server.http.started:
-            await asyncio.sleep(0.01)
-        try:
-            async with httpx.AsyncClient(
-                base_url=f"http://{host}:{port}", headers=BEARER
-            ) as client:
-                yield server, client
-        finally:
-            server.http.should_exit = True
-            await task
+    async with serving(tmp_path, config, server_extra) as (server, client):
+        client.headers.update(BEARER)
+        yield server, client
 
 
 async def _ok(response: httpx.Response) -> dict[str, Any]:

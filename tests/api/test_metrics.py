@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from switchboard.app import Server
-from tests.interop.servers import running_server
+from tests.interop.call_group_harness import serving
 
 TOKEN = "metrics-token-for-tests"
 CONFIG = """
@@ -36,18 +36,8 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
-    extra = f'metrics_token = "{TOKEN}"'
-    async with running_server(CONFIG, tmp_path / "db.sqlite", extra) as server:
-        host, port = server.config.server.http_address
-        task = asyncio.create_task(server.http.serve())
-        while not server.http.started:
-            await asyncio.sleep(0.01)
-        try:
-            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
-                yield server, client
-        finally:
-            server.http.should_exit = True
-            await task
+    async with serving(tmp_path, CONFIG, f'metrics_token = "{TOKEN}"') as served:
+        yield served
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
