@@ -34,7 +34,6 @@ from switchboard.metrics import Metrics
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
 from switchboard.pbx.routing import Router
-from switchboard.pbx.trunks import TrunkMonitor
 from switchboard.registrar.registrar import RegistrarSettings
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
@@ -47,6 +46,7 @@ from switchboard.store.records import CallRecordStore
 from switchboard.store.registrations import RegistrationStore
 from switchboard.store.writes import WriteQueue
 from switchboard.tls import client_context, https_context
+from switchboard.trunks import TrunkMonitor
 
 log = logging.getLogger("switchboard")
 LEASE_EVERY = 5.0  # seconds between a node's heartbeats (its lease: three of them)

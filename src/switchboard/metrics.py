@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.live import LiveCall
-from switchboard.pbx.trunks import TrunkMonitor, TrunkState
+from switchboard.trunks import TrunkMonitor, TrunkState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # /statistics names that are levels, not counts

@@ -10,8 +10,8 @@ import pytest
 
 from switchboard.pbx.destinations import resolve
 from switchboard.pbx.requests import CallGroupRequest
-from switchboard.pbx.trunks import TrunkState, TrunkStatus
 from switchboard.testing.phones import Answer, CallState, ScriptedTrunk
+from switchboard.trunks import TrunkState, TrunkStatus
 from tests.pbx.test_calls_on_harness import DOMAIN, TRUNK, Scene, run
 
 

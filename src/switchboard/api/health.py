@@ -22,7 +22,7 @@ from switchboard.api.auth import ApiAuth
 from switchboard.api.basix import authenticate
 from switchboard.api.errors import ApiError, error_response
 from switchboard.api.openapi import operation
-from switchboard.pbx.trunks import TrunkMonitor
+from switchboard.trunks import TrunkMonitor
 
 
 class Services(Protocol):

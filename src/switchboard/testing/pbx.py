@@ -17,13 +17,13 @@ from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
-from switchboard.pbx.trunks import TrunkMonitor
 from switchboard.registrar.location import Binding
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.useragent import UserAgent
 from switchboard.store.records import CallRecord
 from switchboard.testing.network import Network
+from switchboard.trunks import TrunkMonitor
 
 
 class MemoryBindings:
