@@ -37,12 +37,13 @@ class AccessLog:
         started = time.perf_counter()
         status = 500
         body = bytearray()
+        logging_on = log.isEnabledFor(logging.INFO)  # else no line: read nothing for one
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            elif message["type"] == "http.response.body" and len(body) < _PEEK:
+            elif logging_on and message["type"] == "http.response.body" and len(body) < _PEEK:
                 body.extend(message.get("body", b"")[: _PEEK - len(body)])
             await send(message)
 
@@ -51,15 +52,16 @@ class AccessLog:
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            log.info(
-                "%s %s %s %d %s %.1f ms",
-                scope["method"],
-                route,
-                _who(scope),
-                status,
-                _result(bytes(body)),
-                seconds * 1000,
-            )
+            if logging_on:
+                log.info(
+                    "%s %s %s %d %s %.1f ms",
+                    scope["method"],
+                    route,
+                    _who(scope),
+                    status,
+                    _result(bytes(body)),
+                    seconds * 1000,
+                )
             if self.observe is not None:
                 self.observe(route, status, seconds)
 
