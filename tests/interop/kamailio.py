@@ -274,9 +274,26 @@ async def sipp_nodes(workdir: Path, scenario: str, count: int) -> AsyncIterator[
     ]
     async with AsyncExitStack() as stack:
         for node in nodes:
-            await node.start()
+            await _start_on_a_free_port(node)
             stack.push_async_callback(node.stop)
         yield nodes
+
+
+async def _start_on_a_free_port(node: SippNode, attempts: int = 3) -> None:
+    """A port found free may be taken by another process before SIPp binds it (seen: errno
+    98 from SIPp in a loaded run): then the node starts again on another free port."""
+    for _ in range(attempts - 1):
+        try:
+            await node.start()
+            return
+        except AssertionError:
+            errors = node.log.with_suffix(".errors")
+            text = errors.read_text(errors="replace") if errors.exists() else ""
+            if "errno = 98" not in text:
+                raise
+            errors.unlink()
+            node.address = ("127.0.0.1", free_port())
+    await node.start()
 
 
 def _udp_port_bound(address: Address) -> bool:

@@ -327,19 +327,21 @@ async def test_the_caller_is_told_why_the_callee_cannot_answer(
         PHONE_HOST, bob_port, ["-sf", str(SCENARIOS / "uas_busy.xml"), "-m", "1"]
     )
     contacts = (f"sip:bob@{PHONE_HOST}:{bob_port}",)
-    async with (
-        running_server(config(bob_contacts=contacts), tmp_path / "db.sqlite") as server,
-        baresip_phone(tmp_path, server, "alice", "alice-secret", hertz=ALICE_TONE) as alice,
-    ):
-        await alice.command("dial", dialled)
-        closed = await alice.event("CALL_CLOSED")
-        assert closed["param"] == status, closed
-        assert server.engine.statistics() == {"calls": 0, "channels": 0}
-    if dialled == "2002":
-        await finish(bob)
-    else:
-        bob.kill()
-        await bob.wait()
+    try:
+        async with (
+            running_server(config(bob_contacts=contacts), tmp_path / "db.sqlite") as server,
+            baresip_phone(tmp_path, server, "alice", "alice-secret", hertz=ALICE_TONE) as alice,
+        ):
+            await alice.command("dial", dialled)
+            closed = await alice.event("CALL_CLOSED")
+            assert closed["param"] == status, closed
+            assert server.engine.statistics() == {"calls": 0, "channels": 0}
+        if dialled == "2002":
+            await finish(bob)
+    finally:  # never rung (not-registered), or the test failed: no SIPp left behind
+        if bob.returncode is None:
+            bob.kill()
+            await bob.wait()
 
 
 async def test_hold_and_resume_are_relayed_between_two_phones(tmp_path: Path) -> None:
