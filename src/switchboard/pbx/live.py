@@ -456,7 +456,7 @@ class LiveCall:
             return
         self.released = True
         call = self.machine.call
-        log.info("call %s ends: %s", self.plan.destination_channel, call.end_reason)
+        log.info("call %s ends: %s", call.plan.destination_channel, call.end_reason)
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
