@@ -16,6 +16,10 @@ Shapes follow what Basix's client library decodes:
 Timestamps are µs since the epoch. The JSON variant carries the same values as objects, the
 shapes the client library builds from the row.
 
+A channel also has a lossless state (``to_state``/``channel_from_state``): JSON values
+from which another node re-creates the same channel, field for field, so its rows are the
+same bytes. It is not the ``format=json`` shape (``to_json``), which is a client's.
+
 Ours, in JSON only: ``call`` (``CallSummary``), where the call of a calling-side channel goes
 and for which group, from the moment the channel is added. Basix's row has no field for it
 and its client reads rows by position, so the BERT row never carries it.
@@ -23,8 +27,9 @@ and its client reads rows by position, so the BERT row never carries it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 from switchboard.cti.bert import Atom, Term
@@ -306,6 +311,12 @@ class Channel:
         out["call"] = self.call.to_json() if self.call else None
         return out
 
+    def to_state(self) -> dict[str, Any]:
+        """Every field, nested ones included, as JSON values (``channel_from_state``)."""
+        state: dict[str, Any] = {"element": self.ELEMENT}
+        state.update(plain(self))
+        return state
+
     def to_row(self) -> list[Term]:
         values: dict[str, Term] = {name: getattr(self, name) for name in FIELDS}
         values["direction"] = Atom(self.direction)
@@ -345,3 +356,57 @@ def end_user_json(items: tuple[EndUserItem, ...]) -> dict[str, Any] | None:
     if not items:
         return None
     return {"count": len(items), "items": [item.to_json() for item in items]}
+
+
+# -- the lossless state -------------------------------------------------------------------
+
+D = TypeVar("D")
+
+
+def plain(value: Any) -> Any:
+    """A dataclass as JSON values: a dict per dataclass, a list per tuple."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [plain(item) for item in value]
+    return value
+
+
+def channel_from_state(state: Mapping[str, Any]) -> Channel:
+    """The channel ``Channel.to_state`` gave; ValueError when ``state`` is not one."""
+    try:
+        values = {name: value for name, value in state.items() if name != "element"}
+        values["state"] = _optional(ChannelState, values.get("state"))
+        values["target"] = _optional(Target, values.get("target"))
+        values["origination"] = tuple(values.get("origination", ()))
+        values["end_user"] = _end_users(values.get("end_user", ()))
+        values["tags"] = tuple(values.get("tags", ()))
+        other = values.get("other_info")
+        values["other_info"] = (
+            None
+            if other is None
+            else OtherInfo(**{**other, "end_user": _end_users(other.get("end_user", ()))})
+        )
+        call = values.get("call")
+        values["call"] = (
+            None
+            if call is None
+            else CallSummary(
+                **{
+                    **call,
+                    "end_user": _end_users(call.get("end_user", ())),
+                    "group": _optional(CallGroup, call.get("group")),
+                }
+            )
+        )
+        return Channel(**values)
+    except (TypeError, AttributeError) as exc:  # a missing, unknown or mistyped field
+        raise ValueError(f"not a channel's state: {exc}") from None
+
+
+def _optional(cls: type[D], value: Mapping[str, Any] | None) -> D | None:
+    return None if value is None else cls(**value)
+
+
+def _end_users(items: list[Mapping[str, Any]]) -> tuple[EndUserItem, ...]:
+    return tuple(EndUserItem(**item) for item in items)

@@ -13,17 +13,23 @@ group member's ``priority`` is its place in the hunting order (1 first) and
 ``login_status`` is 1 (logged in: members are never logged out of a group here); a
 terminal is one registration binding or one static contact of the config file, its ``id``
 stable for that contact.
+
+Every element has a lossless state (``to_state``, ``element_from_state``): JSON values from
+which another node of a cluster re-creates the same element, so its frames are the same
+bytes. ``to_json`` is the ``format=json`` wire shape, a client's, and stays as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from switchboard.cti.bert import Term
 from switchboard.cti.channels import FIELDS as CHANNEL_FIELDS
+from switchboard.cti.channels import Channel, channel_from_state
 
 GROUP_TYPES = {"ring": 0, "hunt": 1}  # Basix's group ``type``
 
@@ -46,6 +52,12 @@ class _Row:
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
+
+    def to_state(self) -> dict[str, Any]:
+        """Every attribute, ``domain`` included (``element_from_state``)."""
+        state: dict[str, Any] = {"element": self.ELEMENT}
+        state.update((f.name, getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +186,28 @@ ELEMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "channel_waiting": CHANNEL_FIELDS,  # calls waiting in a queue: none here (no queues)
     "trunk": TrunkRow.FIELDS,
 }
+
+
+ROWS: dict[str, type[DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow | TrunkRow]] = {
+    row.ELEMENT: row
+    for row in (DomainRow, UserRow, GroupRow, GroupMemberRow, TerminalRow, TrunkRow)
+}
+
+
+def element_from_state(
+    state: Mapping[str, Any],
+) -> Channel | DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow | TrunkRow:
+    """The element whose ``to_state()`` this is; ValueError when it is none."""
+    element = state.get("element")
+    if element == Channel.ELEMENT:
+        return channel_from_state(state)
+    row = ROWS.get(element) if isinstance(element, str) else None
+    if row is None:
+        raise ValueError(f"unknown element {element!r:.40}")
+    try:
+        return row(**{name: value for name, value in state.items() if name != "element"})
+    except TypeError as exc:  # a missing or unknown field
+        raise ValueError(f"not a {element} row's state: {exc}") from None
 
 
 def domain_uuid(name: str) -> str:

@@ -10,6 +10,12 @@ Rules (API §4, issue "Live CTI"):
   (``connection_limit_reached``).
 - The last ``history`` events of a domain are kept, so a client reconnecting with
   ``since=<seq>`` gets what it missed; older than the buffer, it gets a fresh snapshot.
+- In a cluster (``shared_feed.SharedCtiFeed``) the hub numbers nothing: ``publish`` hands
+  the event to the feed (``sink``), which sends it to the cluster state; every node then
+  ``apply``s each domain's events with the seq the state gave, in that order. ``publish``
+  answers the event with seq 0 then (not numbered yet). When a node lost events it cannot
+  replay, ``resync`` forgets the domain's history and closes its subscribers with reason
+  ``resync``: they reconnect and take a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from switchboard.cti.channels import Channel
@@ -76,6 +83,8 @@ class CtiHub:
         self.subscribers: dict[str, list[Subscriber]] = {}
         self._numbers = itertools.count()
         self.counters = {"cti_events": 0, "cti_dropped_subscribers": 0}
+        # Set by a cluster's shared feed: where publish() hands events instead of applying.
+        self.sink: Callable[[str, Element], None] | None = None
 
     # -- from the engine ------------------------------------------------------------------
 
@@ -84,13 +93,22 @@ class CtiHub:
         self.items.setdefault(item.domain, {})[(item.ELEMENT, item.key)] = item
 
     def publish(self, event: str, item: Element) -> Event:
+        """Number and apply an event, or in a cluster hand it to the shared feed (seq 0:
+        it is numbered, and applied here too, when the cluster state has it)."""
+        if self.sink is not None:
+            self.sink(event, item)
+            return Event(0, event, item)
+        return self.apply(self.seq.get(item.domain, 0) + 1, event, item)
+
+    def apply(self, seq: int, event: str, item: Element) -> Event:
+        """The event numbered ``seq`` (above the domain's seq): to the live elements, the
+        history and the domain's subscribers."""
         domain = item.domain
         live = self.items.setdefault(domain, {})
         if event == "removed":
             live.pop((item.ELEMENT, item.key), None)
         else:
             live[(item.ELEMENT, item.key)] = item
-        seq = self.seq.get(domain, 0) + 1
         self.seq[domain] = seq
         published = Event(seq, event, item)
         self.history.setdefault(domain, deque(maxlen=self.history_size)).append(published)
@@ -104,6 +122,16 @@ class CtiHub:
                 self.counters["cti_dropped_subscribers"] += 1
                 self.unsubscribe(subscriber, "too_slow")
         return published
+
+    def resync(self, domain: str, seq: int | None = None) -> None:
+        """The domain's events since its seq cannot be had: its history is forgotten (no
+        ``since=`` replays across the gap) and its subscribers are closed (reason
+        ``resync``). ``seq``: where the numbering goes on (a cluster state that restarted)."""
+        self.history.pop(domain, None)
+        if seq is not None:
+            self.seq[domain] = seq
+        for subscriber in list(self.subscribers.get(domain, ())):
+            self.unsubscribe(subscriber, "resync")
 
     # -- from WebSocket connections -------------------------------------------------------
 
