@@ -5,8 +5,8 @@ and must expire at the same instant after a restart.
 
 A count of bindings per source address (where each REGISTER came from) answers "is a phone
 registered from this address?" in O(1): the PBX asks it for every INVITE it receives, to
-tell a phone from a stranger. Every change goes through ``put`` and ``remove`` (``load``
-and ``expire`` too), which keep the count.
+tell a phone from a stranger. Every change goes through ``put`` and ``remove`` (``load``,
+``replace`` and ``expire`` too), which keep the count.
 """
 
 from __future__ import annotations
@@ -140,6 +140,26 @@ class LocationService:
                 self.put(binding)
                 count += 1
         return count
+
+    def replace(self, aor: Aor, bindings: Iterable[Binding], now: float) -> int:
+        """Make ``aor``'s bindings exactly the live ones of ``bindings`` (as stored, e.g.
+        after another node changed them). Returns how many bindings were added, changed
+        or removed."""
+        wanted = {b.key: b for b in bindings if b.aor == aor and b.expires_at > now}
+        current = dict(self._bindings.get(aor, {}))
+        changes = 0
+        for key, binding in current.items():
+            if key not in wanted:
+                self.remove(aor, binding.contact)
+                changes += 1
+        for key, binding in wanted.items():
+            if current.get(key) != binding:
+                self.put(binding)
+                changes += 1
+        return changes
+
+    def aors(self) -> set[Aor]:
+        return set(self._bindings)
 
     def next_expiry(self) -> float | None:
         heap = self._expiry_heap

@@ -17,6 +17,11 @@
 - ``on_binding(change, binding)`` hears of every binding ``added``, ``updated`` (a refresh
   that changed its contact, source, q or User-Agent; a bare refresh is not a change) and
   ``removed`` (unregistered or expired), after the change is stored: CTI's ``terminal``.
+- Shared bindings (a store other nodes write too: PostgreSQL, ``registrar/shared.py``):
+  ``start`` listens to the other nodes' changes before loading, and applies them as they
+  come, without telling ``on_binding``. Every node expires every binding on time; the
+  node whose DELETE removed the row tells ``removed``, so an expiry is told once in the
+  cluster, even when the node that took the REGISTER is gone.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from switchboard.registrar.registrar import (
     RegistrarSettings,
     apply,
 )
+from switchboard.registrar.shared import BindingSync, Listener, SharedStore
 from switchboard.sip.builders import make_response
 from switchboard.sip.endpoint import SipEndpoint
 from switchboard.sip.message import Request
@@ -91,6 +97,11 @@ class RegistrarService:
         self._writer: asyncio.Task[None] | None = None
         self.counters = {"registered": 0, "challenged": 0, "refused": 0, "expired": 0}
         self.on_binding: Callable[[str, Binding], None] | None = None
+        # held while a batch is stored and applied, and while other nodes' changes are
+        # reloaded and applied: neither overwrites the other with older rows
+        self._lock = asyncio.Lock()
+        self.sync: BindingSync | None = None  # set by ``start`` when bindings are shared
+        self.listener: Listener | None = None
 
     @classmethod
     def serve(
@@ -115,13 +126,31 @@ class RegistrarService:
         return service
 
     async def start(self) -> None:
-        now = self.clock()
-        dropped = await self.store.delete_expired(now)
-        loaded = self.location.load(await self.store.load(), now)
+        await self._share()
+        async with self._lock:
+            now = self.clock()
+            dropped = await self.store.delete_expired(now)
+            loaded = self.location.load(await self.store.load(), now)
         log.info("registrar: %d binding(s) restored, %d expired one(s) dropped", loaded, dropped)
         self._arm()
 
+    async def _share(self) -> None:
+        """Listen to other nodes' binding changes, when the store is shared with them."""
+        if not isinstance(self.store, SharedStore):
+            return
+        sync = BindingSync(self.location, self.store, self._lock, self.clock, self._arm)
+        listener = self.store.listen(sync.changed, sync.resync)
+        if listener is None:
+            return
+        await listener.start()
+        self.sync, self.listener = sync, listener
+        log.info("registrar: bindings shared with the other nodes (database notifications)")
+
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+        if self.sync is not None:
+            await self.sync.close()
         if self._timer is not None:
             self._timer.cancel()
         while self._writer is not None or self._tasks:
@@ -147,7 +176,11 @@ class RegistrarService:
         return [terminal.contact for terminal in self.terminals(domain, user)]
 
     def statistics(self) -> dict[str, int]:
-        return {**self.counters, "bindings": self.location.count()}
+        shared = {
+            **(self.listener.counters if self.listener is not None else {}),
+            **(self.sync.counters if self.sync is not None else {}),
+        }
+        return {**self.counters, **shared, "bindings": self.location.count()}
 
     # -- REGISTER -------------------------------------------------------------------------
 
@@ -208,20 +241,21 @@ class RegistrarService:
             while self._pending:
                 batch, self._pending = self._pending, []
                 changes = [(list(d.upserts), list(d.removals)) for _, _, d in batch]
-                try:
-                    await self.store.save_batch(changes)
-                except Exception:
-                    log.exception("storing %d registration(s) failed", len(batch))
-                    for endpoint, tx, _ in batch:
-                        response = make_response(tx.request, 500, "Registration not stored")
-                        endpoint.respond(tx, response)
-                    continue
-                for endpoint, tx, decision in batch:
-                    told = list(self._changes(decision))
-                    apply(self.location, decision)
-                    self._tell(told)
-                    self._count(200)
-                    endpoint.respond(tx, decision.response)
+                async with self._lock:
+                    try:
+                        await self.store.save_batch(changes)
+                    except Exception:
+                        log.exception("storing %d registration(s) failed", len(batch))
+                        for endpoint, tx, _ in batch:
+                            response = make_response(tx.request, 500, "Registration not stored")
+                            endpoint.respond(tx, response)
+                        continue
+                    for endpoint, tx, decision in batch:
+                        told = list(self._changes(decision))
+                        apply(self.location, decision)
+                        self._tell(told)
+                        self._count(200)
+                        endpoint.respond(tx, decision.response)
                 self._arm()
         finally:
             self._writer = None
@@ -271,13 +305,18 @@ class RegistrarService:
             self.counters["expired"] += len(expired)
             for binding in expired:
                 log.info("binding expired: %s@%s %s", binding.user, binding.domain, binding.contact)
-            self._tell([("removed", binding) for binding in expired])
+            if self.sync is None:
+                self._tell([("removed", binding) for binding in expired])
             # Delete by expiry time, not by contact: a refresh stored meanwhile must survive.
             self._spawn(self._delete_expired())
         self._arm()
 
     async def _delete_expired(self) -> None:
-        await self.store.delete_expired(self.clock())
+        if self.sync is None or not isinstance(self.store, SharedStore):
+            await self.store.delete_expired(self.clock())
+            return
+        # Every node expires the row; the one whose DELETE removed it tells, once.
+        self._tell([("removed", b) for b in await self.store.delete_expired_bindings(self.clock())])
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
