@@ -127,7 +127,9 @@ rows = st.one_of(
         GroupRow, names, st.integers(), st.text(), st.sampled_from([0, 1]), texts, texts, texts,
         st.integers(), st.integers(),
     ),
-    st.builds(GroupMemberRow, names, names, st.integers(), st.integers(), st.integers(), st.integers()),
+    st.builds(
+        GroupMemberRow, names, names, st.integers(), st.integers(), st.integers(), st.integers(),
+    ),
     st.builds(
         TerminalRow, names, names, st.text(), st.integers(), st.sampled_from(["sip", "static"]),
         texts, st.booleans(), texts,
