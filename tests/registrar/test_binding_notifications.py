@@ -128,7 +128,7 @@ async def test_aors_notified_during_a_reload_are_reloaded_together_next() -> Non
     store.gate.set()
     while not sync.idle:
         await asyncio.sleep(0)
-    assert sync.counters["reloads"] == 2
+    assert sync.counters["binding_reloads"] == 2
 
 
 def test_a_payload_is_compact_json() -> None:

@@ -228,7 +228,7 @@ async def test_after_its_connection_is_cut_a_node_listens_again_and_catches_up(
             assert not listener.connected  # A's notification went to nobody on B
             await _until(lambda: _contacts(b) == [contact[1:-1]], 0.3 + SEEN_WITHIN)
             assert listener.connected and listener.backend_pid != pid
-            assert b.registrar.statistics()["listener_lost"] == 1
+            assert b.registrar.statistics()["binding_listener_lost"] == 1
 
             other = f"<sip:alice@127.0.0.1:{peer.address[1] + 1}>"
             assert (await _register(peer, a, other)).status == 200

@@ -71,7 +71,11 @@ class BindingSync:
         self._aors: set[Aor] = set()
         self._everything = False
         self._task: asyncio.Task[None] | None = None
-        self.counters = {"reloads": 0, "reloaded_changes": 0, "reload_failures": 0}
+        self.counters = {
+            "binding_reloads": 0,
+            "binding_reload_changes": 0,
+            "binding_reload_failures": 0,
+        }
 
     def changed(self, aors: list[Aor]) -> None:
         self._aors.update(aors)
@@ -105,7 +109,7 @@ class BindingSync:
                     await self._reload(everything, aors)
                     delay = self.backoff[0]
                 except Exception:
-                    self.counters["reload_failures"] += 1
+                    self.counters["binding_reload_failures"] += 1
                     log.exception("reloading bindings changed by another node failed")
                     self._everything = True  # what else changed meanwhile is unknown
                     await asyncio.sleep(delay)
@@ -125,8 +129,8 @@ class BindingSync:
                 by_aor.setdefault(binding.aor, []).append(binding)
             now = self.clock()
             changes = sum(self.location.replace(aor, found, now) for aor, found in by_aor.items())
-        self.counters["reloads"] += 1
-        self.counters["reloaded_changes"] += changes
+        self.counters["binding_reloads"] += 1
+        self.counters["binding_reload_changes"] += changes
         if changes:
             log.debug("bindings: %d change(s) from other nodes over %d AoR(s)", changes, len(aors))
             self.on_replaced()

@@ -111,7 +111,7 @@ class BindingListener:
         self._connection: Any = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.counters = {"notifications": 0, "listener_lost": 0}
+        self.counters = {"binding_notifications": 0, "binding_listener_lost": 0}
 
     @property
     def connected(self) -> bool:
@@ -149,7 +149,7 @@ class BindingListener:
     async def _keep_listening(self) -> None:
         while True:
             await self._until_lost()
-            self.counters["listener_lost"] += 1
+            self.counters["binding_listener_lost"] += 1
             log.warning("binding notifications: connection lost; reconnecting")
             await self._drop()
             await self._reconnect()
@@ -196,7 +196,7 @@ class BindingListener:
             return
         if origin == self.origin:
             return  # this node applied its own changes when it stored them
-        self.counters["notifications"] += 1
+        self.counters["binding_notifications"] += 1
         if aors is None:
             self._on_resync()
         else:
