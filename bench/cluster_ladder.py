@@ -108,6 +108,11 @@ class CpuMeter:
         return {**spent, "wall": time.monotonic() - self.started}
 
 
+def uas(scenario: Path, port: int, calls: int) -> list[str]:
+    """SIPp arguments: ``scenario`` on 127.0.0.1:``port`` until ``calls`` calls are over."""
+    return ["-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls)]
+
+
 async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
     """One rung of load against a running set-up."""
     calls = int(rate * seconds)
@@ -116,33 +121,9 @@ async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> d
     timeout = ["-timeout", str(int(seconds + 60)), "-max_socket", "60000"]
     meter = CpuMeter(setup.parts)
     peers = [
+        sipp([*uas(member_scenario(workdir), setup.member_port, calls), *timeout], members_log),
         sipp(
-            [
-                "-sf",
-                str(member_scenario(workdir)),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(setup.member_port),
-                "-m",
-                str(calls),
-                *timeout,
-            ],
-            members_log,
-        ),
-        sipp(
-            [
-                "-sf",
-                str(SCENARIOS / "uas_trunk_talk.xml"),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(setup.trunk_port),
-                "-m",
-                str(calls),
-                *timeout,
-            ],
-            trunk_log,
+            [*uas(SCENARIOS / "uas_trunk_talk.xml", setup.trunk_port, calls), *timeout], trunk_log
         ),
     ]
     sink = ClosingSink(free_port(socket.SOCK_STREAM))
