@@ -31,6 +31,7 @@ from switchboard.directory_sync import DirectorySync
 from switchboard.media.ports import PortAllocator
 from switchboard.media.relay import MediaRelay
 from switchboard.metrics import Metrics
+from switchboard.node_calls import NodeCalls
 from switchboard.pbx.engine import Engine
 from switchboard.pbx.incoming import IncomingCalls
 from switchboard.pbx.routing import Router
@@ -136,7 +137,7 @@ class Server:
         # node alone; Redis with [cluster] redis, connected in ``start``.
         self.state: ClusterState = LocalState(config.cluster.node)
         self._lease: asyncio.Task[None] | None = None
-        self._owner_tasks: set[asyncio.Task[None]] = set()
+        self.node_calls: NodeCalls | None = None
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -160,13 +161,17 @@ class Server:
         if cluster.redis is not None:
             self.state = await RedisState.connect(cluster.redis, cluster.node)
         await self.state.join()
-        if isinstance(self.state, RedisState):
+        if isinstance(self.state, RedisState):  # alone, every channel and call is this node's
+            self.node_calls = NodeCalls(self.state, self.callbacks, self.records, self.cti)
+            self.engine.watcher = self.node_calls
+            self.engine.reservations = self.state
+            # calls an earlier life of this node left (it died and came back before it
+            # was reaped): nobody else will report them
+            await self.node_calls.node_failed(cluster.node)
             self._lease = asyncio.create_task(
                 keep_lease(self.state, every=LEASE_EVERY, on_node_failed=self._node_failed)
             )
         self.state.serve_commands(self._command)
-        if isinstance(self.state, RedisState):  # alone, every channel is this node's
-            self.engine.owners = self._owners
         log.info("cluster: node %s (%s)", cluster.node, "redis" if cluster.redis else "alone")
 
     async def _leave_cluster(self) -> None:
@@ -175,25 +180,17 @@ class Server:
             with suppress(asyncio.CancelledError):
                 await self._lease
         self.state.serve_commands(None)
+        if self.node_calls is not None:
+            await self.node_calls.drain()
         with suppress(Exception):  # leaving is best effort: the lease lapses anyway
             await self.state.leave()
         if isinstance(self.state, RedisState):
             await self.state.aclose()
 
-    def _owners(self, channels: list[str], held: bool) -> None:
-        state = self.state
-        work = state.claim(channels) if held else state.release(channels)
-        task = asyncio.create_task(work)
-        self._owner_tasks.add(task)
-        task.add_done_callback(self._owner_done)
-
-    def _owner_done(self, task: asyncio.Task[None]) -> None:
-        self._owner_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("cluster: recording channel owners failed: %s", task.exception())
-
     async def _node_failed(self, node: str) -> None:
         log.warning("cluster: node %s failed; its reservations are released", node)
+        if self.node_calls is not None:
+            await self.node_calls.node_failed(node)
 
     async def _command(self, command: dict[str, object]) -> dict[str, object]:
         """A call command another node forwarded: its channel lives here."""
@@ -267,7 +264,6 @@ class Server:
         for session in list(self.media.sessions):
             session.close()
         await asyncio.gather(*self.engine.pending_writes, return_exceptions=True)
-        await asyncio.gather(*self._owner_tasks, return_exceptions=True)
         await self._leave_cluster()
         await self.endpoint.close()
         await self.callbacks.close()

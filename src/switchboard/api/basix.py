@@ -12,6 +12,7 @@ return the first response and start nothing (24 h).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
@@ -28,6 +29,7 @@ from switchboard.api.overload import LoopLagMonitor
 from switchboard.api.params import display_name, parse_json, whole_number
 from switchboard.api.selectors import GROUP_SELECTORS, USER_SELECTORS, select
 from switchboard.callbacks.policy import CallbackUrlError, check_url
+from switchboard.cluster.errors import ClusterStateError
 from switchboard.cluster.state import ClusterState
 from switchboard.config import DomainConfig, GroupConfig, UserConfig
 from switchboard.directory import Directory
@@ -51,6 +53,8 @@ from switchboard.pbx.engine import (
 IDEMPOTENCY_SECONDS = 24 * 3600
 CALL_USER_ANSWER_TIMEOUT = 180  # API §2c
 R = TypeVar("R")
+T = TypeVar("T")
+log = logging.getLogger("switchboard.api")
 IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -351,7 +355,7 @@ def router(services: Services) -> APIRouter:
             body = await json_object(request)
             key = idempotency_key(request)
             if key:
-                cached = await services.state.recall(domain.name, key)
+                cached = await _shared(services.state.recall(domain.name, key))
                 if cached is not None:
                     return JSONResponse(cached)
             services.overload.admit()
@@ -360,10 +364,16 @@ def router(services: Services) -> APIRouter:
                 call = await start(call_request)
             except (ChannelLimitError, PortsExhaustedError) as exc:
                 raise ApiError("channel_limit_reached", str(exc)) from None
+            except ClusterStateError as exc:  # the cluster's counters cannot be reached
+                raise _unavailable(exc) from None
             response = {"result_code": 0, "uuids": call.uuids}
             if key:
                 # the first writer wins: a same-key request racing this one answers as it
-                first = await services.state.remember(domain.name, key, response)
+                try:
+                    first = await services.state.remember(domain.name, key, response)
+                except ClusterStateError as exc:  # the call runs: answer it, unremembered
+                    log.warning("idempotency key of %s not kept: %s", domain.name, exc)
+                    first = None
                 if first is not None:
                     return JSONResponse(first)
             return JSONResponse(response)
@@ -420,3 +430,20 @@ def router(services: Services) -> APIRouter:
             return error_response(error)
 
     return api
+
+
+async def _shared(work: Awaitable[T]) -> T:
+    """The cluster's shared state's answer, or 503 when it cannot be reached."""
+    try:
+        return await work
+    except ClusterStateError as exc:
+        raise _unavailable(exc) from None
+
+
+def _unavailable(exc: ClusterStateError) -> ApiError:
+    return ApiError(
+        "service_unavailable",
+        f"the cluster's shared state is unavailable ({exc}); retry",
+        http_status=503,
+        headers={"Retry-After": "1"},
+    )

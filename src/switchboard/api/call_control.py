@@ -9,7 +9,7 @@ node alone holds every channel it knows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from switchboard.api.errors import ApiError
@@ -48,7 +48,7 @@ async def run(services: Services, domain: DomainConfig, name: str, body: Mapping
         if owner is not None and owner != state.node:
             await _forward(state, owner, {"cmd": name, "domain": domain.name, "body": dict(body)})
             return
-    act(services.engine, domain, body)
+    await act(services.engine, domain, body)
 
 
 async def _forward(state: ClusterState, node: str, command: dict[str, Any]) -> None:
@@ -69,7 +69,7 @@ async def run_here(services: Services, command: Mapping[str, Any]) -> dict[str, 
     try:
         if domain is None or act is None or not isinstance(body, dict):
             raise ApiError("invalid_parameter", "a malformed forwarded command")
-        act(services.engine, domain, body)
+        await act(services.engine, domain, body)
     except ApiError as error:
         return {
             "result_code": 500,
@@ -78,25 +78,31 @@ async def run_here(services: Services, command: Mapping[str, Any]) -> dict[str, 
     return {"result_code": 0}
 
 
-def hangup(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
+async def hangup(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
     if not engine.hangup(domain.name, channel_of(body)):
         raise ApiError("channel_not_found", "no live channel with this uuid here")
 
 
-def transfer(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
+async def transfer(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
     """Blind transfer: the channel's peer is connected to the new destination."""
     channel = channel_of(body)
     destination = transfer_destination(domain, body)
     call = _live(engine, domain, channel)
+    reserved = False
     try:
+        reserved = await engine.reserve_transfer(call, channel, destination)
         engine.transfer(call, channel, destination)
-    except NotBridgedError as exc:
-        raise ApiError("channel_not_bridged", str(exc)) from None
-    except ChannelLimitError as exc:
-        raise ApiError("channel_limit_reached", str(exc)) from None
+    except BaseException as exc:
+        if reserved:
+            engine.unreserve_transfer(call)
+        if isinstance(exc, NotBridgedError):
+            raise ApiError("channel_not_bridged", str(exc)) from None
+        if isinstance(exc, ChannelLimitError):
+            raise ApiError("channel_limit_reached", str(exc)) from None
+        raise
 
 
-def park(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
+async def park(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
     """The channel's peer waits, hearing a tone; after ``timeout`` s the parker rings."""
     channel = channel_of(body)
     timeout = park_timeout(body.get("timeout"))
@@ -147,7 +153,7 @@ def _live(engine: Engine, domain: DomainConfig, channel: str) -> LiveCall:
     return call
 
 
-COMMANDS: dict[str, Callable[[Engine, DomainConfig, Mapping[str, Any]], None]] = {
+COMMANDS: dict[str, Callable[[Engine, DomainConfig, Mapping[str, Any]], Awaitable[None]]] = {
     "hangup": hangup,
     "transfer": transfer,
     "park": park,

@@ -93,9 +93,13 @@ class CallbackDelivery:
         await self.outbox.writes.drain()  # results of tries already made are still stored
         await self.attempts.aclose()
 
-    async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str:
-        """Store the callback (credentials sealed) and start sending it; its delivery id."""
-        delivery_id = uuid.uuid4().hex
+    async def enqueue(
+        self, domain: str, url: str, payload: dict[str, object], delivery_id: str | None = None
+    ) -> str:
+        """Store the callback (credentials sealed) and start sending it; its delivery id
+        (``delivery_id`` when given: a second callback of that id is refused by the outbox).
+        """
+        delivery_id = delivery_id or uuid.uuid4().hex
         body = json.dumps(payload, separators=(",", ":"))
         now = self.clock()
         stored = self._seal(domain, url)
@@ -103,6 +107,19 @@ class CallbackDelivery:
         await self.outbox.add(callback, now, lease=LEASE)
         self._spawn(callback)
         return delivery_id
+
+    async def enqueue_once(
+        self, domain: str, url: str, payload: dict[str, object], delivery_id: str
+    ) -> bool:
+        """Store and send the callback unless one of that id is already stored (another
+        node's): a dead node's call is reported once (pbx/failover.py). True when stored."""
+        body = json.dumps(payload, separators=(",", ":"))
+        now = self.clock()
+        callback = PendingCallback(delivery_id, domain, self._seal(domain, url), body, now, 0)
+        if not await self.outbox.add_once(callback, now, lease=LEASE):
+            return False
+        self._spawn(callback)
+        return True
 
     def _seal(self, domain: str, url: str) -> str:
         if credentials.split_userinfo(url)[1] is None:

@@ -29,6 +29,9 @@ class Keys:
     def node_uuids(self, node: str) -> str:
         return f"{self.prefix}:node:{node}:uuids"
 
+    def node_calls(self, node: str) -> str:  # HASH call key -> snapshot (pbx/failover.py)
+        return f"{self.prefix}:node:{node}:calls"
+
     def usage(self, domain: str) -> str:
         return f"{self.prefix}:usage:{part(domain)}"
 

@@ -38,6 +38,13 @@ local function release_node(prefix, node)
 end
 """
 
+# KEYS: a node's tracked calls. Their snapshots, removed: one caller gets them.
+TAKE_CALLS = """
+local calls = redis.call('HVALS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return calls
+"""
+
 # KEYS: nodes. ARGV: prefix, node, lease ms. 1 when an earlier life was registered.
 JOIN = (
     _COMMON

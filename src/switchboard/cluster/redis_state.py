@@ -82,6 +82,7 @@ class RedisState:
         self._take, self._give_back = script(redis_scripts.TAKE), script(redis_scripts.GIVE_BACK)
         self._claim, self._owner = script(redis_scripts.CLAIM), script(redis_scripts.OWNER)
         self._release, self._publish = script(redis_scripts.RELEASE), script(redis_scripts.PUBLISH)
+        self._take_calls = script(redis_scripts.TAKE_CALLS)
         self._mailbox = Mailbox(self._link, self._keys, node)
         self._throttles: dict[str, RedisThrottle] = {}
 
@@ -221,6 +222,22 @@ class RedisState:
         if checked:
             keys = [self._keys.owners, self._keys.node_uuids(self._node)]
             await self._link("release", self._release(keys=keys, args=[self._node, *checked]))
+
+    # -- the node's live calls, for whoever reaps it -----------------------------------------
+
+    async def track(self, key: str, snapshot: JsonObject) -> None:
+        name, field = self._keys.node_calls(self._node), check_name("call", key)
+        text = encode("snapshot", snapshot)
+        await self._link("track a call", self._link.client.hset(name, field, text))
+
+    async def untrack(self, key: str) -> None:
+        name, field = self._keys.node_calls(self._node), check_name("call", key)
+        await self._link("untrack a call", self._link.client.hdel(name, field))
+
+    async def take_calls_of(self, node: str) -> list[JsonObject]:
+        keys = [self._keys.node_calls(check_node(node))]
+        snapshots = await self._link("take a node's calls", self._take_calls(keys=keys))
+        return [decode(str(text)) for text in snapshots]
 
     # -- commands --------------------------------------------------------------------------
 

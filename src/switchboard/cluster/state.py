@@ -127,6 +127,17 @@ class CallOwners(Protocol):
     async def release(self, uuids: Collection[str]) -> None: ...
 
 
+class LiveCalls(Protocol):
+    async def track(self, key: str, snapshot: JsonObject) -> None:
+        """Keep a snapshot of this node's live call ``key`` (``pbx/failover.py``), so the
+        node that reaps this one can report the call."""
+
+    async def untrack(self, key: str) -> None: ...
+
+    async def take_calls_of(self, node: str) -> list[JsonObject]:
+        """``node``'s tracked calls, removed: of nodes asking at once, one gets them."""
+
+
 class Commands(Protocol):
     def serve_commands(self, handler: CommandHandler | None) -> None:
         """Answer the commands sent to this node with ``handler`` (None: refuse them)."""
@@ -188,7 +199,15 @@ class Throttles(Protocol):
 
 
 class ClusterState(
-    Leases, Reservations, IdempotencyKeys, CallOwners, Commands, EventLog, Throttles, Protocol
+    Leases,
+    Reservations,
+    IdempotencyKeys,
+    CallOwners,
+    LiveCalls,
+    Commands,
+    EventLog,
+    Throttles,
+    Protocol,
 ):
     async def aclose(self) -> None: ...
 
@@ -215,6 +234,7 @@ class LocalState:
         self._channels: dict[str, int] = {}
         self._pstn: dict[str, int] = {}
         self._owned: set[str] = set()
+        self._calls: dict[str, str] = {}
         self._idempotency: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
         self._idempotency_size = idempotency_size
         self._events = LocalEventLog(history=history, feed_size=feed_size)
@@ -313,6 +333,20 @@ class LocalState:
 
     async def release(self, uuids: Collection[str]) -> None:
         self._owned.difference_update(check_uuids(uuids))
+
+    # -- live calls: a node alone is never reaped, only restarted (and then lost) -----------
+
+    async def track(self, key: str, snapshot: JsonObject) -> None:
+        self._calls[check_name("call", key)] = encode("snapshot", snapshot)
+
+    async def untrack(self, key: str) -> None:
+        self._calls.pop(check_name("call", key), None)
+
+    async def take_calls_of(self, node: str) -> list[JsonObject]:
+        if check_node(node) != self._node:
+            return []
+        calls, self._calls = self._calls, {}
+        return [decode(text) for text in calls.values()]
 
     # -- commands: only to this node itself ------------------------------------------------
 

@@ -29,7 +29,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Protocol
 
+from switchboard.cluster.state import Reservations
+from switchboard.cluster.values import ChannelLimits
 from switchboard.config import DomainConfig, GroupConfig, ServerConfig
 from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
@@ -98,9 +101,12 @@ class Engine(CallControl):
         )
         self.calls: set[LiveCall] = set()
         self.released_listeners: list[Callable[[LiveCall], None]] = []  # metrics
-        # told each channel a call takes (True) and gives back (False): a cluster records
-        # which node holds it
-        self.owners: Callable[[list[str], bool], None] | None = None
+        # a cluster node's bookkeeping of its calls (``switchboard.node_calls``): which
+        # node holds each channel, and each call's snapshot for whoever reaps a dead node
+        self.watcher: CallWatcher | None = None
+        # a cluster's channel counters (docs/cluster-state.md): every node's calls count
+        # against the domain's limits. None alone: this node's counters are the limit.
+        self.reservations: Reservations | None = None
         self.by_uuid: dict[str, LiveCall] = {}
         self.channels: dict[str, int] = {}
         self.taken: dict[LiveCall, tuple[str, int, bool]] = {}
@@ -279,7 +285,7 @@ class Engine(CallControl):
         caller: IncomingCall | None = None,
     ) -> LiveCall:
         pstn = isinstance(plan.target.target, PstnTarget) or plan.origin_target is not None
-        self._take(domain, needed, pstn)
+        await self._reserve(domain, needed, pstn)
         try:
             session = await self.media.create_session()
             try:
@@ -308,7 +314,31 @@ class Engine(CallControl):
         self.calls.add(call)
         self.taken[call] = (domain.name, needed, pstn)
         call.start()
+        if self.watcher is not None:
+            self.watcher.started(call)
         return call
+
+    async def _reserve(self, domain: DomainConfig, needed: int, pstn: bool) -> None:
+        """Take the call's channels: from this node's counters alone, from the cluster's
+        (one atomic check across the nodes) when clustered; this node counts its own."""
+        if self.reservations is None:
+            self._take(domain, needed, pstn)
+            return
+        limits = ChannelLimits(domain.channel_limit, domain.pstn_channel_limit)
+        taken = await self.reservations.try_take(domain.name, needed, int(pstn), limits)
+        if not taken:
+            used = taken.before
+            if used.channels + needed > domain.channel_limit:
+                raise ChannelLimitError(
+                    f"{used.channels} of {domain.channel_limit} channels in use in the"
+                    f" cluster; this call needs {needed}"
+                )
+            raise ChannelLimitError(
+                f"{used.pstn} of {domain.pstn_channel_limit} PSTN channels in use in the"
+                " cluster (pstn_channel_limit)"
+            )
+        self.channels[domain.name] = self.channels_in_use(domain.name) + needed
+        self.pstn_legs[domain.name] = self.pstn_legs.get(domain.name, 0) + pstn
 
     def _take(self, domain: DomainConfig, needed: int, pstn: bool) -> None:
         in_use = self.channels_in_use(domain.name)
@@ -327,6 +357,18 @@ class Engine(CallControl):
     def _give_back(self, domain: str, needed: int, pstn: bool) -> None:
         self.channels[domain] = max(0, self.channels_in_use(domain) - needed)
         self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - pstn)
+        if self.reservations is not None:
+            work = self.reservations.give_back(domain, needed, int(pstn))
+            task = asyncio.get_running_loop().create_task(work)
+            self.pending_writes.add(task)  # awaited at shutdown, before the node leaves
+            task.add_done_callback(self._given_back)
+
+    def _given_back(self, task: asyncio.Task[None]) -> None:
+        self.pending_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # the cluster releases a node's reservations with its lease; until then the
+            # domain counts these channels as used
+            log.warning("giving back channels to the cluster failed: %s", task.exception())
 
     def _plan(
         self,
@@ -440,8 +482,8 @@ class Engine(CallControl):
 
     def _channel_seen(self, channel: str, call: LiveCall) -> None:
         if not call.released:
-            if self.owners is not None and channel not in self.by_uuid:
-                self.owners([channel], True)
+            if self.watcher is not None and channel not in self.by_uuid:
+                self.watcher.channel_seen(call, channel)
             self.by_uuid[channel] = call
 
     def _released(self, call: LiveCall) -> None:
@@ -449,8 +491,8 @@ class Engine(CallControl):
         gone = [c for c in call.machine.call.channels() if self.by_uuid.get(c) is call]
         for channel in gone:
             del self.by_uuid[channel]
-        if self.owners is not None and gone:
-            self.owners(gone, False)
+        if self.watcher is not None:
+            self.watcher.released(call, gone)
         taken = self.taken.pop(call, None)
         if taken is not None:
             self._give_back(*taken)
@@ -459,6 +501,17 @@ class Engine(CallControl):
 
     def statistics(self) -> dict[str, int]:
         return {"calls": len(self.calls), "channels": sum(self.channels.values())}
+
+
+class CallWatcher(Protocol):
+    """Told of each call's start, of each channel it shows, and of its release (with the
+    channels that named it)."""
+
+    def started(self, call: LiveCall) -> None: ...
+
+    def channel_seen(self, call: LiveCall, channel: str) -> None: ...
+
+    def released(self, call: LiveCall, channels: list[str]) -> None: ...
 
 
 def _events_url(requested: str | None, domain: DomainConfig) -> str | None:

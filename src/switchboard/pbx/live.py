@@ -19,6 +19,7 @@ from switchboard.cti.hub import CtiHub
 from switchboard.media import negotiation
 from switchboard.media.relay import Leg as MediaLeg
 from switchboard.media.relay import MediaSession
+from switchboard.pbx import failover
 from switchboard.pbx import messages as m
 from switchboard.pbx.destinations import PstnTarget
 from switchboard.pbx.legs import BridgeState
@@ -43,7 +44,9 @@ _DEAD_DIALOG = ("no_ack", "session_timer", "dialog_failed")
 class CallbackQueue(Protocol):
     """Where a call's outcome goes (``callbacks.delivery.CallbackDelivery``)."""
 
-    async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str: ...
+    async def enqueue(
+        self, domain: str, url: str, payload: dict[str, object], delivery_id: str | None = None
+    ) -> str: ...
 
 
 class RecordSink(Protocol):
@@ -101,6 +104,8 @@ class LiveCall:
         self.presentation = presentation
         self.callback_url = callback_url
         self.events_url = events_url
+        # names its callback and end-of-call event in the outbox (pbx/failover.py)
+        self.key = plan.destination_channel
         self.loop = asyncio.get_running_loop()
         self.machine = CallMachine(plan, self.loop.time())
         self.sip: dict[str, OutgoingCall | IncomingCall] = {}
@@ -422,7 +427,10 @@ class LiveCall:
         assert isinstance(command, m.QueueCallback)
         if self.callback_url is not None:
             work = self.services.callbacks.enqueue(
-                self.domain.name, self.callback_url, command.payload
+                self.domain.name,
+                self.callback_url,
+                command.payload,
+                failover.delivery_id(self.key, "result"),
             )
             self._own(self.loop.create_task(_discard(work)), "queuing a callback")
 
@@ -430,7 +438,10 @@ class LiveCall:
         assert isinstance(command, m.QueueEvent)
         if self.events_url is not None:  # signed and durable as callbacks are (API §3b)
             work = self.services.callbacks.enqueue(
-                self.domain.name, self.events_url, command.payload
+                self.domain.name,
+                self.events_url,
+                command.payload,
+                failover.delivery_id(self.key, "ended"),
             )
             self._own(self.loop.create_task(_discard(work)), "queuing an end-of-call event")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from switchboard.cluster.state import Reservations
+from switchboard.cluster.values import ChannelLimits
 from switchboard.config import DomainConfig
 from switchboard.pbx import messages as m
 from switchboard.pbx.destinations import Destination, PstnTarget, resolve
@@ -30,6 +32,7 @@ class CallControl:
     taken: dict[LiveCall, tuple[str, int, bool]]
     pstn_legs: dict[str, int]
     by_uuid: dict[str, LiveCall]
+    reservations: Reservations | None
 
     if TYPE_CHECKING:  # the engine's own planning
 
@@ -40,6 +43,8 @@ class CallControl:
             channel: str,
             caller: str | None = None,
         ) -> HuntPlan: ...
+
+        def _give_back(self, domain: str, needed: int, pstn: bool) -> None: ...
 
     def transfer(self, call: LiveCall, channel: str, destination: Destination) -> None:
         """Blind transfer (API §4): ``channel``'s peer is connected to ``destination`` and
@@ -92,6 +97,38 @@ class CallControl:
             )
         shown = Presentation(f"sip:{number or 'anonymous'}@{domain.name}", name)
         return m.Redirect(caller, plan, destination, channel), shown
+
+    async def reserve_transfer(
+        self, call: LiveCall, channel: str, destination: Destination
+    ) -> bool:
+        """In a cluster, a transfer to the PSTN takes its PSTN leg from the cluster's
+        counters before ``transfer`` (which then finds it taken); alone, ``transfer`` takes
+        it from this node's."""
+        domain, needed, pstn = self.taken.get(call, (call.domain.name, 0, True))
+        if self.reservations is None or pstn or not isinstance(destination.target, PstnTarget):
+            return False
+        if call.machine.staying(channel) is None:
+            raise NotBridgedError(f"channel {channel} has no answered peer to transfer")
+        limits = ChannelLimits(call.domain.channel_limit, call.domain.pstn_channel_limit)
+        taken = await self.reservations.try_take(domain, 0, 1, limits)
+        if not taken:
+            raise ChannelLimitError(
+                f"{taken.before.pstn} of {call.domain.pstn_channel_limit} PSTN channels in use"
+                " in the cluster (pstn_channel_limit)"
+            )
+        if call not in self.taken:  # released while Redis answered: give it straight back
+            await self.reservations.give_back(domain, 0, 1)
+            return False
+        self.pstn_legs[domain] = self.pstn_legs.get(domain, 0) + 1
+        self.taken[call] = (domain, needed, True)
+        return True
+
+    def unreserve_transfer(self, call: LiveCall) -> None:
+        """The transfer ``reserve_transfer`` took a PSTN leg for was refused."""
+        taken = self.taken.get(call)
+        if taken is not None and taken[2]:
+            self.taken[call] = (taken[0], taken[1], False)
+            self._give_back(taken[0], 0, True)
 
     def _take_pstn(self, call: LiveCall) -> None:
         domain, needed, pstn = self.taken[call]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from switchboard.store.schema import CallbackRow
@@ -44,6 +45,20 @@ class Outbox:
             "next_attempt_at": now + lease, "attempts": 0,
         }  # fmt: skip
         await self.writes.run(_INSERT, [row])
+
+    async def add_once(self, callback: PendingCallback, now: float, lease: float = 0.0) -> bool:
+        """``add`` unless a callback of the same delivery id is stored; True when added.
+        (Not through the write queue: a conflict must not fail the batch it rides in.)"""
+        row = {
+            "delivery_id": callback.delivery_id, "domain": callback.domain, "url": callback.url,
+            "body": callback.body, "created_at": callback.created_at,
+            "next_attempt_at": now + lease, "attempts": 0,
+        }  # fmt: skip
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(CallbackRow).values(row).on_conflict_do_nothing()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount)
 
     async def claim_due(
         self, now: float, lease: float = LEASE, limit: int = 100

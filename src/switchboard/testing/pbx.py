@@ -60,9 +60,11 @@ class MemoryOutputs:
     callbacks: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
 
-    async def enqueue(self, domain: str, url: str, payload: dict[str, object]) -> str:
+    async def enqueue(
+        self, domain: str, url: str, payload: dict[str, object], delivery_id: str | None = None
+    ) -> str:
         self.callbacks.append((domain, url, payload))
-        return str(len(self.callbacks))
+        return delivery_id or str(len(self.callbacks))
 
     async def save(self, records: list[CallRecord]) -> None:
         self.records.extend(records)
