@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -134,3 +135,75 @@ async def test_aors_notified_during_a_reload_are_reloaded_together_next() -> Non
 def test_a_payload_is_compact_json() -> None:
     (sent,) = notify.payloads("n1", [ALICE])
     assert json.loads(sent) == {"o": "n1", "a": [["example.com", "alice"]]}
+
+
+class _FakeConnection:
+    """What the listener uses of an asyncpg connection; ``silent`` never answers."""
+
+    def __init__(self, silent: bool) -> None:
+        self.silent = silent
+        self.callback: Any = None
+        self.terminated = False
+
+    def add_termination_listener(self, callback: object) -> None:
+        pass
+
+    async def add_listener(self, channel: str, callback: object) -> None:
+        assert channel == notify.CHANNEL
+        self.callback = callback
+
+    async def fetchval(self, query: str) -> int:
+        if self.silent:
+            await asyncio.Event().wait()
+        return 1
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+    def get_server_pid(self) -> int:
+        return 1
+
+
+async def test_a_silent_connection_is_replaced_and_everything_reloaded() -> None:
+    connections: list[_FakeConnection] = []
+
+    async def connect() -> _FakeConnection:
+        connections.append(_FakeConnection(silent=not connections))  # the first one hangs
+        return connections[-1]
+
+    resyncs: list[None] = []
+    listener = notify.BindingListener(
+        connect, "me", lambda aors: None, lambda: resyncs.append(None),
+        check_every=0.01, check_timeout=0.01, backoff=(0.01, 0.01),
+    )  # fmt: skip
+    await listener.start()
+    try:
+        async with asyncio.timeout(2):
+            while not resyncs:
+                await asyncio.sleep(0.005)
+        assert connections[0].terminated and len(connections) == 2
+        assert listener.connected and listener.counters["binding_listener_lost"] == 1
+    finally:
+        await listener.close()
+
+
+async def test_own_notifications_are_skipped_and_unreadable_ones_reload_everything() -> None:
+    connection = _FakeConnection(silent=False)
+
+    async def connect() -> _FakeConnection:
+        return connection
+
+    heard: list[list[Aor] | None] = []
+    listener = notify.BindingListener(
+        connect, "me", heard.append, lambda: heard.append(None), check_every=60
+    )
+    await listener.start()
+    try:
+        (mine,) = notify.payloads("me", [ALICE])
+        (theirs,) = notify.payloads("them", [ALICE])
+        for payload in [mine, theirs, "garbage", json.dumps({"o": "them", "all": True})]:
+            connection.callback(connection, 1, notify.CHANNEL, payload)
+        assert heard == [[ALICE], None, None]
+        assert listener.counters["binding_notifications"] == 2
+    finally:
+        await listener.close()

@@ -217,7 +217,7 @@ async def test_after_its_connection_is_cut_a_node_listens_again_and_catches_up(
         async with _nodes(database) as (a, _told_a, b, _told_b):
             listener = b.registrar.listener
             assert isinstance(listener, BindingListener) and listener.connected
-            listener.backoff = (0.3, 0.3)  # deaf long enough for A to register meanwhile
+            listener.backoff = (1.0, 1.0)  # deaf long enough for A to register meanwhile
             async with admin.connect() as connection:
                 pid = listener.backend_pid
                 await connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
@@ -226,7 +226,7 @@ async def test_after_its_connection_is_cut_a_node_listens_again_and_catches_up(
             contact = f"<sip:alice@127.0.0.1:{peer.address[1]}>"
             assert (await _register(peer, a, contact)).status == 200
             assert not listener.connected  # A's notification went to nobody on B
-            await _until(lambda: _contacts(b) == [contact[1:-1]], 0.3 + SEEN_WITHIN)
+            await _until(lambda: _contacts(b) == [contact[1:-1]], 1.0 + SEEN_WITHIN)
             assert listener.connected and listener.backend_pid != pid
             assert b.registrar.statistics()["binding_listener_lost"] == 1
 
