@@ -50,7 +50,6 @@ from switchboard.tls import client_context, https_context
 from switchboard.trunks import TrunkMonitor
 
 log = logging.getLogger("switchboard")
-LEASE_EVERY = 5.0  # seconds between a node's heartbeats (its lease: three of them)
 
 
 class _HttpServer(GuardedServer):
@@ -159,7 +158,8 @@ class Server:
     async def _join_cluster(self) -> None:
         cluster = self.config.cluster
         if cluster.redis is not None:
-            self.state = await RedisState.connect(cluster.redis, cluster.node)
+            lease = cluster.lease_seconds
+            self.state = await RedisState.connect(cluster.redis, cluster.node, lease=lease)
         await self.state.join()
         if isinstance(self.state, RedisState):  # alone, every channel and call is this node's
             self.node_calls = NodeCalls(self.state, self.callbacks, self.records, self.cti)
@@ -169,7 +169,11 @@ class Server:
             # was reaped): nobody else will report them
             await self.node_calls.node_failed(cluster.node)
             self._lease = asyncio.create_task(
-                keep_lease(self.state, every=LEASE_EVERY, on_node_failed=self._node_failed)
+                keep_lease(
+                    self.state,
+                    every=cluster.lease_seconds / 3,
+                    on_node_failed=self._node_failed,
+                )
             )
         self.state.serve_commands(self._command)
         log.info("cluster: node %s (%s)", cluster.node, "redis" if cluster.redis else "alone")

@@ -318,6 +318,9 @@ class ClusterConfig(_Strict):
     # The SIP front (Kamailio) every phone and trunk talks to: only requests from its
     # address may carry a Path (RFC 3327) or say where they really came from.
     front: str | None = None
+    # A node silent this long is dead to the others: they release what it held and end
+    # its calls as node_failed. It renews every third of it (two heartbeats may be lost).
+    lease_seconds: float = Field(default=15.0, ge=0.3, le=300.0)
 
     @field_validator("front")
     @classmethod

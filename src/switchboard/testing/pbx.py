@@ -58,12 +58,14 @@ class MemoryOutputs:
     """Callbacks queued and records written, kept for the test to read."""
 
     callbacks: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+    delivery_ids: list[str | None] = field(default_factory=list)  # each callback's, if named
     records: list[CallRecord] = field(default_factory=list)
 
     async def enqueue(
         self, domain: str, url: str, payload: dict[str, object], delivery_id: str | None = None
     ) -> str:
         self.callbacks.append((domain, url, payload))
+        self.delivery_ids.append(delivery_id)
         return delivery_id or str(len(self.callbacks))
 
     async def save(self, records: list[CallRecord]) -> None:
