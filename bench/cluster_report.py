@@ -151,8 +151,9 @@ def _projection(two: list[Row], cores: int) -> list[str]:
         f"- The {cores}-core machine was the limit at two nodes' peak ({top['box_cpu_pct']:.0f} % "
         f"busy of {100 * cores} %). From CPU per call at {held['rate']}/s ({cluster:.2f} ms the "
         f"cluster, {tools:.2f} ms SIPp and the generator), {PROJECTED_CORES} cores would give "
-        f"about {alone:.0f} calls/s with the load tools on other machines ({nodes} nodes, a "
-        f"core each at {node:.2f} ms per call, and Kamailio, Redis and PostgreSQL scaling "
+        f"about {alone:.0f} calls/s with the load tools on other machines (the nodes taking "
+        f"{alone * node / 1000:.1f} cores: {nodes} nodes, as a node is one Python process, "
+        f"one core at most; Kamailio, Redis and PostgreSQL the rest, if they scale "
         f"with them), or about {shared:.0f} calls/s with the load tools on the same "
         f"{PROJECTED_CORES} cores. An estimate from per-call CPU, not a measurement."
     ]
