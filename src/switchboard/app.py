@@ -103,7 +103,7 @@ class Server:
         self.admin_token = server.admin_token
         self.metrics_token = server.metrics_token
         self.callbacks = CallbackDelivery(
-            Outbox(self.database, self.writes),
+            Outbox(self.database, self.writes, config.cluster.node),
             secret_for=self._callback_secret,
             allow_private=server.callback_allow_private,
             key_for=self._api_token,

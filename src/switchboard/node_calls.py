@@ -4,7 +4,8 @@
   command sent to any node reaches this one; released with the call.
 - Each call is tracked: a snapshot (``pbx/failover.py``) of where its outcome goes and what
   it shows, removed when the call ends.
-- When a node dies, the node that reaps it (``cluster/lease.py``) takes the dead node's
+- When a node dies, the node that reaps it (``cluster/lease.py``) sends at once the
+  callbacks the dead node had claimed in the shared outbox, and takes the dead node's
   snapshots and ends each call for it: the ``node_failed`` callback of a request whose
   hunt had not ended and its end-of-call event (from the durable outbox, at most once per
   delivery id, so never beside the one the dead node stored), a call record per leg, and
@@ -37,6 +38,8 @@ class Deliveries(Protocol):
     async def enqueue_once(
         self, domain: str, url: str, payload: dict[str, object], delivery_id: str
     ) -> bool: ...
+
+    async def take_over(self, node: str) -> int: ...
 
 
 class Records(Protocol):
@@ -133,6 +136,9 @@ class NodeCalls:
     async def node_failed(self, node: str) -> int:
         """End every call the dead ``node`` tracked; how many. Each call is ended on its
         own: one bad snapshot or one failed write does not keep the others' outcomes."""
+        taken = await self.deliveries.take_over(node)
+        if taken:
+            log.warning("cluster: sending %d callbacks failed node %s had claimed", taken, node)
         ended = 0
         for snap in await self.state.take_calls_of(node):
             try:

@@ -53,3 +53,23 @@ async def test_the_callback_kept_is_delivered_once(database_url: str) -> None:
         finally:
             await delivery.close()
             await engine.dispose()
+
+
+async def test_a_dead_nodes_claims_are_handed_out_again_at_once(database_url: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    a, b = Outbox(engine, node="node-a"), Outbox(engine, node="node-b")
+    try:
+        for n in (1, 2, 3):  # stored by node-a as it sends them: claimed for a minute
+            pending = PendingCallback(f"call-{n}.result", "example.com", "http://a/", "{}", 1.0, 0)
+            await a.add(pending, 1.0, lease=60.0)
+        await a.delivered("call-3.result", 2.0)
+        mine = PendingCallback("call-4.result", "example.com", "http://b/", "{}", 1.0, 0)
+        await b.add(mine, 1.0, lease=60.0)  # node-b's own, in flight
+        assert await b.claim_due(5.0) == []
+        assert await b.release_claims("node-a", 5.0) == 2
+        due = await b.claim_due(5.0)
+        assert sorted(c.delivery_id for c in due) == ["call-1.result", "call-2.result"]
+        assert await b.release_claims("node-a", 6.0) == 0  # now node-b's claims
+    finally:
+        await engine.dispose()

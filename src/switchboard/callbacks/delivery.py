@@ -121,6 +121,13 @@ class CallbackDelivery:
         self._spawn(callback)
         return True
 
+    async def take_over(self, node: str) -> int:
+        """Send the callbacks the dead ``node`` had claimed now, not after their lease."""
+        released = await self.outbox.release_claims(node, self.clock())
+        if released:
+            self._wake.set()
+        return released
+
     def _seal(self, domain: str, url: str) -> str:
         if credentials.split_userinfo(url)[1] is None:
             return url

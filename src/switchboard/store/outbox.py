@@ -32,9 +32,14 @@ class PendingCallback:
 
 
 class Outbox:
-    def __init__(self, engine: AsyncEngine, writes: WriteQueue | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, writes: WriteQueue | None = None, node: str = ""
+    ) -> None:
+        """``node``: this node's name, kept with what it claims (a cluster's nodes share
+        the outbox, and a dead node's claims are handed out again: ``release_claims``)."""
         self.engine = engine
         self.writes = writes or WriteQueue(engine)
+        self.node = node
 
     async def add(self, callback: PendingCallback, now: float, lease: float = 0.0) -> None:
         """Store a new callback, due at ``now``; with a ``lease``, claimed by the caller at
@@ -42,7 +47,7 @@ class Outbox:
         row = {
             "delivery_id": callback.delivery_id, "domain": callback.domain, "url": callback.url,
             "body": callback.body, "created_at": callback.created_at,
-            "next_attempt_at": now + lease, "attempts": 0,
+            "next_attempt_at": now + lease, "attempts": 0, "claimed_by": self.node,
         }  # fmt: skip
         await self.writes.run(_INSERT, [row])
 
@@ -52,7 +57,7 @@ class Outbox:
         row = {
             "delivery_id": callback.delivery_id, "domain": callback.domain, "url": callback.url,
             "body": callback.body, "created_at": callback.created_at,
-            "next_attempt_at": now + lease, "attempts": 0,
+            "next_attempt_at": now + lease, "attempts": 0, "claimed_by": self.node,
         }  # fmt: skip
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(CallbackRow).values(row).on_conflict_do_nothing()
@@ -83,7 +88,24 @@ class Outbox:
             claimed = [_pending(row) for row in rows]
             for row in rows:
                 row.next_attempt_at = now + lease
+                row.claimed_by = self.node
             return claimed
+
+    async def release_claims(self, node: str, now: float) -> int:
+        """The dead ``node``'s claims are due now (it will never report them); how many."""
+        statement = (
+            update(CallbackRow)
+            .where(
+                CallbackRow.claimed_by == node,
+                CallbackRow.delivered_at.is_(None),
+                CallbackRow.given_up_at.is_(None),
+                CallbackRow.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount)
 
     async def next_due(self) -> float | None:
         async with AsyncSession(self.engine) as session:

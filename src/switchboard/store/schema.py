@@ -117,6 +117,7 @@ class CallbackRow(Base):
     delivered_at: Mapped[float | None] = mapped_column(Float)
     given_up_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str] = mapped_column(String(64), default="", server_default="")  # node
 
 
 class CallRecordRow(Base):
