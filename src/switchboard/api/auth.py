@@ -5,7 +5,9 @@ A source (the client's IP address) that fails ``API_THROTTLE.max_failures`` time
 ``window`` seconds is refused for ``block_seconds`` with HTTP 429 and ``Retry-After``,
 before its credentials are even looked at: guessing tokens costs the guesser, not us, and a
 correct token found during the block does not help. Missing, malformed and wrong
-credentials all count, on the REST methods and on the ``ws_cti`` upgrade alike.
+credentials all count, on the REST methods, the admin API, ``/metrics`` and the ``ws_cti``
+upgrade alike. In a cluster (``share``), the count is the cluster's: a source blocked on
+one node is blocked on this one at its next failure here (``throttle.ThrottleSharing``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from switchboard.api.errors import ApiError
 from switchboard.config import DomainConfig
 from switchboard.directory import Directory
 from switchboard.logbudget import LogBudget
-from switchboard.throttle import FailureThrottle, ThrottleSettings
+from switchboard.throttle import (
+    ClusterThrottle,
+    FailureThrottle,
+    ThrottleSettings,
+    ThrottleSharing,
+)
 
 log = logging.getLogger("switchboard.api")
 
@@ -62,6 +69,20 @@ class ApiAuth:
         self._clock = clock
         self.counters = {"api_auth_failures": 0, "api_auth_refused_throttled": 0}
         self._log_budget = LogBudget(per_second=20)  # a guessing flood cannot flood the log
+        self.sharing: ThrottleSharing | None = None
+
+    def share(self, shared: ClusterThrottle) -> None:
+        """Count failures with the other nodes too (the cluster state's ``api`` throttle,
+        with this throttle's settings)."""
+        self.sharing = ThrottleSharing(self.throttle, shared, what="API", clock=self._clock)
+
+    def statistics(self) -> dict[str, int]:
+        shared = self.sharing.counters if self.sharing is not None else {}
+        return {**self.counters, **{f"api_auth_{k}": v for k, v in shared.items()}}
+
+    async def aclose(self) -> None:
+        if self.sharing is not None:
+            await self.sharing.aclose()
 
     def domain(self, source: str, authorization: str) -> DomainConfig:
         """The caller's domain from its ``Authorization`` header, or ApiError."""

@@ -22,6 +22,10 @@
   come, without telling ``on_binding``. Every node expires every binding on time; the
   node whose DELETE removed the row tells ``removed``, so an expiry is told once in the
   cluster, even when the node that took the REGISTER is gone.
+- Shared throttles (a cluster, ``share_throttles``): the registrar's two digest failure
+  throttles (per source, per user and source; an INVITE's digest counts in them too) also
+  count in the cluster state's, and a source blocked there is blocked here at its next
+  failure (``throttle.ThrottleSharing``). The decisions stay the pure registrar's.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from switchboard.sip.message import Request
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
 from switchboard.sip.uri import SipUri, parse_uri
+from switchboard.throttle import ClusterThrottle, ThrottleSharing
 
 if TYPE_CHECKING:
     from switchboard.sip.useragent import UserAgent
@@ -102,6 +107,7 @@ class RegistrarService:
         self._lock = asyncio.Lock()
         self.sync: BindingSync | None = None  # set by ``start`` when bindings are shared
         self.listener: Listener | None = None
+        self.sharing: list[ThrottleSharing] = []  # set by ``share_throttles`` in a cluster
 
     @classmethod
     def serve(
@@ -146,7 +152,19 @@ class RegistrarService:
         self.sync, self.listener = sync, listener
         log.info("registrar: bindings shared with the other nodes (database notifications)")
 
+    def share_throttles(self, source: ClusterThrottle, user: ClusterThrottle) -> None:
+        """Count digest failures with the other nodes too: ``source`` is the cluster's
+        throttle for the registrar's ``throttle``, ``user`` for its ``user_throttle`` (each
+        with the same settings)."""
+        registrar, clock = self.registrar, self.clock
+        self.sharing = [
+            ThrottleSharing(registrar.throttle, source, what="SIP source", clock=clock),
+            ThrottleSharing(registrar.user_throttle, user, what="SIP user", clock=clock),
+        ]
+
     async def close(self) -> None:
+        for sharing in self.sharing:
+            await sharing.aclose()
         if self.listener is not None:
             await self.listener.close()
         if self.sync is not None:
@@ -180,6 +198,9 @@ class RegistrarService:
             **(self.listener.counters if self.listener is not None else {}),
             **(self.sync.counters if self.sync is not None else {}),
         }
+        for sharing in self.sharing:  # "sip_source_failures_shared"…
+            prefix = sharing.what.lower().replace(" ", "_")
+            shared.update({f"{prefix}_{k}": v for k, v in sharing.counters.items()})
         return {**self.counters, **shared, "bindings": self.location.count()}
 
     # -- REGISTER -------------------------------------------------------------------------
