@@ -6,14 +6,18 @@ as it was, with a bounded number of failures on their way."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 import pytest
 
-from switchboard.api.auth import ApiAuth
+from switchboard.api.auth import API_THROTTLE, ApiAuth
 from switchboard.api.errors import ApiError
+from switchboard.app import Server
 from switchboard.cluster.redis_state import RedisState
 from switchboard.config import parse_config
 from switchboard.directory import Directory
@@ -26,6 +30,8 @@ from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import parse_uri
 from switchboard.throttle import FailureThrottle, ThrottleSettings, ThrottleSharing, shared_name
 from tests.cluster.redis_server import RedisServer
+from tests.databases import create_database
+from tests.interop.servers import running_server
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -264,3 +270,71 @@ def test_sharing_needs_the_same_settings_on_both_sides() -> None:
 
     with pytest.raises(ValueError, match="other settings"):
         ThrottleSharing(FailureThrottle(API), Other(), what="API", clock=lambda: 0.0)
+
+
+# -- through the HTTP stack: two real nodes ---------------------------------------------
+
+ADMIN = "admin-token-for-tests-0123"
+_databases = itertools.count()
+
+
+def _node_config(node: str, redis: str) -> str:
+    return f'[cluster]\nnode = "{node}"\nredis = "{redis}"\n{CONFIG}'
+
+
+@asynccontextmanager
+async def _http_node(
+    node: str, database: str, redis: str
+) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
+    extra = f'admin_token = "{ADMIN}"'
+    async with running_server(_node_config(node, redis), database, extra) as server:
+        # what the integrator adds to ``Server._join_cluster``
+        server.api_auth.share(server.state.throttle("api", API_THROTTLE))
+        host, port = server.config.server.http_address
+        task = asyncio.create_task(server.http.serve())
+        while not server.http.started:
+            await asyncio.sleep(0.01)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+                yield server, client
+        finally:
+            server.http.should_exit = True
+            await task
+            await server.api_auth.aclose()
+
+
+@pytest.fixture
+def database(postgres_admin_url: str) -> str:
+    return create_database(postgres_admin_url, f"shared_throttles_{next(_databases)}")
+
+
+async def test_two_real_nodes_refuse_a_guesser_of_tokens_at_one_nodes_count(
+    database: str, redis: RedisServer
+) -> None:
+    async with AsyncExitStack() as stack:
+        nodes = [
+            await stack.enter_async_context(_http_node(name, database, redis.url))
+            for name in ("node-a", "node-b")
+        ]
+
+        async def answer(node: int, path: str, authorization: str) -> str:
+            """``ok``, or the error id the node answered with."""
+            server, client = nodes[node]
+            response = await client.get(path, headers={"Authorization": authorization})
+            assert server.api_auth.sharing is not None
+            await server.api_auth.sharing.settle()
+            body = response.json()
+            return "ok" if body.get("result_code") == 0 else str(body["error"]["id"])
+
+        path, admin = "/statistics", "/admin/api/domains"
+        for count in range(1, API_THROTTLE.max_failures + 1):
+            assert await answer(count % 2, path, WRONG) == "authentication_required"
+            assert await answer(count % 2, path, RIGHT) == (
+                "too_many_failures" if count == API_THROTTLE.max_failures else "ok"
+            )
+        # the last guess went to node 0; node 1 learns it at its next failure
+        assert await answer(1, path, RIGHT) == "ok"
+        assert await answer(1, admin, "Bearer wrong-admin-token") == "authentication_required"
+        for node in (0, 1):
+            assert await answer(node, path, RIGHT) == "too_many_failures"
+            assert await answer(node, admin, f"Bearer {ADMIN}") == "too_many_failures"
