@@ -145,7 +145,7 @@ async def test_a_stopped_redis_leaves_each_node_throttling_on_its_own(
     await _guess(b)  # b keeps answering too
     assert b.statistics()["api_auth_share_errors"] == 1
     for auth in (a, b):
-        await auth.aclose()
+        await auth.unshare()
         assert auth.throttle.on_failure is None
 
 
@@ -247,8 +247,9 @@ async def test_wrong_sip_passwords_spread_over_two_nodes_lock_the_phone_out_of_b
         assert node.statistics()["sip_user_blocked_by_cluster"] == 1
     assert b.statistics()["sip_source_failures_shared"] == 2
     for node in (a, b):
-        await node.close()
-        assert not any(sharing.pending for sharing in node.sharing)
+        await node.unshare_throttles()
+        assert node.registrar.throttle.on_failure is None
+        assert node.registrar.user_throttle.on_failure is None
 
 
 def test_a_user_key_longer_than_the_cluster_takes_is_shared_by_its_digest() -> None:
@@ -288,8 +289,8 @@ async def _http_node(
 ) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
     extra = f'admin_token = "{ADMIN}"'
     async with running_server(_node_config(node, redis), database, extra) as server:
-        # what the integrator adds to ``Server._join_cluster``
-        server.api_auth.share(server.state.throttle("api", API_THROTTLE))
+        if server.api_auth.sharing is None:  # until ``Server._join_cluster`` does it
+            server.api_auth.share(server.state.throttle("api", API_THROTTLE))
         host, port = server.config.server.http_address
         task = asyncio.create_task(server.http.serve())
         while not server.http.started:
@@ -300,7 +301,7 @@ async def _http_node(
         finally:
             server.http.should_exit = True
             await task
-            await server.api_auth.aclose()
+            await server.api_auth.unshare()
 
 
 @pytest.fixture

@@ -80,7 +80,8 @@ class ApiAuth:
         shared = self.sharing.counters if self.sharing is not None else {}
         return {**self.counters, **{f"api_auth_{k}": v for k, v in shared.items()}}
 
-    async def aclose(self) -> None:
+    async def unshare(self) -> None:
+        """Count failures on this node only again (leaving the cluster)."""
         if self.sharing is not None:
             await self.sharing.aclose()
 

@@ -162,9 +162,13 @@ class RegistrarService:
             ThrottleSharing(registrar.user_throttle, user, what="SIP user", clock=clock),
         ]
 
-    async def close(self) -> None:
+    async def unshare_throttles(self) -> None:
+        """Count failures on this node only again (leaving the cluster)."""
         for sharing in self.sharing:
             await sharing.aclose()
+
+    async def close(self) -> None:
+        await self.unshare_throttles()
         if self.listener is not None:
             await self.listener.close()
         if self.sync is not None:
