@@ -25,6 +25,7 @@ from switchboard.cluster.state import ClusterState, LocalState
 from switchboard.config import Config, ServerConfig, split_hostport
 from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
+from switchboard.cti.shared_feed import SharedCtiFeed
 from switchboard.cti.tickets import TicketBook
 from switchboard.directory import Directory
 from switchboard.directory_sync import DirectorySync
@@ -137,6 +138,7 @@ class Server:
         self.state: ClusterState = LocalState(config.cluster.node)
         self._lease: asyncio.Task[None] | None = None
         self.node_calls: NodeCalls | None = None
+        self.cti_feed: SharedCtiFeed | None = None  # a cluster's CTI events (cti/shared_feed.py)
         self.engine = Engine(
             self.user_agent,
             self.registrar,
@@ -168,6 +170,13 @@ class Server:
             # calls an earlier life of this node left (it died and came back before it
             # was reaped): nobody else will report them
             await self.node_calls.node_failed(cluster.node)
+            # failed authentications count across the nodes (throttle.ThrottleSharing)
+            self.api_auth.share(self.state.throttle("api", self.api_auth.throttle.settings))
+            registrar = self.registrar.registrar
+            self.registrar.share_throttles(
+                self.state.throttle("sip", registrar.throttle.settings),
+                self.state.throttle("sip-user", registrar.user_throttle.settings),
+            )
             self._lease = asyncio.create_task(
                 keep_lease(
                     self.state,
@@ -179,6 +188,8 @@ class Server:
         log.info("cluster: node %s (%s)", cluster.node, "redis" if cluster.redis else "alone")
 
     async def _leave_cluster(self) -> None:
+        await self.api_auth.unshare()  # its pending failures end before Redis is closed
+        await self.registrar.unshare_throttles()
         if self._lease is not None:
             self._lease.cancel()
             with suppress(asyncio.CancelledError):
@@ -241,10 +252,12 @@ class Server:
             **self.engine.statistics(),
             **self.callbacks.counters,
             **self.cti.counters,
-            **self.api_auth.counters,
+            **self.api_auth.statistics(),
             **self.writes.counters,
             **self.overload.counters,
             **self.trunks.counters,
+            **(self.cti_feed.statistics() if self.cti_feed is not None else {}),
+            **(self.node_calls.counters if self.node_calls is not None else {}),
         }
 
     async def start(self) -> None:
@@ -254,6 +267,10 @@ class Server:
         await self.registrar.start()
         self.directory_feed.seed(self.registrar.location.all_bindings())
         self.directory.listeners.append(self.directory_feed.reconfigured)
+        if isinstance(self.state, RedisState):  # every node's CTI events, one seq per domain
+            domains = [domain.name for domain in self.directory.config.domains]
+            self.cti_feed = SharedCtiFeed(self.cti, self.state, domains=domains)
+            await self.cti_feed.start()
         await self.callbacks.start()
         await self.endpoint.start()
         self.trunks.start()
@@ -268,6 +285,8 @@ class Server:
         for session in list(self.media.sessions):
             session.close()
         await asyncio.gather(*self.engine.pending_writes, return_exceptions=True)
+        if self.cti_feed is not None:  # the calls' last events reach the other nodes
+            await self.cti_feed.close()
         await self._leave_cluster()
         await self.endpoint.close()
         await self.callbacks.close()

@@ -132,10 +132,12 @@ async def running_front(
     ping_interval: int = 1,
     node_timeout_ms: int = 1000,
     flood_limit: int | None = None,
+    address: Address | None = None,
 ) -> AsyncIterator[Front]:
-    """Kamailio with the shipped config on a free loopback port, in front of ``nodes``;
-    its log (notices and above) in ``workdir/front.log``. Returns once it answers OPTIONS."""
-    address = ("127.0.0.1", free_port())
+    """Kamailio with the shipped config on ``address`` (a free loopback port unless given),
+    in front of ``nodes``; its log (notices and above) in ``workdir/front.log``. Returns
+    once it answers OPTIONS."""
+    address = address or ("127.0.0.1", free_port())
     log = workdir / "front.log"
     arguments = [
         str(FRONT_SCRIPT), "--dir", str(workdir / "front"),
