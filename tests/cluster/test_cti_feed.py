@@ -248,3 +248,30 @@ async def test_a_stopped_redis_neither_blocks_publishing_nor_grows_memory(
     finally:
         await feed.close(drain=0)
         await state.aclose()
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+async def test_a_redis_restarted_empty_numbers_anew_and_resyncs_the_subscribers(
+    redis: RedisServer, started: Started
+) -> None:
+    state = await RedisState.connect(redis.url, "node-a", timeout=0.5, block=0.1)
+    try:
+        await state.join()
+        hub, _ = await started(state)
+        watcher = hub.subscribe(OURS, "api", "board", forced=False)
+        for n in range(5):
+            hub.publish("added", channel(f"c{n}"))
+        await seqs_reach([hub], {OURS: 5})
+        redis.restart_empty()
+        await until(lambda: _done(watcher))  # the feed saw the stream below its place
+        assert watcher.closed.result() == "resync"
+        hub.publish("added", channel("after"))
+        await until(lambda: _seq_is(hub, 1))
+        assert [e.item.key for e in hub.missed(OURS, 0) or []] == ["after"]  # numbered anew
+    finally:
+        await state.aclose()
+
+
+async def _seq_is(hub: CtiHub, seq: int) -> bool:
+    return hub.seq.get(OURS) == seq

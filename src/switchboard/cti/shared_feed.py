@@ -40,6 +40,7 @@ log = logging.getLogger("switchboard.cti")
 QUEUE_SIZE = 10_000  # events waiting for the state: seconds of a busy node's events
 RETRY_SECONDS = 1.0  # between tries to reach an unreachable state from the reader
 DRAIN_SECONDS = 2.0  # what close() waits for queued events to reach the state
+STOP_SECONDS = 5.0  # what close() waits for its tasks to end once cancelled
 
 
 class SharedCtiFeed:
@@ -67,6 +68,9 @@ class SharedCtiFeed:
         self._resynced: set[str] = set()  # domains whose next event may skip seqs
         self._log_budget = LogBudget(per_second=1)
         self._unreachable = False
+        # Also checked by the tasks: a cancel that a client library turned into a timeout
+        # (asyncio.timeout racing the cancel) must still end them.
+        self._stopped = False
         self.counters = {
             "cti_events_sent": 0,
             "cti_events_lost": 0,
@@ -105,11 +109,13 @@ class SharedCtiFeed:
             async with asyncio.timeout(drain):
                 while self._tasks and self._sending():
                     await asyncio.sleep(0.01)
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # bounded: a client library that swallowed the cancel cannot hang us
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            if stuck:
+                log.warning("CTI events: %d task(s) did not stop in %g s", len(stuck), STOP_SECONDS)
         if self._feed is not None:
             await self._feed.aclose()
 
@@ -125,7 +131,7 @@ class SharedCtiFeed:
             self._lose(item.domain, "the queue to the cluster state is full")
 
     async def _send_all(self) -> None:
-        while True:
+        while not self._stopped:
             event, item = await self._queue.get()
             body: JsonObject = {"event": event, "item": item.to_state()}
             self._in_flight = True
@@ -148,7 +154,7 @@ class SharedCtiFeed:
     # -- from the state --------------------------------------------------------------------
 
     async def _read_all(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 if self._feed is None:
                     self._feed = await self.state.subscribe()
