@@ -167,9 +167,6 @@ class Server:
             self.node_calls = NodeCalls(self.state, self.callbacks, self.records, self.cti)
             self.engine.watcher = self.node_calls
             self.engine.reservations = self.state
-            # calls an earlier life of this node left (it died and came back before it
-            # was reaped): nobody else will report them
-            await self.node_calls.node_failed(cluster.node)
             # failed authentications count across the nodes (throttle.ThrottleSharing)
             self.api_auth.share(self.state.throttle("api", self.api_auth.throttle.settings))
             registrar = self.registrar.registrar
@@ -177,15 +174,24 @@ class Server:
                 self.state.throttle("sip", registrar.throttle.settings),
                 self.state.throttle("sip-user", registrar.user_throttle.settings),
             )
-            self._lease = asyncio.create_task(
-                keep_lease(
-                    self.state,
-                    every=cluster.lease_seconds / 3,
-                    on_node_failed=self._node_failed,
-                )
-            )
         self.state.serve_commands(self._command)
         log.info("cluster: node %s (%s)", cluster.node, "redis" if cluster.redis else "alone")
+
+    async def _share_calls(self, state: RedisState, node_calls: NodeCalls) -> None:
+        """CTI events through the cluster (one seq per domain), then the lease, whose
+        reaper reports dead nodes' calls: both publish CTI events, numbered by the feed."""
+        domains = [domain.name for domain in self.directory.config.domains]
+        feed = SharedCtiFeed(self.cti, state, domains=domains, node=state.node)
+        await feed.start()  # before anything publishes: nothing is numbered here
+        self.cti_feed = feed
+        node_calls.shown_by = feed.channels_of
+        # calls an earlier life of this node left (it died and came back before it was
+        # reaped): nobody else will report them
+        await node_calls.node_failed(state.node)
+        every = self.config.cluster.lease_seconds / 3
+        self._lease = asyncio.create_task(
+            keep_lease(state, every=every, on_node_failed=self._node_failed)
+        )
 
     async def _leave_cluster(self) -> None:
         await self.api_auth.unshare()  # its pending failures end before Redis is closed
@@ -263,14 +269,12 @@ class Server:
     async def start(self) -> None:
         await migrate(self.database)
         await self._join_cluster()
+        if isinstance(self.state, RedisState) and self.node_calls is not None:
+            await self._share_calls(self.state, self.node_calls)
         await self.directory_sync.start()
         await self.registrar.start()
         self.directory_feed.seed(self.registrar.location.all_bindings())
         self.directory.listeners.append(self.directory_feed.reconfigured)
-        if isinstance(self.state, RedisState):  # every node's CTI events, one seq per domain
-            domains = [domain.name for domain in self.directory.config.domains]
-            self.cti_feed = SharedCtiFeed(self.cti, self.state, domains=domains)
-            await self.cti_feed.start()
         await self.callbacks.start()
         await self.endpoint.start()
         self.trunks.start()

@@ -55,7 +55,11 @@ class NodeCalls:
         cti: CtiHub,
         *,
         wall: Callable[[], float] = time.time,
+        shown_by: Callable[[str], list[Channel]] = lambda _node: [],
     ) -> None:
+        """``shown_by(node)``: the live CTI channels a node published (the shared feed's
+        ``channels_of``): those of a dead node that no snapshot names are removed too."""
+        self.shown_by = shown_by
         self.state = state
         self.deliveries = deliveries
         self.records = records
@@ -147,6 +151,11 @@ class NodeCalls:
                 log.exception("cluster: reporting a call of failed node %s", node)
                 continue
             ended += 1
+        # channels of the dead node no snapshot named: a call it had untracked when it died
+        # but whose last CTI events never left it
+        hangup = int(self.wall() * 1_000_000)
+        for channel in self.shown_by(node):
+            self.cti.publish("removed", _hung_up(channel, hangup))
         self.counters["node_failed_calls"] += ended
         if ended:
             log.warning("cluster: node %s failed; %d calls ended as node_failed", node, ended)

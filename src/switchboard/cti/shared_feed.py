@@ -31,6 +31,7 @@ from collections.abc import Callable, Collection
 
 from switchboard.cluster.errors import ClusterStateError, EventsLostError
 from switchboard.cluster.state import CtiEvent, EventFeed, EventLog, JsonObject
+from switchboard.cti.channels import Channel
 from switchboard.cti.elements import element_from_state
 from switchboard.cti.hub import CtiHub, Element
 from switchboard.logbudget import LogBudget
@@ -50,12 +51,18 @@ class SharedCtiFeed:
         state: EventLog,
         *,
         domains: Collection[str] = (),
+        node: str | None = None,
         queue_size: int = QUEUE_SIZE,
         retry: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``domains``: those to catch up on at start besides the ones the hub holds."""
+        """``domains``: those to catch up on at start besides the ones the hub holds;
+        ``node``: this node's name, sent with its events: a dead node's channels are
+        known by it (``channels_of``)."""
         self.hub = hub
+        self.node = node
+        # which node published each live channel: the one whose death removes it
+        self._shown_by: dict[tuple[str, str], str] = {}
         self.state = state
         self.domains = frozenset(domains)
         self.retry = retry
@@ -134,6 +141,8 @@ class SharedCtiFeed:
         while not self._stopped:
             event, item = await self._queue.get()
             body: JsonObject = {"event": event, "item": item.to_state()}
+            if self.node is not None:
+                body["node"] = self.node
             self._in_flight = True
             try:
                 await self.state.publish(item.domain, body)
@@ -242,8 +251,26 @@ class SharedCtiFeed:
             self._resync(event.domain, event.seq)
             return
         self._resynced.discard(event.domain)
-        self.hub.apply(event.seq, *decoded)
+        name, item = decoded
+        if isinstance(item, Channel):
+            key, node = (item.domain, item.uuid), event.body.get("node")
+            if name == "removed" or not isinstance(node, str):
+                self._shown_by.pop(key, None)
+            else:
+                self._shown_by[key] = node
+        self.hub.apply(event.seq, name, item)
         self.counters["cti_events_applied"] += 1
+
+    def channels_of(self, node: str) -> list[Channel]:
+        """The live channels ``node`` published and nobody removed."""
+        shown = []
+        for (domain, uuid), by in list(self._shown_by.items()):
+            item = self.hub.items.get(domain, {}).get((Channel.ELEMENT, uuid))
+            if not isinstance(item, Channel):
+                del self._shown_by[(domain, uuid)]  # gone with a resync
+            elif by == node:
+                shown.append(item)
+        return shown
 
     def _resync(self, domain: str, seq: int | None) -> None:
         self.counters["cti_resyncs"] += 1
