@@ -51,6 +51,10 @@ class DirectoryFeed:
         self.directory = directory
         self.contacts = contacts
         self.trunk_state = trunk_state
+        # the presence this feed last published per user: in a cluster the hub's rows
+        # change only when the event comes back from the shared state, so two changes in a
+        # row would both compare with the row before the first
+        self._published: dict[tuple[str, int], str] = {}
 
     def seed(self, bindings: list[Binding]) -> None:
         for row in self._elements(self.directory.config).values():
@@ -74,8 +78,13 @@ class DirectoryFeed:
         else:
             self.hub.publish(change, row)
         after = self._user_row(binding.domain, user)
-        if isinstance(before, UserRow) and before.presence != after.presence:
+        if not isinstance(before, UserRow):
+            return
+        key = (binding.domain, user.id)
+        told = self._published.get(key, before.presence)
+        if after.presence != before.presence or after.presence != told:
             self.hub.publish("updated", after)
+            self._published[key] = after.presence
 
     def reconfigured(self, before: Config, after: Config) -> None:
         """Publish what a directory change changed (a ``Directory`` listener)."""
