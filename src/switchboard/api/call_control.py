@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from switchboard.api.errors import ApiError
 from switchboard.api.params import whole_number
 from switchboard.api.selectors import select
-from switchboard.cluster.errors import CommandError, StateUnavailableError
+from switchboard.cluster.errors import ClusterStateError, CommandError, StateUnavailableError
 from switchboard.cluster.state import ClusterState
 from switchboard.config import DomainConfig
 from switchboard.directory import Directory
@@ -99,6 +99,13 @@ async def transfer(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]
             raise ApiError("channel_not_bridged", str(exc)) from None
         if isinstance(exc, ChannelLimitError):
             raise ApiError("channel_limit_reached", str(exc)) from None
+        if isinstance(exc, ClusterStateError):  # the cluster's counters: nothing moved
+            raise ApiError(
+                "service_unavailable",
+                f"the cluster's shared state is unavailable ({exc}); retry",
+                http_status=503,
+                headers={"Retry-After": "1"},
+            ) from None
         raise
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
 
+from switchboard.cluster.errors import ClusterStateError
 from switchboard.cluster.state import Reservations
 from switchboard.cluster.values import ChannelLimits
 from switchboard.config import DomainConfig, GroupConfig, ServerConfig
@@ -267,6 +268,9 @@ class Engine(CallControl):
             return await self._start(domain, plan, 2, shown, caller=call, events_url=events)
         except (ChannelLimitError, PortsExhaustedError) as exc:
             log.info("refusing a call in %s: %s", domain.name, exc)
+            call.reject(503)
+        except ClusterStateError as exc:  # the cluster's channel counters cannot be reached
+            log.warning("refusing a call in %s: %s", domain.name, exc)
             call.reject(503)
         except SipError as exc:
             log.info("refusing a call with an unusable offer: %s", exc)
