@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from switchboard.sip.errors import ParseError
+from switchboard.sip.grammar import WSP, is_token, split_top_level
+
 COMPACT_FORMS = {
     "a": "Accept-Contact",
     "b": "Referred-By",
@@ -61,8 +64,22 @@ SINGLE_HEADERS = frozenset(
 )  # fmt: skip
 
 
+# The lookup key of every spelling a well-behaved peer sends (canonical, lower case, compact
+# in both cases): a dictionary hit spares ``lower()`` and the token check per header line.
+KNOWN_KEYS = {spelling: long.lower() for long in _KNOWN for spelling in (long, long.lower())}
+KNOWN_KEYS.update(
+    {c: long.lower() for short, long in COMPACT_FORMS.items() for c in (short, short.upper())}
+)
+
+
 def canonical_name(name: str) -> str:
     return CANONICAL.get(name.lower(), name)
+
+
+def header_key(name: str) -> str:
+    """The lower-cased canonical name that ``Header.key`` holds for a header called ``name``."""
+    key = KNOWN_KEYS.get(name)
+    return key if key is not None else canonical_name(name).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +91,27 @@ class Header:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", self.name.lower())
+
+
+def header_elements(key: str, value: str) -> list[str]:
+    """The elements one header line contributes: a list header is split at top-level commas.
+
+    ``value`` is already stripped. Empty list elements are dropped (``Allow: ,`` adds none).
+    """
+    if key in LIST_HEADERS and "," in value:
+        return [e for raw in split_top_level(value, ",") if (e := raw.strip(WSP))]
+    return [value]
+
+
+def parse_header_lines(lines: list[str]) -> tuple[Header, ...]:
+    """Unfolded header lines as ``Header`` objects, one per list element (§7.3.1)."""
+    out: list[Header] = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(WSP)
+        if not colon or not is_token(name):
+            raise ParseError(f"Malformed header line {line[:40]!r}")
+        canonical = canonical_name(name)
+        for element in header_elements(canonical.lower(), value.strip(WSP)):
+            out.append(Header(canonical, element))
+    return tuple(out)
