@@ -21,7 +21,9 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import re
+import signal
 import socket
 import tempfile
 import time
@@ -31,6 +33,7 @@ from typing import Any
 
 import uvloop
 
+from bench import profile
 from bench.pbx import (
     AUTH,
     SCENARIOS,
@@ -120,10 +123,16 @@ Probe = Callable[[HttpClient, str], Coroutine[Any, Any, int]]  # (client, callba
 
 
 async def step(
-    rate: int, seconds: float, workdir: Path, *, extra: str = "", probe: Probe | None = None
+    rate: int,
+    seconds: float,
+    workdir: Path,
+    *,
+    extra: str = "",
+    probe: Probe | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """One step of load; ``extra`` TOML is added to the directory and ``probe`` runs beside
-    the load (its calls are waited for too)."""
+    the load (its calls are waited for too); ``profile``: the server runs under cProfile."""
     calls = int(rate * seconds)
     member_port, trunk_port, sink_port = free_port(), free_port(), free_port(socket.SOCK_STREAM)
     members_log, trunk_log = workdir / f"members_{rate}.log", workdir / f"trunk_{rate}.log"
@@ -139,7 +148,7 @@ async def step(
     await sink.start()
     directory = Directory(GROUPS * GROUP_SIZE, GROUP_SIZE, member_port, trunk_port, extra)
     callback_url = f"http://127.0.0.1:{sink_port}/hook"
-    with switchboard(directory, workdir, sink_port) as pbx:
+    with switchboard(directory, workdir, sink_port, profile) as pbx:
         client = HttpClient(pbx.http_port, connections=64)
         await client.open()
         before = healthz(pbx.http_port)
@@ -147,6 +156,8 @@ async def step(
         probing: asyncio.Task[int] | None = None
         if probe is not None:
             probing = asyncio.create_task(probe(client, callback_url))
+        if profile is not None:
+            os.kill(pbx.pid, signal.SIGUSR1)  # the load only: not start-up or shutdown
         latencies, answers = await offer(client, rate, seconds, callback_url)
         probed = await probing if probing else 0
         accepted = answers.get("accepted", 0)
@@ -157,6 +168,11 @@ async def step(
             await asyncio.sleep(0.05)
         wall = time.monotonic() - wall_before
         cpu = cpu_seconds(pbx.pid) - cpu_before
+        if profile is not None:
+            os.kill(pbx.pid, signal.SIGUSR2)
+            while not profile.exists() or not profile.stat().st_size:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # written whole
         after = healthz(pbx.http_port)
         client.close()
     sink.close()
@@ -191,6 +207,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--workdir", type=Path, help="keep logs and configs here")
+    parser.add_argument(
+        "--profile", type=int, metavar="RATE",
+        help="then one more step at RATE with the server under cProfile: where the time goes",
+    )  # fmt: skip
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ladder-") as tmp:
@@ -210,6 +230,13 @@ def main() -> None:
                 f"{result['api_ms_p50']:.1f} / {result['api_ms_p99']:.1f} | "
                 f"{result['cpu_pct']:.0f} % | {result['cpu_ms_per_call']:.2f} |"
             )
+        profiled = None
+        if args.profile:
+            stats = workdir / "server.prof"
+            result = uvloop.run(step(args.profile, args.seconds, workdir, profile=stats))
+            profiled = (result, stats.read_bytes())
+            print(json.dumps({"profiled": result}), flush=True)
+            print(profile.table(stats, result["completed"]), flush=True)
     if args.no_write:
         return
     rates = " ".join(str(r) for r in args.rates)
@@ -228,9 +255,30 @@ def main() -> None:
         "| drain s | SIP retransmissions | API p50 / p99 ms | CPU | CPU ms per call |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    write_section("call_group throughput ladder",
-                  f"python -m bench.call_group_ladder --rates {rates} --seconds {args.seconds:g}",
-                  body)  # fmt: skip
+    command = f"python -m bench.call_group_ladder --rates {rates} --seconds {args.seconds:g}"
+    if profiled is not None:
+        command += f" --profile {args.profile}"
+        body += "\n\n" + _profile_section(*profiled, args.profile)
+    write_section("call_group throughput ladder", command, body)
+
+
+def _profile_section(result: dict[str, Any], stats: bytes, rate: int) -> str:
+    """Where the time goes, from the profiled step (cProfile's own cost inflates every
+    figure: read the shares, not the microseconds)."""
+    with tempfile.NamedTemporaryFile(suffix=".prof") as saved:
+        saved.write(stats)
+        saved.flush()
+        path, calls = Path(saved.name), result["completed"]
+        return (
+            f"### Where the time goes\n\nOne more step at {rate}/s with the server under "
+            f"cProfile during the load only ({calls} calls completed, "
+            f"{result['cpu_ms_per_call']:.2f} ms of CPU per call with the profiler's own "
+            "cost, which inflates every figure: read the shares). By own time, the top "
+            "functions:\n\n"
+            + profile.table(path, calls)
+            + "\n\nSwitchboard's functions by cumulative time (callees included):\n\n"
+            + profile.by_cumulative(path, calls, top=25)
+        )
 
 
 if __name__ == "__main__":

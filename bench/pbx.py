@@ -82,16 +82,23 @@ class Directory:
 
 
 @contextmanager
-def switchboard(directory: Directory, workdir: Path, callback_port: int) -> Iterator[Switchboard]:
+def switchboard(
+    directory: Directory, workdir: Path, callback_port: int, profile: Path | None = None
+) -> Iterator[Switchboard]:
+    """``profile``: run the server under cProfile (``bench/profiled_serve.py``: SIGUSR1
+    starts it, SIGUSR2 writes the statistics there; slower: for where the time goes, not
+    for figures)."""
     sip, http = free_port(), free_port(socket.SOCK_STREAM)
     config = workdir / "bench.toml"
     db = workdir / "bench.sqlite"
     for stale in workdir.glob("bench.sqlite*"):
         stale.unlink()
     config.write_text(directory.toml(sip, http, callback_port, db))
+    program = ["-m", "switchboard"]
+    if profile is not None:
+        program = ["-m", "bench.profiled_serve", str(profile)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard", "--log-level", "WARNING", "serve",
-         "--config", str(config)],
+        [sys.executable, *program, "--log-level", "WARNING", "serve", "--config", str(config)],
         stderr=open(workdir / "switchboard.log", "w"),  # noqa: SIM115 - closed with the process
     )  # fmt: skip
     deadline = time.monotonic() + 30
