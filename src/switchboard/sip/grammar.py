@@ -25,7 +25,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
 MAX_DIGITS = 20  # enough for any 64-bit value and a few leading zeros
-_NUMBER = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}\Z")
 
 
 def is_token(text: str) -> bool:
@@ -33,8 +32,13 @@ def is_token(text: str) -> bool:
 
 
 def bounded_int(text: str, maximum: int) -> int | None:
-    """``text`` as a decimal number in ``0..maximum``; None for anything else."""
-    if _NUMBER.match(text) is None:
+    """``text`` as a decimal number in ``0..maximum``; None for anything else.
+
+    ``[0-9]{1,MAX_DIGITS}``: the string tests say the same as that pattern (``isdigit``
+    alone would take any Unicode digit, ``isascii`` rules those out) at half its cost, and
+    every message pays it for Content-Length and Max-Forwards.
+    """
+    if not (0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()):
         return None
     value = int(text)
     return value if value <= maximum else None

@@ -5,7 +5,7 @@ Rules:
 - Typed views (CSeq, Via, From, To) are parsed on first access and memoised in ``_parsed``:
   the layers above ask for the same fields many times per message.
 - A message the fast parser read keeps what it received (``Received``): the header lines,
-  an index of header values by name, the Request-URI text and the octets on the wire. Its
+  their values by name (``RawHeaders``), the Request-URI text and the octets on the wire. Its
   ``headers`` tuple and ``uri`` are built from them on first read, and ``bytes()`` gives the
   received octets back while the message is unchanged. Any change goes through the
   constructor, which leaves ``_received`` empty: such a message is serialised from its parts.
@@ -22,6 +22,7 @@ from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, parse_number
 from switchboard.sip.headers import Header, canonical_name, header_key, parse_header_lines
+from switchboard.sip.raw_headers import RawHeaders
 from switchboard.sip.uri import Uri, parse_uri
 from switchboard.sip.via import Via, parse_via
 
@@ -52,19 +53,19 @@ def parse_cseq(text: str) -> CSeq:
 class Received:
     """What the fast parser kept of a message, already validated.
 
-    ``lines`` are the lines of the header section, the start line first.
-    ``index`` maps each header key to its element values in order, exactly the values the
-    ``headers`` tuple will hold. ``wire`` is None when the received octets cannot be sent
-    back as they are (no Content-Length: serialising adds one).
+    ``lines`` are the lines of the header section, the start line first; ``headers`` their
+    values by name, exactly the values the ``headers`` tuple will hold. ``wire`` is None when
+    the received octets cannot be sent back as they are (no Content-Length: serialising
+    adds one).
     """
 
-    __slots__ = ("index", "lines", "uri_text", "wire")
+    __slots__ = ("headers", "lines", "uri_text", "wire")
 
     def __init__(
-        self, lines: list[str], index: dict[str, list[str]], uri_text: str, wire: bytes | None
+        self, lines: list[str], headers: RawHeaders, uri_text: str, wire: bytes | None
     ) -> None:
         self.lines = lines
-        self.index = index
+        self.headers = headers
         self.uri_text = uri_text
         self.wire = wire
 
@@ -82,8 +83,7 @@ class _MessageMixin:
         key = header_key(name)
         received = self._received
         if received is not None:
-            values = received.index.get(key)
-            return values[0] if values else None
+            return received.headers.get(key)
         for h in self.headers:
             if h.key == key:
                 return h.value
@@ -93,7 +93,7 @@ class _MessageMixin:
         key = header_key(name)
         received = self._received
         if received is not None:
-            return list(received.index.get(key, ()))
+            return received.headers.elements(key)
         return [h.value for h in self.headers if h.key == key]
 
     @property
