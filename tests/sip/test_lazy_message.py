@@ -28,7 +28,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
 
 
 def test_the_hot_path_fields_parse_only_what_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    header_tuples = _counting(monkeypatch, "parse_header_lines")
+    header_tuples = _counting(monkeypatch, "header_tuple")
     addresses = _counting(monkeypatch, "parse_address")
     uris = _counting(monkeypatch, "parse_uri")
     vias = _counting(monkeypatch, "parse_via")
@@ -49,7 +49,7 @@ def test_the_hot_path_fields_parse_only_what_is_read(monkeypatch: pytest.MonkeyP
 
 
 def test_headers_and_uri_are_built_once_on_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    header_tuples = _counting(monkeypatch, "parse_header_lines")
+    header_tuples = _counting(monkeypatch, "header_tuple")
     uris = _counting(monkeypatch, "parse_uri")
     message = parse_message(INVITE)
     assert isinstance(message, Request)

@@ -21,8 +21,8 @@ from typing import Any
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, parse_number
-from switchboard.sip.headers import Header, canonical_name, header_key, parse_header_lines
-from switchboard.sip.raw_headers import RawHeaders
+from switchboard.sip.headers import Header, canonical_name, header_key
+from switchboard.sip.raw_headers import RawHeaders, header_tuple
 from switchboard.sip.uri import Uri, parse_uri
 from switchboard.sip.via import Via, parse_via
 
@@ -236,7 +236,7 @@ class _FilledOnFirstRead:
 
 def _fill_headers(message: Request | Response) -> tuple[Header, ...]:
     assert message._received is not None  # only a received message has the slot unset
-    return parse_header_lines(message._received.lines[1:])
+    return header_tuple(message._received.lines[1:])
 
 
 def _fill_uri(message: Request) -> Uri:

@@ -16,11 +16,15 @@ from collections.abc import Iterator
 
 from switchboard.sip.grammar import WSP, is_token
 from switchboard.sip.headers import (
+    CANONICAL,
     KNOWN_KEYS,
     LIST_HEADERS,
     SINGLE_HEADERS,
+    Header,
+    canonical_name,
     header_elements,
     header_key,
+    known_header,
 )
 
 
@@ -83,3 +87,26 @@ def index_lines(lines: list[str]) -> RawHeaders | None:
         else:
             first[key] = value.strip(WSP)
     return RawHeaders(first, more)
+
+
+def header_tuple(lines: list[str]) -> tuple[Header, ...]:
+    """The ``Header`` tuple of lines ``index_lines`` accepted.
+
+    The same tuple as ``headers.parse_header_lines`` gives, without its checks: the lines
+    passed them when they were indexed.
+    """
+    out: list[Header] = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        key = KNOWN_KEYS.get(name)
+        if key is None:
+            canonical = canonical_name(name.rstrip(WSP))
+            key = canonical.lower()
+        else:
+            canonical = CANONICAL[key]
+        value = value.strip(WSP)
+        if "," in value and key in LIST_HEADERS:
+            out.extend(known_header(canonical, e, key) for e in header_elements(key, value))
+        else:
+            out.append(known_header(canonical, value, key))
+    return tuple(out)
