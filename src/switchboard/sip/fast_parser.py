@@ -92,8 +92,7 @@ def _valid_cseq_method(headers: RawHeaders) -> str | None:
     """The strict parser's rules for the headers every message has (§8.1.1), by recognisers.
 
     Returns the CSeq method when they hold, for the caller to compare with the request's
-    (a method is a token: the CSeq recogniser checked it). The recognisers are called
-    inline: this runs for every message.
+    (a method is a token: the CSeq recogniser checked it).
     """
     first = headers.first
     cseq = first.get("cseq")
