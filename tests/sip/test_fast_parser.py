@@ -1,30 +1,36 @@
-"""The fast parser against the strict one: whatever it accepts, the strict parser accepts and
-builds the same message from; every recogniser describes a subset of the full grammar."""
+"""The fast paths against the general ones: whatever the fast parser accepts, the strict
+parser accepts and builds the same message from; every recogniser describes a subset of the
+full grammar; a plainly written URI, address or Via builds as the general rules build it."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from switchboard.sip.address import parse_address
+from switchboard.sip.address import parse_address, parse_any_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.fast_parser import parse_well_formed
 from switchboard.sip.message import Message, Request, parse_cseq
 from switchboard.sip.recognisers import (
     ADDR_SPEC,
+    ADDR_SPEC_PARTS,
     CSEQ,
     NAME_ADDR,
+    NAME_ADDR_PARTS,
     REQUEST_URI,
+    SIP_URI_PARTS,
     VIA,
+    VIA_PARTS,
     address_params,
     is_contact,
     is_via,
 )
 from switchboard.sip.strict_parser import parse_strictly
-from switchboard.sip.uri import SipUri, parse_uri
-from switchboard.sip.via import parse_via
+from switchboard.sip.uri import SipUri, parse_any_uri, parse_uri
+from switchboard.sip.via import parse_any_via, parse_via
 from tests.sip.messages import INVITE, REGISTER, RINGING
 from tests.sip.torture import load, names
 
@@ -138,3 +144,31 @@ def test_a_recognised_cseq_parses(text: str) -> None:
     assert match is not None
     if int(match.group(1)) < 2**31:
         assert parse_cseq(text).method == match.group(2)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_matching(SIP_URI_PARTS))
+def test_a_plain_uri_builds_as_the_general_rules_build_it(text: str) -> None:
+    try:
+        expected = parse_any_uri(text)
+    except ParseError:
+        expected = None
+    assert parse_uri(text) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_matching(NAME_ADDR_PARTS), _matching(ADDR_SPEC_PARTS)))
+def test_a_plain_address_builds_as_the_general_rules_build_it(text: str) -> None:
+    assert parse_address(text) == parse_any_address(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_matching(VIA_PARTS))
+def test_a_plain_via_builds_as_the_general_rules_build_it(text: str) -> None:
+    try:
+        expected = parse_any_via(text)
+    except ParseError:
+        with pytest.raises(ParseError):
+            parse_via(text)
+        return
+    assert parse_via(text) == expected

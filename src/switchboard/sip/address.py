@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from switchboard.sip.errors import ParseError
-from switchboard.sip.grammar import WSP, Params, is_token, parse_params, quote, read_quoted
+from switchboard.sip.grammar import (
+    WSP,
+    Params,
+    is_token,
+    parse_params,
+    plain_params,
+    quote,
+    read_quoted,
+)
+from switchboard.sip.recognisers import ADDR_SPEC_PARTS, NAME_ADDR_PARTS
 from switchboard.sip.uri import Uri, parse_uri
 
 
@@ -42,6 +51,21 @@ class Address:
 
 
 def parse_address(text: str) -> Address:
+    match = NAME_ADDR_PARTS.match(text)
+    if match is not None:
+        # A plainly written name-addr: the groups are the parts. A quoted display name
+        # has no quoted-pair here, so its content is the name; tokens join with one space.
+        quoted, tokens, uri, params = match.groups()
+        display = quoted if quoted is not None else " ".join(tokens.split()) if tokens else None
+        return Address(parse_uri(uri), display, plain_params(params))
+    match = ADDR_SPEC_PARTS.match(text)
+    if match is not None:
+        return Address(parse_uri(match.group(1)), None, plain_params(match.group(2)))
+    return parse_any_address(text)
+
+
+def parse_any_address(text: str) -> Address:
+    """``parse_address`` by the general rules alone (the reference for its fast path)."""
     value = text.strip(WSP)
     if not value:
         raise ParseError("Empty address")

@@ -151,6 +151,17 @@ class Params:
         return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.items)
 
 
+def plain_params(text: str) -> Params:
+    """``parse_params`` for a list a recogniser matched (``recognisers``): ``;name[=value]``
+    with no whitespace and no ``;`` inside a value, so splitting at ``;`` and ``=`` is exact.
+    """
+    items: list[tuple[str, str | None]] = []
+    for part in text.split(";")[1:]:
+        name, eq, value = part.partition("=")
+        items.append((name, value if eq else None))
+    return Params(tuple(items))
+
+
 def parse_params(text: str) -> Params:
     """Parse ``;a=b ; c ;d="q v"`` (the text may begin with the first ``;`` or not).
 

@@ -38,6 +38,20 @@ _HEADER_PARAMS = rf"(?:;{_TOKEN}(?:=(?:{_VALUE}|{_QUOTED_VALUE}))?)*"
 _DISPLAY = rf'(?:"[^"\\\r\n]*"[ \t]*|{_TOKEN}(?:[ \t]+{_TOKEN})*[ \t]*)'
 
 REQUEST_URI = re.compile(rf"{_URI}\Z")
+# The same shapes with groups, for building the objects without the general parsers.
+# scheme, user (no ``:``: §19.1.1 splits userinfo at the first one), password, host, port,
+# parameters.
+SIP_URI_PARTS = re.compile(
+    rf"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()%&=+$/]+)(?::([A-Za-z0-9\-_.!~*'()%&=+$/:]*))?@)?"
+    rf"({_HOST})(?::({_PORT}))?({_PARAMS})\Z"
+)
+# quoted display name, token display name, URI, header parameters.
+NAME_ADDR_PARTS = re.compile(
+    rf'(?:"([^"\\\r\n]*)"[ \t]*|({_TOKEN}(?:[ \t]+{_TOKEN})*)[ \t]*)?'
+    rf"<({_URI})>({_HEADER_PARAMS})\Z"
+)
+ADDR_SPEC_PARTS = re.compile(rf"({_BARE_URI})({_PARAMS})\Z")
+VIA_PARTS = re.compile(rf"SIP/2\.0/({_TOKEN})[ \t]+({_HOST})(?::({_PORT}))?({_PARAMS})\Z")
 # name-addr: a ``<`` or a leading quote is what sends ``parse_address`` down this branch.
 NAME_ADDR = re.compile(rf"{_DISPLAY}?<{_URI}>({_HEADER_PARAMS})\Z")
 # addr-spec: no ``<`` and no quote anywhere, or ``parse_address`` would read a display name.

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import unquote
 
 from switchboard.sip.errors import ParseError
-from switchboard.sip.grammar import Params, parse_params
+from switchboard.sip.grammar import Params, parse_params, plain_params
+from switchboard.sip.recognisers import SIP_URI_PARTS
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-._]*[A-Za-z0-9_])?\.?\Z|[A-Za-z0-9]\Z")
@@ -112,8 +113,29 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+_NO_PARAMS = Params()  # immutable, so one instance serves every URI without parameters
+
+
 def parse_uri(text: str) -> Uri:
     """Parse an absolute URI; raise ``ParseError`` for anything that is not one."""
+    match = SIP_URI_PARTS.match(text)
+    if match is None:
+        return parse_any_uri(text)
+    # A plainly written SIP URI: the pattern's groups are the parts (a subset of §25.1).
+    scheme, user, password, host, port, params = match.groups()
+    return SipUri(
+        host,
+        user,
+        password,
+        int(port) if port else None,
+        plain_params(params) if params else _NO_PARAMS,
+        None,
+        scheme.lower(),
+    )
+
+
+def parse_any_uri(text: str) -> Uri:
+    """``parse_uri`` by the general rules alone (the reference its fast path must agree with)."""
     if not text or _FORBIDDEN_IN_URI.search(text):
         raise ParseError(f"Malformed URI {text[:60]!r}")
     scheme, colon, rest = text.partition(":")
