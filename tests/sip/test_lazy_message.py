@@ -9,6 +9,7 @@ import pytest
 
 from switchboard.sip import message_types
 from switchboard.sip.errors import ParseError
+from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response, parse_message
 from switchboard.sip.strict_parser import parse_strictly
 from tests.sip.messages import INVITE, REGISTER, RINGING
@@ -159,3 +160,25 @@ def test_a_received_message_is_immutable() -> None:
     message = parse_message(INVITE)
     with pytest.raises(AttributeError):
         message.headers = ()  # type: ignore[misc]
+
+
+def test_a_built_message_is_serialised_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_serialise(monkeypatch)
+    message = parse_message(INVITE)
+    changed = replace(message, body=b"")
+    first = bytes(changed)
+    assert bytes(changed) is first
+    assert bytes(message) == INVITE
+    assert len(calls) == 1
+
+
+def _counting_serialise(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    original = message_types.serialise
+
+    def counted(start_line: str, headers: tuple[Header, ...], body: bytes) -> bytes:
+        calls.append(start_line)
+        return original(start_line, headers, body)
+
+    monkeypatch.setattr(message_types, "serialise", counted)
+    return calls

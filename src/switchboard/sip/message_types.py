@@ -171,7 +171,7 @@ class Request(_MessageMixin):
         received = self._received
         if received is not None and received.wire is not None:
             return received.wire
-        return serialise(f"{self.method} {self.uri} {SIP_VERSION}", self.headers, self.body)
+        return _serialised(self, f"{self.method} {self.uri} {SIP_VERSION}")
 
     def with_headers(self, headers: Iterable[Header]) -> Request:
         return replace(self, headers=tuple(headers))
@@ -194,7 +194,7 @@ class Response(_MessageMixin):
         received = self._received
         if received is not None and received.wire is not None:
             return received.wire
-        return serialise(f"{SIP_VERSION} {self.status} {self.reason}", self.headers, self.body)
+        return _serialised(self, f"{SIP_VERSION} {self.status} {self.reason}")
 
     def with_headers(self, headers: Iterable[Header]) -> Response:
         return replace(self, headers=tuple(headers))
@@ -211,7 +211,8 @@ class _FilledOnFirstRead:
     """A dataclass slot that a received message fills from ``Received`` when first read.
 
     The constructor sets the slot as usual, so built and replaced messages never call
-    ``fill``; ``received_request``/``received_response`` leave it unset. Wrapping the slot
+    ``fill``; ``received_request``/``received_response`` leave it unset, and only they set
+    ``_received``, which ``fill`` reads. Wrapping the slot
     keeps ``Request``/``Response`` plain frozen dataclasses to their users (constructor,
     ``replace``, equality and hashing unchanged).
     """
@@ -220,13 +221,13 @@ class _FilledOnFirstRead:
         self._slot = slot
         self._fill = fill
 
-    def __get__(self, instance: object, owner: type | None = None) -> object:
+    def __get__(self, instance: Any, owner: type | None = None) -> object:
         if instance is None:
             return self
         try:
             return self._slot.__get__(instance, owner)
         except AttributeError:  # an unset slot: a received message read for the first time
-            value = self._fill(instance)
+            value = self._fill(instance._received)
             self._slot.__set__(instance, value)
             return value
 
@@ -234,14 +235,12 @@ class _FilledOnFirstRead:
         self._slot.__set__(instance, value)
 
 
-def _fill_headers(message: Request | Response) -> tuple[Header, ...]:
-    assert message._received is not None  # only a received message has the slot unset
-    return header_tuple(message._received.lines[1:])
+def _fill_headers(received: Received) -> tuple[Header, ...]:
+    return header_tuple(received.lines[1:])
 
 
-def _fill_uri(message: Request) -> Uri:
-    assert message._received is not None  # only a received message has the slot unset
-    return parse_uri(message._received.uri_text)
+def _fill_uri(received: Received) -> Uri:
+    return parse_uri(received.uri_text)
 
 
 def _fill_on_first_read(cls: type, name: str, fill: Callable[[Any], object]) -> None:
@@ -274,6 +273,15 @@ def received_response(status: int, reason: str, body: bytes, received: Received)
     _set(message, "_parsed", {})
     _set(message, "_received", received)
     return message
+
+
+def _serialised(message: Request | Response, start_line: str) -> bytes:
+    """Serialise once: a message is immutable, and retransmissions (§17.1) send it again."""
+    cached = message._parsed.get("wire")
+    if isinstance(cached, bytes):
+        return cached
+    message._parsed["wire"] = wire = serialise(start_line, message.headers, message.body)
+    return wire
 
 
 def serialise(start_line: str, headers: tuple[Header, ...], body: bytes) -> bytes:
