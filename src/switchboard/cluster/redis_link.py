@@ -18,17 +18,29 @@ from switchboard.cluster.errors import ClusterStateError, StateUnavailableError
 T = TypeVar("T")
 
 
+MAX_CONNECTIONS = 32  # per node: commands beyond it wait for a free connection
+
+
 def client_for(url: str, *, timeout: float, block: float) -> aioredis.Redis:
     """A client for ``redis://`` or ``rediss://`` URLs. RESP2, so replies keep one shape;
-    the socket waits a little longer than the longest blocking read (``block``)."""
-    return aioredis.Redis.from_url(
+    the socket waits a little longer than the longest blocking read (``block``).
+
+    A bounded pool whose commands wait (``timeout`` at most) for a free connection: under
+    load a node sends hundreds of commands at once (each call's claims, reservations and
+    CTI events), and an unbounded pool opened a connection for each, until Redis refused
+    more clients (its ``maxclients`` follows the open-file limit) and each new connection's
+    handshake cost more CPU than the command it carried."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
         decode_responses=True,
         protocol=2,
         socket_connect_timeout=timeout,
         socket_timeout=timeout + block,
         health_check_interval=30,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def where(client: aioredis.Redis) -> str:
