@@ -16,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import redis.asyncio as aioredis
 
@@ -30,6 +30,7 @@ from switchboard.cluster.state import EventFeed, SharedThrottle
 from switchboard.cluster.values import (
     COMMAND_TIMEOUT,
     IDEMPOTENCY_SECONDS,
+    MAX_BATCH,
     ChannelLimits,
     CommandHandler,
     CtiEvent,
@@ -83,6 +84,7 @@ class RedisState:
         self._claim, self._owner = script(redis_scripts.CLAIM), script(redis_scripts.OWNER)
         self._release, self._publish = script(redis_scripts.RELEASE), script(redis_scripts.PUBLISH)
         self._take_calls = script(redis_scripts.TAKE_CALLS)
+        self._publish_many = script(redis_scripts.PUBLISH_MANY)
         self._mailbox = Mailbox(self._link, self._keys, node)
         self._throttles: dict[str, RedisThrottle] = {}
 
@@ -255,6 +257,19 @@ class RedisState:
         keys = [self._keys.events(check_name("domain", domain)), self._keys.all_events]
         args: list[str | int] = [self._history, self._feed_history, domain, encode("event", event)]
         return int(await self._link("publish", self._publish(keys=keys, args=args)))
+
+    async def publish_many(self, events: Sequence[tuple[str, JsonObject]]) -> list[int]:
+        if len(events) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} events at once")
+        keys = [self._keys.all_events]
+        args: list[str | int] = [self._history, self._feed_history]
+        for domain, event in events:
+            keys.append(self._keys.events(check_name("domain", domain)))
+            args += [domain, encode("event", event)]
+        if not events:
+            return []
+        seqs = await self._link("publish", self._publish_many(keys=keys, args=args))
+        return [int(seq) for seq in seqs]
 
     async def subscribe(self, domains: Collection[str] | None = None) -> EventFeed:
         wanted = None if domains is None else frozenset(check_name("domain", d) for d in domains)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from switchboard.cluster.errors import (
@@ -31,6 +31,7 @@ from switchboard.cluster.local_events import LocalEventLog
 from switchboard.cluster.values import (
     COMMAND_TIMEOUT,
     IDEMPOTENCY_SECONDS,
+    MAX_BATCH,
     ChannelLimits,
     CommandHandler,
     CtiEvent,
@@ -163,6 +164,11 @@ class EventFeed(Protocol):
 class EventLog(Protocol):
     async def publish(self, domain: str, event: JsonObject) -> int:
         """The event's seq: one increasing sequence per domain."""
+        ...
+
+    async def publish_many(self, events: Sequence[tuple[str, JsonObject]]) -> list[int]:
+        """``publish`` for each (domain, event), in order, at once (at most
+        ``MAX_BATCH``): their seqs."""
         ...
 
     async def subscribe(self, domains: Collection[str] | None = None) -> EventFeed:
@@ -374,6 +380,12 @@ class LocalState:
 
     async def publish(self, domain: str, event: JsonObject) -> int:
         return self._events.publish(check_name("domain", domain), encode("event", event))
+
+    async def publish_many(self, events: Sequence[tuple[str, JsonObject]]) -> list[int]:
+        if len(events) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} events at once")
+        texts = [(check_name("domain", d), encode("event", e)) for d, e in events]
+        return [self._events.publish(domain, text) for domain, text in texts]
 
     async def subscribe(self, domains: Collection[str] | None = None) -> EventFeed:
         return self._events.subscribe(None if domains is None else _domains(domains))

