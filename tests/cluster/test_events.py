@@ -9,6 +9,7 @@ import pytest
 
 from switchboard.cluster.errors import EventsLostError
 from switchboard.cluster.state import CtiEvent, EventFeed
+from switchboard.cluster.values import MAX_BATCH
 from tests.cluster.conftest import MakeState
 
 
@@ -106,3 +107,30 @@ async def test_nonsense_is_refused(make_state: MakeState) -> None:
     with pytest.raises(ValueError):
         await state.publish("", _event(1))
     assert await state.publish("example.com", _event(1)) == 1
+
+
+async def test_events_published_at_once_are_numbered_as_one_by_one(make_state: MakeState) -> None:
+    state = await make_state()
+    feed = await state.subscribe()
+    await state.publish("b.example", {"n": 0})
+    batch = [("a.example", {"n": 1}), ("b.example", {"n": 2}), ("a.example", {"n": 3})]
+    assert await state.publish_many(batch) == [1, 2, 2]
+    assert await state.publish_many([]) == []
+    assert await state.publish("a.example", {"n": 4}) == 3
+    read = [await asyncio.wait_for(anext(feed), 2) for _ in range(5)]
+    assert [(e.domain, e.seq, e.body["n"]) for e in read] == [
+        ("b.example", 1, 0), ("a.example", 1, 1), ("b.example", 2, 2),
+        ("a.example", 2, 3), ("a.example", 3, 4),
+    ]  # fmt: skip
+    replay = await state.since("a.example", 0)
+    assert replay is not None and [e.body["n"] for e in replay] == [1, 3, 4]
+    await feed.aclose()
+
+
+async def test_a_batch_with_one_bad_event_publishes_nothing(make_state: MakeState) -> None:
+    state = await make_state()
+    with pytest.raises(ValueError):
+        await state.publish_many([("a.example", {"n": 1}), ("", {"n": 2})])
+    with pytest.raises(ValueError):
+        await state.publish_many([("a.example", {"n": n}) for n in range(MAX_BATCH + 1)])
+    assert await state.since("a.example", 0) == []
