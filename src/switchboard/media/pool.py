@@ -8,8 +8,9 @@ Rules:
   first, and when the allocator has none left a pair being bound is waited for.
 - A call takes a pair drawn at random from those waiting (RFC 3550 §8.2: which pair the
   next call gets stays unpredictable).
-- One refill task for the pool's life, woken by a take, binds the missing pairs off the
-  call's path; not a task per call.
+- One refill task for the pool's life, woken when a take leaves half the pool or less,
+  binds the missing pairs off the call's path: not a task per call, and one wake of it
+  per few calls.
 - A pair is used by one call only: a session's sockets are closed at its end and the
   pair cools down as before; the pool is refilled with fresh pairs, never with a used
   one, so a late packet of an old call cannot latch a new call.
@@ -39,7 +40,8 @@ class PairPool:
         self.rng = rng
         self._ready: list[SocketPair] = []
         self._wanted = asyncio.Event()
-        self._binding: asyncio.Future[None] | None = None  # a refill pair under way
+        self._binding = False  # a refill pair is under way
+        self._bound: asyncio.Future[None] | None = None  # made only when a call waits
         self._refill: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -59,16 +61,17 @@ class PairPool:
         ready[index], ready[-1] = ready[-1], ready[index]
         pair = ready.pop()
         self.ports.claim(pair.port)
-        if self._refill is not None:
-            self._wanted.set()
+        if self._refill is not None and len(ready) <= self.size // 2:
+            self._wanted.set()  # refilled by halves: one wake of the task per few calls
         return pair
 
     async def wait_for_pair(self) -> bool:
         """Wait for a pair the refill is binding; False if none is under way."""
-        binding = self._binding
-        if binding is None:
+        if not self._binding:
             return False
-        await asyncio.shield(binding)
+        if self._bound is None:
+            self._bound = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._bound)
         return True
 
     async def _run(self) -> None:
@@ -83,7 +86,7 @@ class PairPool:
             if port is None:
                 return  # nothing free: calls draw the cooling pairs themselves
             pair = SocketPair(port)
-            self._binding = asyncio.get_running_loop().create_future()
+            self._binding = True
             try:
                 await self.binder.bind(pair)
             except OSError:
@@ -94,8 +97,10 @@ class PairPool:
                 pair.close(self.ports.unreserve)
                 raise
             finally:
-                self._binding.set_result(None)
-                self._binding = None
+                self._binding = False
+                if self._bound is not None:
+                    self._bound.set_result(None)
+                    self._bound = None
             self._ready.append(pair)
 
     async def close(self) -> None:
