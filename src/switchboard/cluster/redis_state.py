@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Collection, Sequence
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from switchboard.cluster import redis_scripts
 from switchboard.cluster.errors import LeaseLostError
@@ -31,6 +32,8 @@ from switchboard.cluster.values import (
     COMMAND_TIMEOUT,
     IDEMPOTENCY_SECONDS,
     MAX_BATCH,
+    MAX_UUIDS,
+    CallChanges,
     ChannelLimits,
     CommandHandler,
     CtiEvent,
@@ -227,6 +230,39 @@ class RedisState:
 
     # -- the node's live calls, for whoever reaps it -----------------------------------------
 
+    async def update_calls(self, changes: CallChanges) -> None:
+        """``claim``, ``track``, ``give_back``, ``release`` and ``untrack`` in one round
+        trip (a pipeline; each step is its own script, as when sent alone)."""
+        claims = [check_uuids(chunk) for chunk in _chunks(changes.claim)]
+        releases = [check_uuids(chunk) for chunk in _chunks(changes.release)]
+        tracks: dict[FieldT, EncodableT] = {
+            check_name("call", k): encode("snapshot", v) for k, v in changes.track.items()
+        }
+        untracks = [check_name("call", key) for key in changes.untrack]
+        for domain, channels, pstn in changes.give_back:
+            check_name("domain", domain)
+            check_counts(channels, pstn)
+        if not changes:
+            return
+        keys, node = self._keys, self._node
+        pipe = self._link.client.pipeline(transaction=False)  # awaiting a step only queues it
+        for chunk in claims:
+            claim_keys = [keys.nodes, keys.owners, keys.node_uuids(node)]
+            await self._claim(keys=claim_keys, args=[node, *chunk], client=pipe)
+        if tracks:
+            pipe.hset(keys.node_calls(node), mapping=tracks)
+        for domain, channels, pstn in changes.give_back:
+            back_keys = [keys.usage(domain), keys.node_domains(node)]
+            await self._give_back(keys=back_keys, args=[node, channels, pstn], client=pipe)
+        for chunk in releases:
+            release_keys = [keys.owners, keys.node_uuids(node)]
+            await self._release(keys=release_keys, args=[node, *chunk], client=pipe)
+        if untracks:
+            pipe.hdel(keys.node_calls(node), *untracks)
+        results = await self._link("update calls", pipe.execute())
+        if any(not claimed for claimed in results[: len(claims)]):
+            raise self._lease_lost()
+
     async def track(self, key: str, snapshot: JsonObject) -> None:
         name, field = self._keys.node_calls(self._node), check_name("call", key)
         text = encode("snapshot", snapshot)
@@ -335,3 +371,7 @@ class RedisThrottle:
     async def blocked_sources(self) -> int:
         keys = [self._keys.blocked(self._name)]
         return int(await self._link("a throttle", self._blocked_sources(keys=keys, args=[])))
+
+
+def _chunks(uuids: list[str]) -> list[list[str]]:
+    return [uuids[i : i + MAX_UUIDS] for i in range(0, len(uuids), MAX_UUIDS)]

@@ -32,6 +32,8 @@ from switchboard.cluster.values import (
     COMMAND_TIMEOUT,
     IDEMPOTENCY_SECONDS,
     MAX_BATCH,
+    MAX_UUIDS,
+    CallChanges,
     ChannelLimits,
     CommandHandler,
     CtiEvent,
@@ -137,6 +139,11 @@ class LiveCalls(Protocol):
 
     async def take_calls_of(self, node: str) -> list[JsonObject]:
         """``node``'s tracked calls, removed: of nodes asking at once, one gets them."""
+
+    async def update_calls(self, changes: CallChanges) -> None:
+        """``claim``, ``track``, ``give_back``, ``release``, ``untrack`` of ``changes``,
+        in that order, at once (one round trip); LeaseLostError when the claim is refused
+        (the rest is applied)."""
 
 
 class Commands(Protocol):
@@ -353,6 +360,25 @@ class LocalState:
             return []
         calls, self._calls = self._calls, {}
         return [decode(text) for text in calls.values()]
+
+    async def update_calls(self, changes: CallChanges) -> None:
+        for chunk in range(0, len(changes.claim), MAX_UUIDS):
+            check_uuids(changes.claim[chunk : chunk + MAX_UUIDS])
+        tracks = {check_name("call", k): encode("snapshot", v) for k, v in changes.track.items()}
+        for domain, channels, pstn in changes.give_back:
+            check_name("domain", domain)
+            check_counts(channels, pstn)
+        for key in changes.untrack:
+            check_name("call", key)
+        if changes.claim:
+            self._check_joined()
+            self._owned.update(changes.claim)
+        self._calls.update(tracks)
+        for domain, channels, pstn in changes.give_back:
+            await self.give_back(domain, channels, pstn)
+        self._owned.difference_update(changes.release)
+        for key in changes.untrack:
+            self._calls.pop(key, None)
 
     # -- commands: only to this node itself ------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -101,3 +101,19 @@ def decode(text: str) -> JsonObject:
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
     return body
+
+
+@dataclass(slots=True)
+class CallChanges:
+    """What a node's calls changed since it last told the state, told at once
+    (``update_calls``): channels it now holds and let go, call snapshots to keep and to
+    drop, and reservations to give back, applied in that order."""
+
+    claim: list[str] = field(default_factory=list)
+    track: dict[str, JsonObject] = field(default_factory=dict)
+    give_back: list[tuple[str, int, int]] = field(default_factory=list)  # domain, ch., PSTN
+    release: list[str] = field(default_factory=list)
+    untrack: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.claim or self.track or self.give_back or self.release or self.untrack)

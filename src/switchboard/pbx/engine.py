@@ -361,7 +361,9 @@ class Engine(CallControl):
     def _give_back(self, domain: str, needed: int, pstn: bool) -> None:
         self.channels[domain] = max(0, self.channels_in_use(domain) - needed)
         self.pstn_legs[domain] = max(0, self.pstn_legs.get(domain, 0) - pstn)
-        if self.reservations is not None:
+        if self.reservations is not None and self.watcher is not None:
+            self.watcher.gave_back(domain, needed, int(pstn))  # sent with the call's changes
+        elif self.reservations is not None:
             work = self.reservations.give_back(domain, needed, int(pstn))
             task = asyncio.get_running_loop().create_task(work)
             self.pending_writes.add(task)  # awaited at shutdown, before the node leaves
@@ -516,6 +518,9 @@ class CallWatcher(Protocol):
     def channel_seen(self, call: LiveCall, channel: str) -> None: ...
 
     def released(self, call: LiveCall, channels: list[str]) -> None: ...
+
+    def gave_back(self, domain: str, channels: int, pstn: int) -> None:
+        """A call's reservation, given back to the cluster's counters."""
 
 
 def _events_url(requested: str | None, domain: DomainConfig) -> str | None:
