@@ -29,7 +29,7 @@ from switchboard.cti.channels import (
 )
 from switchboard.pbx.destinations import Destination, GroupTarget, PstnTarget, UserTarget, party
 from switchboard.pbx.hunt import Attempt, Result
-from switchboard.pbx.legs import Call, Leg
+from switchboard.pbx.legs import Call, Leg, Side
 from switchboard.pbx.messages import Publish
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Kind, MemberPlan, Role
 from switchboard.pbx.records import group_id, member_hangup, refusal, refused, target_party
@@ -64,6 +64,9 @@ class ChannelBook:
         self._out: list[Publish] = []
         # fixed at the start: a transfer changes where the call goes, not who it was for
         self._group = _calling_group(call.plan)
+        # members whose channels are all removed: index -> how many legs it had rung then
+        self._settled: dict[int, int] = {}
+        self._settled_side: Side | None = None
 
     def _take(self) -> list[Publish]:
         out, self._out = self._out, []
@@ -98,21 +101,37 @@ class ChannelBook:
         return self._take()
 
     def _sync_all(self, now: float) -> None:
+        """Each step looks at every member (a call_group of ten: forty looks a call), so
+        the members with nothing to show are passed over without building anything."""
         origin = self.call.origin
-        if origin is not None:
-            for index, attempt in enumerate(origin.hunt.attempts):
-                legs = self.call.member_legs(origin, index)
-                self._sync_member(attempt, origin.plan.members[index], legs, index, now)
+        if origin is None:
+            return
+        if origin is not self._settled_side:
+            self._settled_side, self._settled = origin, {}
+        settled = self._settled
+        for index, attempt in enumerate(origin.hunt.attempts):
+            leg_ids = origin.legs[index]
+            if not leg_ids and attempt.result is None and attempt.started_at is None:
+                continue  # not its turn yet: nothing of it is shown
+            if settled.get(index) == len(leg_ids):
+                continue  # every channel of it removed, and no leg rung since
+            legs = [self.call.legs[leg] for leg in leg_ids]
+            if self._sync_member(attempt, origin.plan.members[index], legs, index, now):
+                settled[index] = len(leg_ids)
 
     def _sync_member(
         self, attempt: Attempt, member: MemberPlan, legs: list[Leg], index: int, now: float
-    ) -> None:
+    ) -> bool:
+        """Publish what changed of one member; True when all its channels are removed (a
+        channel removed stays so: only a leg rung later can show something new)."""
         origin = self.call.origin
         assert origin is not None
         if attempt.ringing and not origin.rung[index]:
-            return  # its terminals are being rung: the engine says which next
+            return False  # its terminals are being rung: the engine says which next
         rung = {leg.channel: leg for leg in legs}
-        for uuid in [*member.channels, *(c for c in rung if c not in member.planned.values())]:
+        planned = member.channels
+        uuids = [*planned, *(c for c in rung if c not in planned)]
+        for uuid in uuids:
             if uuid in self.removed:
                 continue
             leg = rung.get(uuid)
@@ -140,6 +159,7 @@ class ChannelBook:
                 self._remove(channel, "send_cancel,LOSE_RACE", now)
             elif attempt.result is not None:
                 self._remove(channel, member_hangup(attempt, "switchboard"), now)
+        return all(uuid in self.removed for uuid in uuids)
 
     def _added(self, attempt: Attempt, uuid: str) -> Channel:
         channel = self.published.get(uuid)
