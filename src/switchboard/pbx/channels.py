@@ -67,6 +67,8 @@ class ChannelBook:
         # members whose channels are all removed: index -> how many legs it had rung then
         self._settled: dict[int, int] = {}
         self._settled_side: Side | None = None
+        self._summary_made: tuple[CallPlan, CallSummary] | None = None
+        self._origination_made: tuple[CallPlan, tuple[str, ...]] | None = None
 
     def _take(self) -> list[Publish]:
         out, self._out = self._out, []
@@ -84,14 +86,20 @@ class ChannelBook:
         return _us(self.call.plan.wall(now)) or 0
 
     def _summary(self) -> CallSummary:
-        """Where the call goes now and for which group (``call``, JSON only)."""
-        destination = self.call.plan.target
-        return CallSummary(
-            _target_type(destination.target),
-            party(destination.target),
-            end_user_items(destination),
-            self._group,
-        )
+        """Where the call goes now and for which group (``call``, JSON only): the same for
+        every channel until a transfer gives the call a new plan, so made once per plan."""
+        plan = self.call.plan
+        made = self._summary_made
+        if made is None or made[0] is not plan:
+            destination = plan.target
+            summary = CallSummary(
+                _target_type(destination.target),
+                party(destination.target),
+                end_user_items(destination),
+                self._group,
+            )
+            made = self._summary_made = (plan, summary)
+        return made[1]
 
     # -- the calling group's members --------------------------------------------------------
 
@@ -319,14 +327,10 @@ class ChannelBook:
 
     def _origination(self) -> tuple[str, ...]:
         plan = self.call.plan
-        if plan.group is not None:
-            return (plan.kind.value, plan.group.name)
-        if isinstance(plan.origin, HuntPlan):  # call_user or call_external, no group context
-            member = plan.origin.members[0]
-            return (plan.kind.value, member.user or member.number or "")
-        caller = plan.origin
-        assert isinstance(caller, Caller)
-        return (plan.kind.value, caller.user.name if caller.user else caller.number or "")
+        made = self._origination_made
+        if made is None or made[0] is not plan:  # one per plan, as ``_summary``
+            made = self._origination_made = (plan, _origination(plan))
+        return made[1]
 
     def bridged(self, now: float) -> list[Publish]:
         ts = self._now(now)
@@ -451,6 +455,17 @@ def _calling_group(plan: CallPlan) -> CallGroup | None:
     if plan.kind is Kind.CALL_GROUP and isinstance(origin, HuntPlan):
         return CallGroup(group.id, group.name, origin.strategy)
     return CallGroup(group.id, group.name)
+
+
+def _origination(plan: CallPlan) -> tuple[str, ...]:
+    if plan.group is not None:
+        return (plan.kind.value, plan.group.name)
+    if isinstance(plan.origin, HuntPlan):  # call_user or call_external, no group context
+        member = plan.origin.members[0]
+        return (plan.kind.value, member.user or member.number or "")
+    caller = plan.origin
+    assert isinstance(caller, Caller)
+    return (plan.kind.value, caller.user.name if caller.user else caller.number or "")
 
 
 def _target_type(target: UserTarget | GroupTarget | PstnTarget) -> str:

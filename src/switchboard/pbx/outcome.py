@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 
 from switchboard.pbx.hunt import Finished
 from switchboard.pbx.legs import Call, Side
@@ -50,6 +51,9 @@ def _terminals(call: Call, side: Side, index: int) -> list[str]:
     return list(dict.fromkeys([*side.plan.members[index].channels, *rung]))
 
 
+# A call's bodies name the same few moments again and again (every member skipped when
+# the hunt ended ends at that moment): about fifty formattings a call_group, 2 µs each.
+@functools.lru_cache(maxsize=1024)
 def iso(wall: float | None) -> str | None:
     if wall is None:
         return None

@@ -99,6 +99,7 @@ def _members(call: Call, end: float | None) -> list[CallRecord]:
         return []
     wall = call.plan.wall
     winner = call.origin.winner()
+    domain, group, destination = call.plan.domain, group_id(call), call.plan.destination_channel
     records = []
     for index, attempt in enumerate(call.origin.hunt.attempts):
         answered = winner is not None and winner[0] == index
@@ -106,11 +107,11 @@ def _members(call: Call, end: float | None) -> list[CallRecord]:
             CallRecord(
                 # the terminal that answered, else the member's first (as the callback)
                 uuid=call.legs[winner[1]].channel if winner and answered else attempt.uuid,
-                domain=call.plan.domain,
+                domain=domain,
                 role="member",
                 party=attempt.user,
-                group_id=group_id(call),
-                other_uuid=call.plan.destination_channel if answered else None,
+                group_id=group,
+                other_uuid=destination if answered else None,
                 offered_at=wall(attempt.started_at),
                 answered_at=wall(attempt.ended_at) if answered else None,
                 ended_at=wall(end if answered else attempt.ended_at),
