@@ -41,8 +41,14 @@ def _made_at_once(relay: MediaRelay) -> MediaSession | None:
 async def test_a_started_relay_makes_a_session_from_bound_pairs_without_waiting() -> None:
     ports = PortAllocator(44000, 44400)
     relay = MediaRelay("127.0.0.1", "127.0.0.1", ports)
-    await relay.start()
-    assert (ports.pooled, ports.in_use) == (POOL_PAIRS, 0)  # pooled pairs are no call's
+    relay.start()
+    await asyncio.sleep(0.01)
+    assert ports.pooled == 0  # nothing is bound before the first call asks
+    first = await relay.create_session()
+    await asyncio.sleep(0.01)
+    assert (ports.pooled, ports.in_use) == (POOL_PAIRS, 2)  # pooled pairs are no call's
+    first.close()
+    await asyncio.sleep(0.01)
     session = _made_at_once(relay)
     assert session is not None and ports.in_use == 2
     phone, far = await rtp_peer(), await rtp_peer()
@@ -63,18 +69,21 @@ async def test_a_started_relay_makes_a_session_from_bound_pairs_without_waiting(
 
 
 async def test_the_pool_never_keeps_a_pair_a_call_needs() -> None:
-    """Eight pairs, two of them pooled: four sessions still get all eight, whatever order
-    the refill and the calls take; a fifth finds none."""
+    """Eight pairs, two of them pooled after a first call: three more sessions still get
+    the other six and the pooled two, whatever order the refill and the calls take; a
+    fifth finds none."""
     for rounds in range(3):
         ports = PortAllocator(44400, 44416)
         relay = MediaRelay("127.0.0.1", "127.0.0.1", ports, rng=random.Random(rounds))
-        await relay.start()
-        assert ports.pooled == 2
+        relay.start()
         first = await relay.create_session()
+        await asyncio.sleep(0.01)
+        assert ports.pooled == 2
+        second = await relay.create_session()
         for _ in range(rounds):
             await asyncio.sleep(0)  # let the refill run part way
-        rest = await asyncio.gather(*(relay.create_session() for _ in range(3)))
-        sessions = [first, *rest]
+        rest = await asyncio.gather(*(relay.create_session() for _ in range(2)))
+        sessions = [first, second, *rest]
         assert len({leg.port for s in sessions for leg in (s.a, s.b)}) == 8
         assert (ports.in_use, ports.pooled) == (8, 0)
         with pytest.raises(PortsExhaustedError, match="rtp_ports"):
@@ -88,7 +97,7 @@ async def test_a_used_pair_cools_down_and_the_pool_takes_fresh_ones() -> None:
     (and latch) the next call; it rests among the cooling pairs as without a pool."""
     ports = PortAllocator(44500, 44600)  # fifty pairs
     relay = MediaRelay("127.0.0.1", "127.0.0.1", ports)
-    await relay.start()
+    relay.start()
     used = await relay.create_session()
     used_ports = {used.a.port, used.b.port}
     used.close()
@@ -106,7 +115,7 @@ async def test_a_port_someone_else_holds_is_skipped_by_the_pool_too() -> None:
     await rtp_peer(44705)  # and 44705 (RTCP of the 44704 pair)
     ports = PortAllocator(44700, 44740, rng=random.Random(3))  # twenty pairs, five pooled
     relay = MediaRelay("127.0.0.1", "127.0.0.1", ports)
-    await relay.start()
+    relay.start()
     sessions = [await relay.create_session() for _ in range(9)]  # 18 of the 18 usable
     assert not {44700, 44704} & {leg.port for s in sessions for leg in (s.a, s.b)}
     await relay.close()
@@ -122,7 +131,10 @@ def test_strangers_packets_to_a_pooled_pair_reach_no_call() -> None:
     async def main() -> tuple[int, int]:
         ports = PortAllocator(20000, 20040, rng=random.Random(1))
         relay = MediaRelay("10.0.0.5", "10.0.0.5", ports, network=network)
-        await relay.start()
+        relay.start()
+        (await relay.create_session()).close()  # a first call: the pool binds its pairs
+        await asyncio.sleep(0.01)
+        assert ports.pooled == 5
         peers = {address: RtpPeer() for address in (PHONE, FAR, STRANGER)}
         for (host, port), peer in peers.items():
             network.bind(peer, host, port)
@@ -154,7 +166,7 @@ async def test_close_waits_until_every_socket_is_closed() -> None:
         ports = PortAllocator(44800, 44900)
         relay = MediaRelay("127.0.0.1", "127.0.0.1", ports)
         if started:
-            await relay.start()
+            relay.start()
         sessions = [await relay.create_session() for _ in range(3)]
         await relay.close()
         assert (ports.in_use, ports.pooled, len(relay.sessions)) == (0, 0, 0)

@@ -464,14 +464,15 @@ class MediaRelay:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    async def start(self, pool: int = POOL_PAIRS) -> None:
+    def start(self, pool: int = POOL_PAIRS) -> None:
         """Keep up to ``pool`` port pairs bound ahead of need (a quarter of the range at
-        most), so a call's session is made without waiting for the loop. Optional: a relay
-        never started binds each call's pairs when the call comes."""
+        most), from the first call on, so the next calls' sessions are made without waiting
+        for the loop. Optional: a relay never started binds each call's pairs when the call
+        comes. A started relay must be ``close``d (its pool's sockets and task)."""
         size = min(pool, self.ports.capacity // 4)
         if self._pool is None and size > 0:
             self._pool = PairPool(self.ports, self._binder, size, self.rng)
-            await self._pool.start()
+            self._pool.start()
 
     async def close(self) -> None:
         """Close every session and the pool; returns once their sockets are closed."""
