@@ -270,10 +270,11 @@ async def _send(
     websocket: WebSocket, as_json: bool, *, event: Event | None = None, system: str | None = None
 ) -> None:
     if event is not None:
-        if as_json:
-            await websocket.send_text(messages.info_event_json(event.event, event.item, event.seq))
+        frame = messages.event_frame(event, as_json)
+        if isinstance(frame, str):
+            await websocket.send_text(frame)
         else:
-            await websocket.send_bytes(messages.info_event_bert(event.event, event.item))
+            await websocket.send_bytes(frame)
     elif system is not None:
         if as_json:
             await websocket.send_text(messages.system_msg_json(system))

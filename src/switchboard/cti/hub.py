@@ -44,6 +44,9 @@ class Event:
     seq: int
     event: str  # added | updated | removed
     item: Element
+    # Its frames by wire format, made by the first subscriber that sends it
+    # (``messages.event_frame``): one encoding per event, not one per subscriber.
+    frames: dict[str, bytes | str] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ConnectionLimitError(Exception):
@@ -104,23 +107,30 @@ class CtiHub:
         """The event numbered ``seq`` (above the domain's seq): to the live elements, the
         history and the domain's subscribers."""
         domain = item.domain
-        live = self.items.setdefault(domain, {})
+        live = self.items.get(domain)
+        if live is None:
+            live = self.items[domain] = {}
         if event == "removed":
             live.pop((item.ELEMENT, item.key), None)
         else:
             live[(item.ELEMENT, item.key)] = item
         self.seq[domain] = seq
         published = Event(seq, event, item)
-        self.history.setdefault(domain, deque(maxlen=self.history_size)).append(published)
+        history = self.history.get(domain)
+        if history is None:  # not ``setdefault``: it would build a deque for every event
+            history = self.history[domain] = deque(maxlen=self.history_size)
+        history.append(published)
         self.counters["cti_events"] += 1
-        for subscriber in list(self.subscribers.get(domain, ())):
-            if not subscriber.wants(item):
-                continue
-            try:
-                subscriber.queue.put_nowait(published)
-            except asyncio.QueueFull:
-                self.counters["cti_dropped_subscribers"] += 1
-                self.unsubscribe(subscriber, "too_slow")
+        subscribers = self.subscribers.get(domain)
+        if subscribers:
+            for subscriber in list(subscribers):  # a copy: a slow one is dropped here
+                if not subscriber.wants(item):
+                    continue
+                try:
+                    subscriber.queue.put_nowait(published)
+                except asyncio.QueueFull:
+                    self.counters["cti_dropped_subscribers"] += 1
+                    self.unsubscribe(subscriber, "too_slow")
         return published
 
     def resync(self, domain: str, seq: int | None = None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from switchboard.cti import bert
 from switchboard.cti.bert import Atom, Chars
 from switchboard.cti.elements import ELEMENT_FIELDS
-from switchboard.cti.hub import Element
+from switchboard.cti.hub import Element, Event
 
 
 @functools.cache  # a constant per element: encoded once, not per connection
@@ -34,6 +34,20 @@ def initial_info_bert(element: str, items: Iterable[Element]) -> bytes:
 
 def info_event_bert(event: str, item: Element) -> bytes:
     return bert.encode((Atom("info_event"), Chars(item.ELEMENT), item.to_row(), Chars(event)))
+
+
+def event_frame(event: Event, as_json: bool) -> bytes | str:
+    """The event's ``info_event`` frame (JSON text or BERT), encoded once per event
+    however many subscribers send it, and kept on the event."""
+    key = "json" if as_json else "bert"
+    frame = event.frames.get(key)
+    if frame is None:
+        frame = event.frames[key] = (
+            info_event_json(event.event, event.item, event.seq)
+            if as_json
+            else info_event_bert(event.event, event.item)
+        )
+    return frame
 
 
 def system_msg_bert(message: str) -> bytes:
