@@ -17,6 +17,7 @@ into a plain JavaScript string, which is what it compares element and event name
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ class Chars:
 
 
 UNDEFINED = Atom("undefined")
+_UNDEFINED = bytes((115, 9)) + b"undefined"
 BERT_NIL = (Atom("bert"), Atom("nil"))  # BERT's empty-collection marker
 
 Term = Atom | Chars | tuple["Term", ...] | list["Term"] | str | bytes | int | float | None
@@ -57,17 +59,53 @@ def encode(term: Term) -> bytes:
 
 
 def _encode(term: Term, out: bytearray) -> None:
+    # The terms of a channel row, by exact type first (a row is ~40 terms, mostly atoms
+    # and ``undefined``): 23 -> 9 µs an info_event; anything else by the general rules.
     if term is None:
-        term = UNDEFINED
+        out += _UNDEFINED
+    elif type(term) is Atom:
+        out += _atom(term.name)
+    elif type(term) is str:
+        data = term.encode()
+        out += b"m" + struct.pack(">I", len(data)) + data  # BINARY_EXT
+    elif type(term) is int:
+        _encode_int(term, out)
+    elif type(term) is tuple:
+        _encode_tuple(term, out)
+    elif type(term) is list:
+        _encode_list(term, out)
+    else:
+        _encode_other(term, out)
+
+
+def _encode_tuple(term: tuple[Term, ...], out: bytearray) -> None:
+    if len(term) > _MAX_SMALL:  # and the client has no LARGE_TUPLE_EXT decoder at all
+        raise ValueError("a tuple of more than 128 items")
+    out += bytes((104, len(term)))  # SMALL_TUPLE_EXT
+    for item in term:
+        _encode(item, out)
+
+
+def _encode_list(term: list[Term], out: bytearray) -> None:
+    if not term:
+        out.append(106)  # NIL_EXT
+        return
+    out += b"l" + struct.pack(">I", len(term))  # LIST_EXT
+    for item in term:
+        _encode(item, out)
+    out.append(106)  # proper list tail
+
+
+def _encode_other(term: Term, out: bytearray) -> None:
     if isinstance(term, Atom):
-        _encode_atom(term.name, out)
+        out += _atom(term.name)
     elif isinstance(term, Chars):
         data = term.text.encode("latin-1")
         if len(data) > _MAX_SHORT_LENGTH:
             raise ValueError("STRING_EXT longer than the client reads")
         out += b"k" + struct.pack(">H", len(data)) + data  # STRING_EXT
     elif isinstance(term, bool):
-        _encode_atom("true" if term else "false", out)
+        out += _atom("true" if term else "false")
     elif isinstance(term, int):
         _encode_int(term, out)
     elif isinstance(term, float):
@@ -76,28 +114,19 @@ def _encode(term: Term, out: bytearray) -> None:
         data = term.encode() if isinstance(term, str) else term
         out += b"m" + struct.pack(">I", len(data)) + data  # BINARY_EXT
     elif isinstance(term, tuple):
-        if len(term) > _MAX_SMALL:  # and the client has no LARGE_TUPLE_EXT decoder at all
-            raise ValueError("a tuple of more than 128 items")
-        out += bytes((104, len(term)))  # SMALL_TUPLE_EXT
-        for item in term:
-            _encode(item, out)
+        _encode_tuple(term, out)
     elif isinstance(term, list):
-        if not term:
-            out.append(106)  # NIL_EXT
-            return
-        out += b"l" + struct.pack(">I", len(term))  # LIST_EXT
-        for item in term:
-            _encode(item, out)
-        out.append(106)  # proper list tail
+        _encode_list(term, out)
     else:
         raise TypeError(f"cannot encode {type(term).__name__} as BERT")
 
 
-def _encode_atom(name: str, out: bytearray) -> None:
+@functools.lru_cache(maxsize=512)  # atoms are the code's own few names: made once each
+def _atom(name: str) -> bytes:
     data = name.encode("ascii")
     if len(data) > _MAX_SMALL:
         raise ValueError("an atom of more than 128 characters")
-    out += bytes((115, len(data))) + data  # SMALL_ATOM_EXT
+    return bytes((115, len(data))) + data  # SMALL_ATOM_EXT
 
 
 def _encode_int(value: int, out: bytearray) -> None:
