@@ -14,7 +14,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -34,8 +34,11 @@ def create_engine(url: str) -> AsyncEngine:
     # collide on the file lock and SQLite's busy handler sleeps them (1, 2, 5 … 100 ms):
     # under load that backlog was measured growing without bound (bench.call_group_ladder).
     # One connection queues them in the event loop instead, each taking its turn at once.
-    engine = create_async_engine(async_url(url), pool_size=1, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(
+        async_url(url), pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine.pool, "reset", _rollback_if_open)
     return engine
 
 
@@ -47,6 +50,19 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     # fsync per REGISTER.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _rollback_if_open(
+    dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    # The pool's reset-on-return rolls back every connection it gets back, though nearly
+    # all come back committed or rolled back already: on SQLite that was one more trip to
+    # the database thread per transaction. Only a connection still in one is rolled back.
+    if not state.asyncio_safe or state.transaction_was_reset:
+        return  # a connection the collector found is closed, not reset
+    driver = dbapi_connection.driver_connection
+    if driver is not None and driver.in_transaction:
+        dbapi_connection.rollback()
 
 
 async def migrate(engine: AsyncEngine) -> None:

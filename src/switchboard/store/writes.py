@@ -21,16 +21,22 @@ from typing import Any
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from switchboard.store import sqlite_batch
+
 log = logging.getLogger("switchboard.store")
 Rows = list[dict[str, Any]]
+Batch = list[tuple[Executable, Rows, asyncio.Future[None]]]
 
 
 class WriteQueue:
     def __init__(self, engine: AsyncEngine, max_batch: int = 1000) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._pending: list[tuple[Executable, Rows, asyncio.Future[None]]] = []
+        self._pending: Batch = []
         self._writer: asyncio.Task[None] | None = None
+        # On SQLite, batches go to the driver (sqlite_batch); each statement compiled once.
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._compiled: dict[tuple[int, tuple[str, ...]], sqlite_batch.Compiled | None] = {}
         self.counters = {"db_write_batches": 0, "db_writes": 0}
 
     async def run(self, statement: Executable, rows: Rows) -> None:
@@ -56,14 +62,12 @@ class WriteQueue:
         finally:
             self._writer = None
 
-    async def _commit(self, batch: list[tuple[Executable, Rows, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: Batch) -> None:
         grouped: dict[int, tuple[Executable, Rows]] = {}
         for statement, rows, _ in batch:
             grouped.setdefault(id(statement), (statement, []))[1].extend(rows)
         try:
-            async with self.engine.begin() as connection:
-                for statement, rows in grouped.values():
-                    await connection.execute(statement, rows)
+            await self._execute(list(grouped.values()))
         except Exception as exc:
             if len(batch) == 1:
                 future = batch[0][2]
@@ -79,3 +83,26 @@ class WriteQueue:
         for *_, future in batch:
             if not future.done():
                 future.set_result(None)
+
+    async def _execute(self, groups: list[tuple[Executable, Rows]]) -> None:
+        if self._sqlite:
+            compiled = [self._compile(statement, rows) for statement, rows in groups]
+            ready = [(c, rows) for c, (_, rows) in zip(compiled, groups, strict=True) if c]
+            if len(ready) == len(groups):
+                await sqlite_batch.execute(self.engine, ready)
+                return
+        async with self.engine.begin() as connection:
+            for statement, rows in groups:
+                await connection.execute(statement, rows)
+
+    def _compile(self, statement: Executable, rows: Rows) -> sqlite_batch.Compiled | None:
+        key = (id(statement), tuple(rows[0]))
+        if key in self._compiled:
+            compiled = self._compiled[key]
+            if compiled is None or compiled.statement is statement:
+                return compiled
+        if len(self._compiled) >= 64:  # statements made per write, not kept: start again
+            self._compiled.clear()
+        compiled = sqlite_batch.compile_for(statement, list(rows[0]), self.engine.dialect)
+        self._compiled[key] = compiled
+        return compiled
