@@ -77,3 +77,65 @@ async def test_drain_waits_for_what_is_queued(tmp_path: Path) -> None:
     await engine.dispose()
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
+
+
+async def _queue(url: str, spacing: float) -> WriteQueue:
+    engine = create_engine(url)
+    await migrate(engine)
+    return WriteQueue(engine, spacing=spacing)
+
+
+async def test_a_write_that_can_wait_rides_in_the_next_commit(database_url: str) -> None:
+    queue = await _queue(database_url, spacing=0.0)
+    try:
+        patient = asyncio.create_task(queue.run(INSERT, [_row(1)], within=60.0))
+        await asyncio.sleep(0.2)
+        assert not patient.done()  # alone, it waits
+        await queue.run(INSERT, [_row(2)])  # this one starts a transaction at once
+        await asyncio.wait_for(patient, 5)
+        assert sorted(await _ids(queue)) == ["d1", "d2"]
+        assert queue.counters["db_write_batches"] == 1
+    finally:
+        await queue.drain()
+        await queue.engine.dispose()
+
+
+async def test_a_write_that_can_wait_is_committed_when_its_time_is_up(database_url: str) -> None:
+    queue = await _queue(database_url, spacing=0.0)
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        await queue.run(INSERT, [_row(1)], within=0.3)
+        assert loop.time() - start >= 0.3
+        assert await _ids(queue) == ["d1"]
+    finally:
+        await queue.drain()
+        await queue.engine.dispose()
+
+
+async def test_transactions_start_at_most_one_per_spacing(database_url: str) -> None:
+    queue = await _queue(database_url, spacing=0.5)
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        await queue.run(INSERT, [_row(1)])  # idle: at once
+        first = loop.time() - start
+        second = asyncio.create_task(queue.run(INSERT, [_row(2)]))
+        third = asyncio.create_task(queue.run(INSERT, [_row(3)]))
+        await asyncio.gather(second, third)
+        assert first < 0.5 <= loop.time() - start  # the two waited for the rest of it
+        assert queue.counters["db_write_batches"] == 2  # and shared a commit
+    finally:
+        await queue.drain()
+        await queue.engine.dispose()
+
+
+async def test_drain_commits_what_could_wait_at_once(database_url: str) -> None:
+    queue = await _queue(database_url, spacing=0.0)
+    try:
+        patient = asyncio.create_task(queue.run(INSERT, [_row(1)], within=60.0))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(queue.drain(), queue.drain()), 5)
+        assert patient.done() and await _ids(queue) == ["d1"]
+    finally:
+        await queue.engine.dispose()

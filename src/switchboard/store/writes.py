@@ -2,9 +2,19 @@
 
 Every write queued while a transaction is running goes into the next one, and writes of
 the same statement go as one ``executemany``: under load one commit carries dozens of rows
-in a few round trips to the database thread, and when idle a write is committed at once.
-Measured under the call_group ladder at 100 calls/s on SQLite: one transaction per write
-kept each write waiting about a second (up to four) for its turn at the single writer.
+in a few round trips to the database thread. Measured under the call_group ladder at 100
+calls/s on SQLite: one transaction per write kept each write waiting about a second (up to
+four) for its turn at the single writer.
+
+When a transaction starts:
+- idle, a write starts one at once;
+- under load, at most one starts per ``spacing`` (20 ms): a write queued sooner after the
+  last start waits for the rest of it, so the writes of several calls share a commit;
+- a write that can wait (``within``: a callback's ``delivered``, call records) starts
+  none before its time is up, and rides in the next transaction another write starts.
+Each transaction costs the same CPU whatever it carries; measured with the store alone
+(outbox add, delivered, three call records per call), transactions per call 2.6 -> 1.0 at
+80 calls/s and 2.6 -> 0.35 at 150/s, CPU per call (both threads) 1.9 -> 1.3 and 0.9 ms.
 
 A write that depends on another (a callback's ``delivered`` after its insert) is only
 queued once the first is committed, so running each statement's rows together, in the
@@ -16,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 from sqlalchemy import Executable
@@ -25,42 +36,82 @@ from switchboard.store import sqlite_batch
 
 log = logging.getLogger("switchboard.store")
 Rows = list[dict[str, Any]]
+SPACING = 0.02  # seconds: the most a write waits for company when nothing else is due
 Batch = list[tuple[Executable, Rows, asyncio.Future[None]]]
 
 
 class WriteQueue:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 1000) -> None:
+    def __init__(
+        self, engine: AsyncEngine, max_batch: int = 1000, spacing: float = SPACING
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.spacing = spacing
+        self._started = -math.inf  # when the last transaction started (loop time)
         self._pending: Batch = []
+        self._due = math.inf  # when the first pending write must be committed (loop time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._draining = 0
         self._writer: asyncio.Task[None] | None = None
         # On SQLite, batches go to the driver (sqlite_batch); each statement compiled once.
         self._sqlite = engine.dialect.name == "sqlite"
         self._compiled: dict[tuple[int, tuple[str, ...]], sqlite_batch.Compiled | None] = {}
         self.counters = {"db_write_batches": 0, "db_writes": 0}
 
-    async def run(self, statement: Executable, rows: Rows) -> None:
-        """Execute ``statement`` for ``rows`` in the next transaction; returns once it is
-        committed. Pass the same statement object for the same kind of write."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def run(self, statement: Executable, rows: Rows, within: float = 0.0) -> None:
+        """Execute ``statement`` for ``rows`` in the next transaction, started at the latest
+        ``within`` seconds from now (or ``spacing`` after the last one, if that is later);
+        returns once it is committed. Pass the same statement object for the same kind of
+        write."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((statement, rows, future))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+        self._due = min(self._due, max(loop.time() + within, self._started + self.spacing))
+        self._schedule(loop)
         await future
 
     async def drain(self) -> None:
-        """Wait until everything queued is committed (before the engine is disposed)."""
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Commit everything queued now, and wait for it (before the engine is disposed)."""
+        loop = asyncio.get_running_loop()
+        self._draining += 1  # a count: two closers may drain at once
+        try:
+            while self._pending or self._writer is not None:
+                self._schedule(loop)
+                if self._writer is not None:
+                    await asyncio.shield(self._writer)
+        finally:
+            self._draining -= 1
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._writer is not None or not self._pending:
+            return  # the writer looks at what is due when its transaction is over
+        if self._draining or self._due <= loop.time():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._writer = loop.create_task(self._write())
+        elif self._timer is None or self._timer.when() > self._due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._due, self._wake, loop)
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self._schedule(loop)
 
     async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            while self._pending:
+            while self._pending and (self._draining or self._due <= loop.time()):
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                if not self._pending:
+                    self._due = math.inf
+                self._started = loop.time()
                 await self._commit(batch)
         finally:
             self._writer = None
+        self._schedule(loop)  # what was queued meanwhile is due later: wait for it
 
     async def _commit(self, batch: Batch) -> None:
         grouped: dict[int, tuple[Executable, Rows]] = {}
