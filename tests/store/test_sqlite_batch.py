@@ -10,7 +10,9 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from switchboard.store.database import create_engine, migrate
 from switchboard.store.outbox import _DELIVERED
@@ -68,6 +70,28 @@ async def test_rows_are_bound_as_sqlalchemy_binds_them(engine: AsyncEngine) -> N
         row = (await connection.execute(text(query))).one()
     # Integers for Float columns are stored as REAL, as SQLAlchemy's Float binds them.
     assert tuple(row) == ("", "real", 5.0, None)
+    await queue.drain()
+
+
+class Shouted(TypeDecorator[str]):
+    impl = String(8)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else value.upper()
+
+
+async def test_a_types_bind_processing_is_applied(engine: AsyncEngine) -> None:
+    table = Table(
+        "shouts", MetaData(), Column("pk", Integer, primary_key=True), Column("word", Shouted)
+    )
+    async with engine.begin() as connection:
+        await connection.run_sync(table.metadata.create_all)
+    queue = WriteQueue(engine)
+    await queue.run(insert(table), [{"word": "hello"}, {"word": None}])
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT word FROM shouts ORDER BY pk"))).all()
+    assert [tuple(r) for r in rows] == [("HELLO",), (None,)]
     await queue.drain()
 
 

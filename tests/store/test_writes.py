@@ -85,34 +85,6 @@ async def _queue(url: str, spacing: float) -> WriteQueue:
     return WriteQueue(engine, spacing=spacing)
 
 
-async def test_a_write_that_can_wait_rides_in_the_next_commit(database_url: str) -> None:
-    queue = await _queue(database_url, spacing=0.0)
-    try:
-        patient = asyncio.create_task(queue.run(INSERT, [_row(1)], within=60.0))
-        await asyncio.sleep(0.2)
-        assert not patient.done()  # alone, it waits
-        await queue.run(INSERT, [_row(2)])  # this one starts a transaction at once
-        await asyncio.wait_for(patient, 5)
-        assert sorted(await _ids(queue)) == ["d1", "d2"]
-        assert queue.counters["db_write_batches"] == 1
-    finally:
-        await queue.drain()
-        await queue.engine.dispose()
-
-
-async def test_a_write_that_can_wait_is_committed_when_its_time_is_up(database_url: str) -> None:
-    queue = await _queue(database_url, spacing=0.0)
-    loop = asyncio.get_running_loop()
-    try:
-        start = loop.time()
-        await queue.run(INSERT, [_row(1)], within=0.3)
-        assert loop.time() - start >= 0.3
-        assert await _ids(queue) == ["d1"]
-    finally:
-        await queue.drain()
-        await queue.engine.dispose()
-
-
 async def test_transactions_start_at_most_one_per_spacing(database_url: str) -> None:
     queue = await _queue(database_url, spacing=0.5)
     loop = asyncio.get_running_loop()
@@ -130,12 +102,14 @@ async def test_transactions_start_at_most_one_per_spacing(database_url: str) -> 
         await queue.engine.dispose()
 
 
-async def test_drain_commits_what_could_wait_at_once(database_url: str) -> None:
-    queue = await _queue(database_url, spacing=0.0)
+async def test_drain_commits_what_waits_for_its_turn_at_once(database_url: str) -> None:
+    queue = await _queue(database_url, spacing=60.0)
     try:
-        patient = asyncio.create_task(queue.run(INSERT, [_row(1)], within=60.0))
-        await asyncio.sleep(0)
+        await queue.run(INSERT, [_row(1)])
+        waiting = asyncio.create_task(queue.run(INSERT, [_row(2)]))  # a minute from now
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
         await asyncio.wait_for(asyncio.gather(queue.drain(), queue.drain()), 5)
-        assert patient.done() and await _ids(queue) == ["d1"]
+        assert waiting.done() and await _ids(queue) == ["d1", "d2"]
     finally:
         await queue.engine.dispose()

@@ -13,11 +13,6 @@ from switchboard.store.schema import CallbackRow
 from switchboard.store.writes import WriteQueue
 
 LEASE = 60.0  # seconds a claimed callback is not handed out again
-# A delivered callback's row is marked within this (the next commit of a new callback
-# takes it along): its own transaction per call cost more CPU than the rest of the
-# store's work. Lost by a crash in that time, the mark only makes the callback be sent
-# again after the restart, with the same delivery id.
-DELIVERED_WITHIN = 0.05
 _INSERT = insert(CallbackRow)
 _DELIVERED = (
     update(CallbackRow)
@@ -123,7 +118,7 @@ class Outbox:
             return None if row is None else float(row)
 
     async def delivered(self, delivery_id: str, now: float) -> None:
-        await self.writes.run(_DELIVERED, [{"id": delivery_id, "at": now}], DELIVERED_WITHIN)
+        await self.writes.run(_DELIVERED, [{"id": delivery_id, "at": now}])
 
     async def failed(
         self,

@@ -11,7 +11,6 @@ from switchboard.store.schema import CallRecordRow
 from switchboard.store.writes import WriteQueue
 
 _INSERT = insert(CallRecordRow)
-SAVE_WITHIN = 0.05  # seconds: a call's records ride in another write's commit if one comes
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +42,7 @@ class CallRecordStore:
         # than the rest of the call's bookkeeping (measured: bench.call_group_ladder).
         # Fields read one by one: ``asdict`` deep-copies each value (11 µs a record, 0.8).
         rows = [{name: getattr(r, name) for name in _FIELDS} for r in records]
-        await self.writes.run(_INSERT, rows, SAVE_WITHIN)
+        await self.writes.run(_INSERT, rows)
 
     async def for_domain(self, domain: str) -> list[CallRecord]:
         async with AsyncSession(self.engine) as session:

@@ -6,15 +6,13 @@ in a few round trips to the database thread. Measured under the call_group ladde
 calls/s on SQLite: one transaction per write kept each write waiting about a second (up to
 four) for its turn at the single writer.
 
-When a transaction starts:
-- idle, a write starts one at once;
-- under load, at most one starts per ``spacing`` (20 ms): a write queued sooner after the
-  last start waits for the rest of it, so the writes of several calls share a commit;
-- a write that can wait (``within``: a callback's ``delivered``, call records) starts
-  none before its time is up, and rides in the next transaction another write starts.
-Each transaction costs the same CPU whatever it carries; measured with the store alone
-(outbox add, delivered, three call records per call), transactions per call 2.6 -> 1.0 at
-80 calls/s and 2.6 -> 0.35 at 150/s, CPU per call (both threads) 1.9 -> 1.3 and 0.9 ms.
+Idle, a write starts a transaction at once; under load at most one transaction starts
+per ``spacing`` (20 ms): a write queued sooner after the last start waits for the rest of
+it, so the writes of several calls share a commit. A transaction costs about the same CPU
+whatever it carries; measured with the store alone (per call: outbox add, delivered, three
+call records), transactions per call 2.6 -> 0.7 at 80 calls/s and 2.6 -> 0.4 at 150/s, CPU
+per call (both threads) 1.9 -> 1.3 and 0.9 ms. (Letting ``delivered`` and the records wait
+up to 50 ms more for company saved under 0.1 transaction per call: not done.)
 
 A write that depends on another (a callback's ``delivered`` after its insert) is only
 queued once the first is committed, so running each statement's rows together, in the
@@ -58,15 +56,14 @@ class WriteQueue:
         self._compiled: dict[tuple[int, tuple[str, ...]], sqlite_batch.Compiled | None] = {}
         self.counters = {"db_write_batches": 0, "db_writes": 0}
 
-    async def run(self, statement: Executable, rows: Rows, within: float = 0.0) -> None:
-        """Execute ``statement`` for ``rows`` in the next transaction, started at the latest
-        ``within`` seconds from now (or ``spacing`` after the last one, if that is later);
-        returns once it is committed. Pass the same statement object for the same kind of
-        write."""
+    async def run(self, statement: Executable, rows: Rows) -> None:
+        """Execute ``statement`` for ``rows`` in the next transaction (at once, or
+        ``spacing`` after the last one started); returns once it is committed. Pass the same
+        statement object for the same kind of write."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((statement, rows, future))
-        self._due = min(self._due, max(loop.time() + within, self._started + self.spacing))
+        self._due = min(self._due, max(loop.time(), self._started + self.spacing))
         self._schedule(loop)
         await future
 
