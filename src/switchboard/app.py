@@ -277,7 +277,6 @@ class Server:
         self.directory.listeners.append(self.directory_feed.reconfigured)
         await self.callbacks.start()
         await self.endpoint.start()
-        self.media.start()  # RTP port pairs bound ahead of calls (from the first call on)
         self.trunks.start()
         self.overload.start()
 
@@ -287,7 +286,8 @@ class Server:
         await self.trunks.close()
         for call in list(self.engine.calls):
             call.hang_up("shutting down")
-        await self.media.close()  # every session and the pool of pre-bound ports
+        for session in list(self.media.sessions):
+            session.close()
         await asyncio.gather(*self.engine.pending_writes, return_exceptions=True)
         if self.cti_feed is not None:  # the calls' last events reach the other nodes
             await self.cti_feed.close()

@@ -44,13 +44,11 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from switchboard.datagrams import DatagramNetwork
 from switchboard.media import g711, rtp, tones
-from switchboard.media.pool import PairPool
 from switchboard.media.ports import PortAllocator, PortsExhaustedError
-from switchboard.media.sockets import PairBinder, SocketPair
 from switchboard.media.stats import LegStats
 from switchboard.sip.offer_answer import NegotiatedAudio
 
@@ -58,9 +56,6 @@ log = logging.getLogger("switchboard.media")
 Address = tuple[str, int]
 # Seconds after a peer's SDP during which its media may still come from another port (NAT).
 LATCH_WINDOW = 10.0
-# Pairs bound ahead of need once started: a burst of 8 calls (2 pairs each) finds them bound,
-# and the pool costs 32 idle sockets.
-POOL_PAIRS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +94,40 @@ class LegMedia:
         return self.direction in ("sendrecv", "recvonly")
 
 
+def _drop(_data: bytes, _source: Address) -> None:
+    """A closed leg's socket ignores what still arrives before it really closes."""
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, on_packet: Callable[[bytes, Address], None]) -> None:
+        self.on_packet = on_packet
+        self.transport: Any = None  # uvloop's UDP transport is not a DatagramTransport
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()  # the socket really closes a loop iteration later
+        elif not self.closed.done():
+            self.closed.set_result(None)  # never opened
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.on_packet(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("rtp socket error: %s", exc)  # ICMP port unreachable from a gone peer
+
+    def send(self, data: bytes, address: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, address)
+
+
 class LegSnapshot(NamedTuple):
     media: LegMedia | None
     latched: Address | None
@@ -108,10 +137,9 @@ class LegSnapshot(NamedTuple):
 
 
 class Leg:
-    def __init__(self, name: str, pair: SocketPair, host: str, clock: Callable[[], float]) -> None:
+    def __init__(self, name: str, port: int, host: str, clock: Callable[[], float]) -> None:
         self.name = name
-        self.pair = pair
-        self.port = pair.port
+        self.port = port
         self.host = host
         self.clock = clock
         self.media: LegMedia | None = None
@@ -121,8 +149,8 @@ class Leg:
         self.latch_until = 0.0
         self.stats = LegStats()
         self.counted = False  # its stats joined the relay's totals (it was closed)
-        self.rtp = pair.rtp
-        self.rtcp = pair.rtcp
+        self.rtp = _Socket(lambda data, source: None)
+        self.rtcp = _Socket(lambda data, source: None)
 
     @property
     def local(self) -> Address:
@@ -341,9 +369,10 @@ class MediaSession:
             ringback.stop()
         self._ringback.clear()
         for leg in (self.a, self.b):
-            # closing drops the handlers, which close over this session: it dies by its
-            # reference count, not in a full collection that pauses the loop
             self.relay.close_leg(leg)
+            # the handlers close over this session: drop them so the session dies by its
+            # reference count, not in a full collection that pauses the loop
+            leg.rtp.on_packet = leg.rtcp.on_packet = _drop
         self.relay.sessions.discard(self)
 
     # -- packets --------------------------------------------------------------------------
@@ -430,6 +459,10 @@ class MediaSession:
         return None
 
 
+def _factory(socket: _Socket) -> Callable[[], _Socket]:
+    return lambda: socket
+
+
 class MediaRelay:
     def __init__(
         self,
@@ -453,10 +486,6 @@ class MediaRelay:
             ("packets_in", "packets_out", "packets_lost", "packets_rejected"), 0
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._binder = PairBinder(host, network)
-        self._pool: PairPool | None = None
-        self._closing = 0  # pairs whose sockets are closing: their ports return after
-        self._all_closed: asyncio.Future[None] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -464,32 +493,11 @@ class MediaRelay:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    def start(self, pool: int = POOL_PAIRS) -> None:
-        """Keep up to ``pool`` port pairs bound ahead of need (a quarter of the range at
-        most), from the first call on, so the next calls' sessions are made without waiting
-        for the loop. Optional: a relay never started binds each call's pairs when the call
-        comes. A started relay must be ``close``d (its pool's sockets and task)."""
-        size = min(pool, self.ports.capacity // 4)
-        if self._pool is None and size > 0:
-            self._pool = PairPool(self.ports, self._binder, size, self.rng)
-            self._pool.start()
-
-    async def close(self) -> None:
-        """Close every session and the pool; returns once their sockets are closed."""
-        for session in list(self.sessions):
-            session.close()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-        if self._closing:
-            self._all_closed = self.loop.create_future()
-            await self._all_closed
-
     async def create_session(self) -> MediaSession:
         """Two legs with bound sockets; raises ``PortsExhaustedError`` when none are left."""
-        a = await self._leg("a")
+        a = await self._bind_leg("a")
         try:
-            b = await self._leg("b")
+            b = await self._bind_leg("b")
         except BaseException:
             self.close_leg(a)
             raise
@@ -497,38 +505,33 @@ class MediaRelay:
         self.sessions.add(session)
         return session
 
-    async def _leg(self, name: str) -> Leg:
-        pool = self._pool
-        while True:
-            pair = pool.take() if pool is not None else None
-            if pair is None:
-                try:
-                    pair = await self._bind_pair()
-                except PortsExhaustedError:
-                    # the pool's pairs are the range's too: one being bound is this call's
-                    if pool is None or not await pool.wait_for_pair():
-                        raise
-                    continue
-            return Leg(name, pair, self.advertised_host, self.loop.time)
-
-    async def _bind_pair(self) -> SocketPair:
+    async def _bind_leg(self, name: str) -> Leg:
         for _ in range(self.ports.capacity):
-            pair = SocketPair(self.ports.allocate())  # may be exhausted
-            try:
-                await self._binder.bind(pair)
-            except OSError:
-                log.info("rtp port %d is taken by another process; skipping it", pair.port)
-                self._close_pair(pair)  # try the next pair; this one is retried last
-                continue
-            except BaseException:
-                self._close_pair(pair)
-                raise
-            return pair
+            port = self.ports.allocate()  # may be exhausted
+            leg = Leg(name, port, self.advertised_host, self.loop.time)
+            if await self._bind(leg):
+                return leg
         raise PortsExhaustedError("no RTP port pair of server.rtp_ports could be bound")
 
+    async def _bind(self, leg: Leg) -> bool:
+        try:
+            for socket, port in ((leg.rtp, leg.port), (leg.rtcp, leg.port + 1)):
+                if self.network is not None:
+                    self.network.bind(socket, self.host, port)
+                else:
+                    await self.loop.create_datagram_endpoint(_factory(socket), (self.host, port))
+        except OSError:
+            log.info("rtp port %d is taken by another process; skipping it", leg.port)
+            self.close_leg(leg)  # try the next pair; this one is retried last
+            return False
+        except BaseException:
+            self.close_leg(leg)
+            raise
+        return True
+
     def close_leg(self, leg: Leg) -> None:
-        """Close both sockets; the port pair returns to the allocator once they are closed.
-        Its packet counts join the relay's totals (metrics)."""
+        """Close both sockets; the port pair returns to the pool once they are closed. Its
+        packet counts join the relay's totals (metrics)."""
         if not leg.counted:  # once, even if closed again
             leg.counted = True
             stats, totals = leg.stats, self.totals
@@ -536,19 +539,10 @@ class MediaRelay:
             totals["packets_out"] += stats.packets_out
             totals["packets_lost"] += stats.lost
             totals["packets_rejected"] += stats.rejected
-            self._close_pair(leg.pair)
-
-    def _close_pair(self, pair: SocketPair) -> None:
-        self._closing += 1
-        pair.close(self._pair_closed)
-
-    def _pair_closed(self, port: int) -> None:
-        self.ports.release(port)
-        self._closing -= 1
-        if self._closing == 0 and self._all_closed is not None:
-            if not self._all_closed.done():
-                self._all_closed.set_result(None)
-            self._all_closed = None
+        leg.rtp.close()
+        leg.rtcp.close()
+        done = asyncio.gather(leg.rtp.closed, leg.rtcp.closed)
+        done.add_done_callback(lambda _: self.ports.release(leg.port))
 
     def statistics(self) -> dict[str, int]:
         return {"media_sessions": len(self.sessions), "rtp_port_pairs_in_use": self.ports.in_use}
