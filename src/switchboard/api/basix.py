@@ -365,7 +365,7 @@ def router(services: Services) -> APIRouter:
             except (ChannelLimitError, PortsExhaustedError) as exc:
                 raise ApiError("channel_limit_reached", str(exc)) from None
             except ClusterStateError as exc:  # the cluster's counters cannot be reached
-                raise _unavailable(exc) from None
+                raise call_control.unavailable(exc) from None
             response = {"result_code": 0, "uuids": call.uuids}
             if key:
                 # the first writer wins: a same-key request racing this one answers as it
@@ -437,13 +437,4 @@ async def _shared(work: Awaitable[T]) -> T:
     try:
         return await work
     except ClusterStateError as exc:
-        raise _unavailable(exc) from None
-
-
-def _unavailable(exc: ClusterStateError) -> ApiError:
-    return ApiError(
-        "service_unavailable",
-        f"the cluster's shared state is unavailable ({exc}); retry",
-        http_status=503,
-        headers={"Retry-After": "1"},
-    )
+        raise call_control.unavailable(exc) from None

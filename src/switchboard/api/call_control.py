@@ -100,13 +100,18 @@ async def transfer(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]
         if isinstance(exc, ChannelLimitError):
             raise ApiError("channel_limit_reached", str(exc)) from None
         if isinstance(exc, ClusterStateError):  # the cluster's counters: nothing moved
-            raise ApiError(
-                "service_unavailable",
-                f"the cluster's shared state is unavailable ({exc}); retry",
-                http_status=503,
-                headers={"Retry-After": "1"},
-            ) from None
+            raise unavailable(exc) from None
         raise
+
+
+def unavailable(exc: ClusterStateError) -> ApiError:
+    """503 ``service_unavailable``: the cluster's shared state cannot be reached."""
+    return ApiError(
+        "service_unavailable",
+        f"the cluster's shared state is unavailable ({exc}); retry",
+        http_status=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 async def park(engine: Engine, domain: DomainConfig, body: Mapping[str, Any]) -> None:
