@@ -2,7 +2,7 @@
 
     python -m bench.cluster_ladder [--rates 25 50 100 150 200 250 300 350] [--seconds 10]
         [--topologies embedded cluster1 cluster2] [--members registered|static]
-        [--short] [--no-write] [--workdir DIR]
+        [--short] [--no-write] [--workdir DIR] [--profile RATE]
 
 Each rung is bench/call_group_ladder.py's: ``rate`` call_group requests per second for
 ``seconds``, open loop, each to one of 100 groups of 10 members in turn; members are phones
@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import socket
 import tempfile
 import time
@@ -33,6 +35,7 @@ from typing import Any
 
 import uvloop
 
+from bench import profile
 from bench.call_group_ladder import TALK, healthz, offer, sipp_counts
 from bench.cluster_config import Members
 from bench.cluster_phones import member_scenario
@@ -91,21 +94,29 @@ class ClosingSink(CallbackSink):
 
 
 class CpuMeter:
-    """CPU seconds spent since it was made, by part of the cluster and around it."""
+    """CPU seconds spent since it was made, by part of the cluster and around it.
+
+    ``spent`` is read when the rung's calls are over, so the wall time is the rung's own;
+    SIPp's CPU can only be read once its processes are reaped (``sipp_spent``), which is
+    later: a SIPp whose expected calls were refused waits for its timeout."""
 
     def __init__(self, parts: dict[str, list[int]]) -> None:
         self.parts = parts
         self.start = self._read()
+        self.sipp_start = children_cpu()
         self.started = time.monotonic()
 
     def _read(self) -> dict[str, float]:
         reading = {name: tree_cpu(pids) for name, pids in self.parts.items()}
-        return {**reading, "sipp": children_cpu(), "generator": own_cpu(), "box": box_busy()}
+        return {**reading, "generator": own_cpu(), "box": box_busy()}
 
     def spent(self) -> dict[str, float]:
         now = self._read()
         spent = {name: now[name] - self.start[name] for name in now}
         return {**spent, "wall": time.monotonic() - self.started}
+
+    def sipp_spent(self) -> float:
+        return children_cpu() - self.sipp_start
 
 
 def uas(scenario: Path, port: int, calls: int) -> list[str]:
@@ -131,6 +142,8 @@ async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> d
     client = RoundRobin(setup.http_ports, CONNECTIONS)
     await client.open()
     before = [healthz(port) for port in setup.http_ports]
+    for pid in setup.profiles:
+        os.kill(pid, signal.SIGUSR1)  # the load only: not start-up or registering
     started = time.monotonic()
     latencies, answers = await offer(client, rate, seconds, f"http://127.0.0.1:{sink.port}/hook")
     accepted = answers.get("accepted", 0)
@@ -142,6 +155,9 @@ async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> d
             break
         await asyncio.sleep(0.05)
     wall = time.monotonic() - started
+    cpu = meter.spent()
+    for pid in setup.profiles:
+        os.kill(pid, signal.SIGUSR2)  # written when the load is over
     after = [healthz(port) for port in setup.http_ports]
     client.close()
     await sink.aclose()
@@ -151,7 +167,7 @@ async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> d
         except Exception:
             process.kill()
             process.wait()
-    cpu = meter.spent()  # after the peers were reaped: their CPU is the children's
+    cpu["sipp"] = meter.sipp_spent()  # SIPp's own wall time may be longer than the rung's
     member_ok, member_failed = sipp_counts(members_log)
     trunk_ok, trunk_failed = sipp_counts(trunk_log)
     completed = min(sink.outcomes.get("0", 0), member_ok, trunk_ok)
@@ -178,10 +194,24 @@ async def rung(setup: Deployment, rate: int, seconds: float, workdir: Path) -> d
         "cluster_cpu_s": cluster,
         "cluster_cpu_pct": 100 * cluster / cpu["wall"],
         "cluster_ms_per_call": 1000 * cluster / max(completed, 1),
-        "sipp_cpu_pct": 100 * cpu["sipp"] / cpu["wall"],
+        "sipp_cpu_s": cpu["sipp"],
         "generator_cpu_pct": 100 * cpu["generator"] / cpu["wall"],
         "box_cpu_pct": 100 * cpu["box"] / cpu["wall"],
     }
+
+
+def profiled(
+    topology: Topology, members: Members, rate: int, seconds: float, workdir: Path
+) -> None:
+    """One rung at ``rate`` with the nodes under cProfile; prints each node's top functions
+    (cProfile slows the nodes: the shares of time are what it is for, not the figures)."""
+    with deployment(topology, members, workdir, profile=True) as setup:
+        result = uvloop.run(rung(setup, rate, seconds, workdir / topology.value))
+    print(json.dumps({"profiled": result}), flush=True)
+    for pid, stats in setup.profiles.items():
+        print(f"\n{topology.value}, node pid {pid}, {rate}/s:", flush=True)
+        print(profile.table(stats, result["completed"]), flush=True)
+        print(profile.by_cumulative(stats, result["completed"], top=40), flush=True)
 
 
 def ladder(
@@ -217,6 +247,13 @@ def main() -> None:
         help=f"smoke test: rates {SHORT_RATES} for {SHORT_SECONDS:g} s, no write",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="RATE",
+        help="instead of the ladder: one rung at RATE per set-up with the nodes under "
+        "cProfile; prints where their time goes",
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs and configs here")
     args = parser.parse_args()
     if args.short:
@@ -225,6 +262,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cluster-ladder-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        if args.profile:
+            for topology in args.topologies:
+                profiled(topology, args.members, args.profile, args.seconds, workdir)
+            return
         for topology in args.topologies:
             results[topology] = ladder(topology, args.members, args.rates, args.seconds, workdir)
     command = (

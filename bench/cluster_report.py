@@ -50,7 +50,7 @@ def _table(rows: list[Row]) -> str:
     lines = [
         "| offered/s | completed/s | failed | drain s | SIP retrans. | API p50 / p99 ms "
         "| cluster CPU | cluster ms/call | nodes / front / Redis / PostgreSQL ms/call "
-        "| SIPp CPU | generator CPU | machine CPU |",
+        "| SIPp ms/call | generator CPU | machine CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -59,7 +59,7 @@ def _table(rows: list[Row]) -> str:
             f"| {r['rate']} | {r['completed_per_s']:.0f} | {r['failed']} | {r['drain_s']:.1f} "
             f"| {r['retransmitted']} | {r['api_ms_p50']:.1f} / {r['api_ms_p99']:.1f} "
             f"| {r['cluster_cpu_pct']:.0f} % | {r['cluster_ms_per_call']:.2f} | {parts} "
-            f"| {r['sipp_cpu_pct']:.0f} % | {r['generator_cpu_pct']:.0f} % "
+            f"| {ms_per_call(r, 'sipp'):.2f} | {r['generator_cpu_pct']:.0f} % "
             f"| {r['box_cpu_pct']:.0f} % |"
         )
     return "\n".join(lines)
@@ -188,10 +188,11 @@ def write_report(
         f"front sharing PostgreSQL and Redis. Everything runs on this machine, SIPp and "
         f"the generator included. Completed, failed, drain and completed/s as in the ladder. "
         f"Cluster CPU: every process of the set-up with its children (nodes, Kamailio, Redis, "
-        f"PostgreSQL; 100 % = one core) over the rung, per completed call; SIPp's and the "
-        f"generator's beside it; machine CPU is /proc/stat's busy time, everything on the "
-        f"machine. A rung keeps pace when no call failed and completed/s is at least "
-        f"{PACE:.0%} of the offer."
+        f"PostgreSQL; 100 % = one core) from the offer's start to the last call's end, and per "
+        f"completed call; the generator's beside it, and SIPp's per call (read once SIPp has "
+        f"exited: a SIPp whose calls were refused waits for its timeout); machine CPU is "
+        f"/proc/stat's busy time, everything on the machine. A rung keeps pace when no call "
+        f"failed and completed/s is at least {PACE:.0%} of the offer."
         + (
             f" Bindings each node counted after registering ({USERS} members): "
             + "; ".join(bindings)

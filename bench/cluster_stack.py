@@ -90,11 +90,14 @@ def box_busy() -> float:
     return (sum(values[:8]) - idle) / _TICKS
 
 
-def spawn(command: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    command: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A process in its own session (its children stop with it), output to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -303,18 +306,22 @@ def redis(workdir: Path) -> Iterator[Service]:
 
 
 @contextmanager
-def node(name: str, config_text: str, sip: int, http: int, workdir: Path) -> Iterator[Service]:
+def node(
+    name: str, config_text: str, sip: int, http: int, workdir: Path, *, profile: Path | None = None
+) -> Iterator[Service]:
     """``switchboard serve`` on ``config_text`` (SIP port ``sip``, HTTP port ``http``);
-    ready once ``/healthz`` answers."""
+    ready once ``/healthz`` answers. ``profile``: under cProfile (bench/profiled_serve.py:
+    SIGUSR1 starts it, SIGUSR2 writes it there)."""
     home = workdir / name
     home.mkdir()
     config, log = home / "switchboard.toml", home / "log"
     config.write_text(config_text)
+    program = ["switchboard"] if profile is None else ["bench.profiled_serve", str(profile)]
     process = spawn(
         [
             sys.executable,
             "-m",
-            "switchboard",
+            *program,
             "--log-level",
             "WARNING",
             "serve",
@@ -323,6 +330,8 @@ def node(name: str, config_text: str, sip: int, http: int, workdir: Path) -> Ite
         ],
         log,
         cwd=home,
+        # bench.profiled_serve is found from the repository, not the node's directory
+        env=None if profile is None else {**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
     try:
         wait_until(lambda: _answers_http(http), name, process, log)

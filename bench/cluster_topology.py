@@ -60,10 +60,14 @@ class Deployment:
     # the processes whose CPU is the cluster's, by part: their session leaders' pids
     parts: dict[str, list[int]] = field(default_factory=dict)
     bindings: list[int] = field(default_factory=list)  # each node's, after registering
+    profiles: dict[int, Path] = field(default_factory=dict)  # node pid: its cProfile output
 
 
 @contextmanager
-def deployment(topology: Topology, members: Members, workdir: Path) -> Iterator[Deployment]:
+def deployment(
+    topology: Topology, members: Members, workdir: Path, *, profile: bool = False
+) -> Iterator[Deployment]:
+    """``profile``: the nodes run under cProfile (``Deployment.profiles``)."""
     home = workdir / topology.value
     home.mkdir(parents=True)
     member_port, trunk_port = free_sip_port(), free_sip_port()
@@ -72,6 +76,7 @@ def deployment(topology: Topology, members: Members, workdir: Path) -> Iterator[
     span = (RTP_HIGH - RTP_LOW + 1) // topology.nodes
     with ExitStack() as stack:
         parts: dict[str, list[int]] = {}
+        profiles: dict[int, Path] = {}
         front_port = free_sip_port()
         shared: tuple[str, str] | None = None  # the database and Redis URLs
         if topology.clustered:
@@ -95,13 +100,17 @@ def deployment(topology: Topology, members: Members, workdir: Path) -> Iterator[
                 trunk_port=trunk_port,
             )
             # one after the other: the first node creates the shared database's tables
-            started = stack.enter_context(node(f"node-{i + 1}", text, sip, http, home))
+            name = f"node-{i + 1}"
+            stats = home / f"{name}.prof" if profile else None
+            started = stack.enter_context(node(name, text, sip, http, home, profile=stats))
             parts.setdefault("nodes", []).append(started.pid)
+            if stats is not None:
+                profiles[started.pid] = stats
         registrar = sips[0]
         if topology.clustered:
             parts["front"] = [stack.enter_context(front(home, front_port, sips)).pid]
             registrar = front_port
-        result = Deployment(topology, https, member_port, trunk_port, parts)
+        result = Deployment(topology, https, member_port, trunk_port, parts, profiles=profiles)
         if members is Members.REGISTERED:
             ok, failed = register_members(registrar, member_port, home)
             if ok != USERS:

@@ -77,7 +77,12 @@ NodeState = Callable[[str], Awaitable[RedisState]]
 
 class Started(Protocol):
     def __call__(
-        self, state: ClusterState, *, history: int = 2000, queue_size: int = QUEUE_SIZE
+        self,
+        state: ClusterState,
+        *,
+        history: int = 2000,
+        queue_size: int = QUEUE_SIZE,
+        node: str | None = None,
     ) -> Awaitable[tuple[CtiHub, SharedCtiFeed]]: ...
 
 
@@ -86,10 +91,14 @@ async def started() -> AsyncIterator[Started]:
     feeds: list[SharedCtiFeed] = []
 
     async def start(
-        state: ClusterState, *, history: int = 2000, queue_size: int = QUEUE_SIZE
+        state: ClusterState,
+        *,
+        history: int = 2000,
+        queue_size: int = QUEUE_SIZE,
+        node: str | None = None,
     ) -> tuple[CtiHub, SharedCtiFeed]:
         hub = CtiHub(history=history)
-        feed = SharedCtiFeed(hub, state, retry=0.05, queue_size=queue_size)
+        feed = SharedCtiFeed(hub, state, retry=0.05, queue_size=queue_size, node=node)
         await feed.start()
         feeds.append(feed)
         return hub, feed
@@ -150,6 +159,27 @@ async def test_each_node_sees_every_event_of_its_domains_with_one_seq_and_the_sa
     for since in range(13):
         assert hub_a.missed(OURS, since) == hub_b.missed(OURS, since)
     assert hub_a.items[OURS][("user", 1001)] == user(OURS, "available")
+
+
+@pytest.mark.interop
+async def test_a_node_takes_its_own_events_back_as_it_sent_them_and_rebuilds_the_others(
+    node_state: NodeState, started: Started
+) -> None:
+    """Re-creating every event from its state on every node made a node's CPU per call
+    grow with the number of nodes: a node's own events come back as the elements it sent."""
+    hub_a, _ = await started(await node_state("node-a"), node="node-a")
+    hub_b, _ = await started(await node_state("node-b"), node="node-b")
+    mine, theirs = channel("a-1"), channel("b-1")
+    hub_a.publish("added", mine)
+    hub_b.publish("added", theirs)
+    await seqs_reach([hub_a, hub_b], {OURS: 2})
+    on_a, on_b = hub_a.items[OURS], hub_b.items[OURS]
+    key_mine, key_theirs = (Channel.ELEMENT, "a-1"), (Channel.ELEMENT, "b-1")
+    assert on_a[key_mine] is mine  # taken back, not rebuilt
+    assert on_a[key_theirs] == theirs and on_a[key_theirs] is not theirs  # rebuilt
+    assert on_b[key_theirs] is theirs
+    assert on_b[key_mine] == mine and on_b[key_mine] is not mine
+    assert hub_a.snapshot(OURS) == hub_b.snapshot(OURS)
 
 
 async def test_a_node_alone_sees_what_the_plain_hub_shows(started: Started) -> None:

@@ -18,7 +18,10 @@ Rules:
   subscribers are closed with reason ``resync``, so they reconnect for a fresh snapshot.
   A state that lost its data (its seqs start again at 1) is a resync too.
 - Elements travel as ``to_state()`` and are re-created by ``element_from_state``: the same
-  element, field for field, so the same BERT and JSON frames on every node.
+  element, field for field, so the same BERT and JSON frames on every node. A node's own
+  events come back to it too; those it takes from what it sent (the body carries the node
+  and its own count, ``n``) instead of re-creating them: re-creating every event on every
+  node made each node's CPU per call grow with the number of nodes.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 
 from switchboard.cluster.errors import ClusterStateError, EventsLostError
@@ -43,6 +48,7 @@ BATCH = 200  # events published at once (the state takes at most MAX_BATCH)
 RETRY_SECONDS = 1.0  # between tries to reach an unreachable state from the reader
 DRAIN_SECONDS = 2.0  # what close() waits for queued events to reach the state
 STOP_SECONDS = 5.0  # what close() waits for its tasks to end once cancelled
+SENT_KEPT = 2 * QUEUE_SIZE  # own events kept until the feed brings them back
 
 
 class SharedCtiFeed:
@@ -64,6 +70,11 @@ class SharedCtiFeed:
         self.node = node
         # which node published each live channel: the one whose death removes it
         self._shown_by: dict[tuple[str, str], str] = {}
+        # what this node published, by its own count, until the feed brings it back: an
+        # event the feed never brings back (lost, resynced) is dropped with the oldest
+        self._sent: OrderedDict[str, tuple[str, Element]] = OrderedDict()
+        self._sent_count = 0
+        self._life = secrets.token_hex(4)  # a restarted node counts from 1 again
         self.state = state
         self.domains = frozenset(domains)
         self.retry = retry
@@ -158,7 +169,10 @@ class SharedCtiFeed:
         for event, item in batch:
             body: JsonObject = {"event": event, "item": item.to_state()}
             if self.node is not None:
-                body["node"] = self.node
+                self._sent_count += 1
+                count = f"{self._life}.{self._sent_count}"
+                body["node"], body["n"] = self.node, count
+                self._remember(count, event, item)
             events.append((item.domain, body))
         try:
             await self.state.publish_many(events)
@@ -175,6 +189,22 @@ class SharedCtiFeed:
                 self._lose(domain, str(exc))
         else:
             self.counters["cti_events_sent"] += len(events)
+
+    def _remember(self, count: str, event: str, item: Element) -> None:
+        self._sent[count] = (event, item)
+        if len(self._sent) > SENT_KEPT:
+            self._sent.popitem(last=False)
+
+    def _own(self, event: CtiEvent) -> tuple[str, Element] | None:
+        """What this node sent as ``event``, if it did and still has it."""
+        body = event.body
+        count = body.get("n")
+        if body.get("node") != self.node or self.node is None or not isinstance(count, str):
+            return None
+        sent = self._sent.pop(count, None)
+        if sent is None or sent[1].domain != event.domain:
+            return None
+        return sent
 
     def _lose(self, domain: str, why: str) -> None:
         self.counters["cti_events_lost"] += 1
@@ -262,13 +292,13 @@ class SharedCtiFeed:
         history = self.hub.history.get(event.domain)
         if not history:
             return True  # nothing to compare with: the seq alone says
-        decoded = _decode(event)
+        decoded = self._own(event) or _decode(event)
         return decoded is not None and (history[-1].event, history[-1].item) == decoded
 
     def _apply(self, event: CtiEvent) -> None:
         if event.seq <= self.hub.seq.get(event.domain, 0):
             return
-        decoded = _decode(event)
+        decoded = self._own(event) or _decode(event)
         if decoded is None:  # a node of another version, or a foreign writer
             log.warning("CTI event %s of %s not understood: resync", event.seq, event.domain)
             self._resync(event.domain, event.seq)
