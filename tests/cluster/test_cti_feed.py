@@ -182,6 +182,24 @@ async def test_a_node_takes_its_own_events_back_as_it_sent_them_and_rebuilds_the
     assert hub_a.snapshot(OURS) == hub_b.snapshot(OURS)
 
 
+@pytest.mark.interop
+async def test_text_that_is_not_utf8_and_any_integer_reach_the_other_node_unchanged(
+    node_state: NodeState, started: Started
+) -> None:
+    """A caller name from SIP bytes that are not UTF-8 holds lone surrogates
+    (``surrogateescape``), which the fast JSON library refuses: the event still travels."""
+    hub_a, _ = await started(await node_state("node-a"), node="node-a")
+    hub_b, _ = await started(await node_state("node-b"), node="node-b")
+    name = b"Jos\xe9 \xff".decode("utf-8", "surrogateescape")
+    odd = channel("a-1", calling_name=name, offer_timestamp=2**70)
+    plain_one = channel("a-2", calling_name="Zoë")
+    hub_a.publish("added", odd)
+    hub_a.publish("added", plain_one)
+    await seqs_reach([hub_b], {OURS: 2})
+    assert hub_b.items[OURS][(Channel.ELEMENT, "a-1")] == odd
+    assert hub_b.items[OURS][(Channel.ELEMENT, "a-2")] == plain_one
+
+
 async def test_a_node_alone_sees_what_the_plain_hub_shows(started: Started) -> None:
     plain = CtiHub()
     fed, feed = await started(LocalState("node-a"))

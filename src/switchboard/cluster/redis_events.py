@@ -8,12 +8,11 @@ the feed's (Redis lost its data), it raises EventsLostError; the node then resyn
 
 from __future__ import annotations
 
-import json
 from collections import deque
 
 from switchboard.cluster.errors import ClusterStateError, EventsLostError
 from switchboard.cluster.redis_link import RedisLink
-from switchboard.cluster.values import CtiEvent
+from switchboard.cluster.values import CtiEvent, decode
 
 BLOCK_SECONDS = 1.0
 READ_COUNT = 500
@@ -105,9 +104,6 @@ def _ms(seconds: float) -> int:
 
 def _event(fields: dict[str, str]) -> CtiEvent | None:
     try:
-        body = json.loads(fields["e"])
-        return (
-            CtiEvent(str(fields["d"]), int(fields["s"]), body) if isinstance(body, dict) else None
-        )
+        return CtiEvent(str(fields["d"]), int(fields["s"]), decode(fields["e"]))
     except (KeyError, ValueError):
         return None
