@@ -22,6 +22,7 @@ from switchboard.callbacks.delivery import CallbackDelivery
 from switchboard.cluster.lease import keep_lease
 from switchboard.cluster.redis_state import RedisState
 from switchboard.cluster.state import ClusterState, LocalState
+from switchboard.cluster.values import GATHER_SECONDS
 from switchboard.config import Config, ServerConfig, split_hostport
 from switchboard.cti.directory_feed import DirectoryFeed
 from switchboard.cti.hub import CtiHub
@@ -181,7 +182,9 @@ class Server:
         """CTI events through the cluster (one seq per domain), then the lease, whose
         reaper reports dead nodes' calls: both publish CTI events, numbered by the feed."""
         domains = [domain.name for domain in self.directory.config.domains]
-        feed = SharedCtiFeed(self.cti, state, domains=domains, node=state.node)
+        feed = SharedCtiFeed(
+            self.cti, state, domains=domains, node=state.node, gather=GATHER_SECONDS
+        )
         await feed.start()  # before anything publishes: nothing is numbered here
         self.cti_feed = feed
         node_calls.shown_by = feed.channels_of

@@ -6,14 +6,15 @@ blocks publishing nor grows memory."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 import pytest
 
 from switchboard.cluster.redis_state import RedisState
-from switchboard.cluster.state import ClusterState, LocalState
+from switchboard.cluster.state import ClusterState, JsonObject, LocalState
 from switchboard.cti import messages
 from switchboard.cti.channels import Channel, ChannelState, Target
 from switchboard.cti.elements import TerminalRow, UserRow
@@ -198,6 +199,40 @@ async def test_text_that_is_not_utf8_and_any_integer_reach_the_other_node_unchan
     await seqs_reach([hub_b], {OURS: 2})
     assert hub_b.items[OURS][(Channel.ELEMENT, "a-1")] == odd
     assert hub_b.items[OURS][(Channel.ELEMENT, "a-2")] == plain_one
+
+
+class CountingState(LocalState):
+    """A node alone that counts its round trips (``publish_many`` calls)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(node)
+        self.round_trips = 0
+
+    async def publish_many(self, events: Sequence[tuple[str, JsonObject]]) -> list[int]:
+        self.round_trips += 1
+        return await super().publish_many(events)
+
+
+@pytest.mark.parametrize(("gather", "most"), [(0.0, 10), (0.2, 2)])
+async def test_events_published_while_the_sender_gathers_go_to_the_state_at_once(
+    gather: float, most: int
+) -> None:
+    """Each round trip to Redis costs a node CPU: with ``gather``, events a few ms apart
+    share one (at most two here, should a slow machine stretch the 10 ms of publishing)."""
+    state = CountingState("node-a")
+    hub = CtiHub()
+    feed = SharedCtiFeed(hub, state, node="node-a", gather=gather)
+    await feed.start()
+    try:
+        for n in range(10):
+            hub.publish("added", channel(f"a-{n}"))
+            await asyncio.sleep(0.001)
+        await seqs_reach([hub], {OURS: 10})
+    finally:
+        await feed.close(drain=0.5)
+    assert 1 <= state.round_trips <= most
+    if gather == 0.0:
+        assert state.round_trips >= 5  # the sender was not gathering: nearly one each
 
 
 async def test_a_node_alone_sees_what_the_plain_hub_shows(started: Started) -> None:

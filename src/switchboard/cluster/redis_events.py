@@ -8,11 +8,12 @@ the feed's (Redis lost its data), it raises EventsLostError; the node then resyn
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 from switchboard.cluster.errors import ClusterStateError, EventsLostError
 from switchboard.cluster.redis_link import RedisLink
-from switchboard.cluster.values import CtiEvent, decode
+from switchboard.cluster.values import GATHER_SECONDS, CtiEvent, decode
 
 BLOCK_SECONDS = 1.0
 READ_COUNT = 500
@@ -51,8 +52,13 @@ class RedisFeed:
         after: int,
         *,
         block: float = BLOCK_SECONDS,
+        gather: float = GATHER_SECONDS,
     ) -> None:
+        """``gather``: after a read that brought events, wait this long before the next,
+        so that the next brings several (a read that brought none blocks for the next)."""
         self._link = link
+        self._gather = gather
+        self._brought = False
         self._stream = stream
         self.domains = domains
         self._last = after
@@ -78,6 +84,8 @@ class RedisFeed:
         self._closed = True
 
     async def _read(self) -> None:
+        if self._brought and self._gather > 0:
+            await asyncio.sleep(self._gather)
         link = self._link
         read = link.command(
             "XREAD", "COUNT", READ_COUNT, "BLOCK", _ms(self._block),
@@ -86,6 +94,7 @@ class RedisFeed:
         answer = await link("events", read, timeout=link.timeout + self._block)
         # XREAD answers [[stream, entries]], or nothing when the block time passed.
         read_entries = entries(answer[0][1]) if isinstance(answer, list) and answer else []
+        self._brought = 0 < len(read_entries) < READ_COUNT  # a full read: more are waiting
         if not read_entries and await last_number(link, self._stream) < self._last:
             self._gap = f"the event stream restarted below {self._last}"
         for number, fields in read_entries:

@@ -61,11 +61,14 @@ class SharedCtiFeed:
         node: str | None = None,
         queue_size: int = QUEUE_SIZE,
         retry: float = RETRY_SECONDS,
+        gather: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``domains``: those to catch up on at start besides the ones the hub holds;
         ``node``: this node's name, sent with its events: a dead node's channels are
-        known by it (``channels_of``)."""
+        known by it (``channels_of``); ``gather``: seconds the sender waits after an event
+        for more to publish with it (``cluster.values.GATHER_SECONDS``)."""
+        self.gather = gather
         self.hub = hub
         self.node = node
         # which node published each live channel: the one whose death removes it
@@ -156,6 +159,8 @@ class SharedCtiFeed:
         120 calls/s, and the queue overflowed)."""
         while not self._stopped:
             batch = [await self._queue.get()]
+            if self.gather > 0:
+                await asyncio.sleep(self.gather)
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._in_flight = True
