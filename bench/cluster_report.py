@@ -113,8 +113,26 @@ def _findings(results: dict[Topology, list[Row]], cores: int) -> list[str]:
     one, two = results.get(Topology.CLUSTER1), results.get(Topology.CLUSTER2)
     if one and two:
         said.append(_compare(one, two))
+        said.extend(_per_node(one, two))
         said.extend(_projection(two, cores))
     return said
+
+
+def _per_node(one: list[Row], two: list[Row]) -> list[str]:
+    """A node's CPU per call it handles when each node takes the same load: one node at R
+    against two at 2R (R each). What scaling costs a node, apart from the machine's cores."""
+    by_rate = {r["rate"]: r for r in two}
+    pairs = [(row, by_rate[2 * row["rate"]]) for row in one if 2 * row["rate"] in by_rate]
+    if not pairs:
+        return []
+    said = ", ".join(
+        f"{alone['rate']}/s per node: {ms_per_call(alone, 'nodes'):.2f} ms alone, "
+        f"{ms_per_call(pair, 'nodes'):.2f} ms of two"
+        for alone, pair in pairs
+    )
+    return [
+        f"- Node CPU per call with the same load on each node (one node at R, two at 2R): {said}."
+    ]
 
 
 def _compare(one: list[Row], two: list[Row]) -> str:
