@@ -103,7 +103,9 @@ def header_tuple(lines: list[str]) -> tuple[Header, ...]:
             canonical = canonical_name(name.rstrip(WSP))
             key = canonical.lower()
         else:
-            canonical = CANONICAL[key]
+            # a compact form's long name may be one we do not otherwise know ("a":
+            # Accept-Contact): its spelling comes from the compact form
+            canonical = CANONICAL.get(key) or canonical_name(name)
         value = value.strip(WSP)
         if "," in value and key in LIST_HEADERS:
             out.extend(known_header(canonical, e, key) for e in header_elements(key, value))
