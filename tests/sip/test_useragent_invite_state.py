@@ -4,7 +4,9 @@ listed, and the CANCEL rules hold on the wire."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import weakref
 
 from switchboard.sip.message import Response
 from switchboard.sip.outgoing_call import INVITE_TABLE, InviteInput
@@ -13,7 +15,7 @@ from switchboard.sip.uri import parse_uri
 from switchboard.sip.useragent import IncomingCall, InviteState, OutgoingCall
 from switchboard.testing import clock
 from switchboard.testing.network import Network
-from tests.sip.ua_pair import CALLEE, CALLER, agent, answer, lines, offer
+from tests.sip.ua_pair import CALLEE, CALLER, agent, answer, connect, lines, offer
 
 _FINAL = (InviteState.ACCEPTED, InviteState.REFUSED)
 
@@ -78,3 +80,28 @@ def test_a_2xx_that_crosses_our_cancel_is_acked_and_the_call_ended_with_bye() ->
     assert response.status == 200 and reason == "send_bye"
     flow = lines(network)
     assert flow.index("CANCEL") < flow.index("ACK") < flow.index("BYE")
+
+
+def test_an_ended_call_still_acks_a_retransmitted_2xx_and_is_not_kept_for_it() -> None:
+    """RFC 6026 keeps our INVITE transaction 32 s after its 2xx, and §13.2.2.4 ACKs every
+    2xx retransmission; the call that ended is not kept alive that long for it (its whole
+    graph was, which the collector then scanned)."""
+    network = Network()
+
+    async def main() -> tuple[bool, list[str]]:
+        pair = await connect(network)
+        ok = next(d for d in network.log if d.data.startswith(b"SIP/2.0 200"))
+        pair.outgoing.bye()
+        await pair.outgoing.ended
+        await asyncio.sleep(10)  # the BYE's transaction is over (Timer K); Timer M is not
+        call = weakref.ref(pair.outgoing)
+        del pair
+        gc.collect()
+        mark = len(network.log)
+        network.deliver(ok.data, ok.source, ok.destination)  # the 2xx, again
+        await asyncio.sleep(0.1)
+        return call() is None, [d.data.split(b" ", 1)[0].decode() for d in network.log[mark:]]
+
+    released, sent = clock.run(main())
+    assert sent == ["SIP/2.0", "ACK"]  # the 2xx we replayed, and our ACK to it
+    assert released

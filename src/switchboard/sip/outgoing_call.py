@@ -9,6 +9,11 @@ Rules:
 - A 401/407 is answered once with credentials (a ``stale`` challenge once more), a 422
   once with the Min-SE it names (RFC 4028 §7.4): each a new INVITE with the next CSeq,
   which needs its own provisional before a CANCEL may go.
+- Our INVITE transactions outlive the call: RFC 6026 keeps one 32 s after its 2xx for
+  retransmissions. They reach the call through ``responses``, which the call retires when
+  it ends in ACCEPTED or REFUSED: then a 2xx is ACKed again from the dialog alone, and
+  anything else ignored, as the table says, without keeping the call's whole graph (its
+  messages, its session, the PBX call behind it) alive 32 s for the collector to scan.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from switchboard.sip.digest import answer_challenge, parse_auth_params, pick_cha
 from switchboard.sip.headers import Header
 from switchboard.sip.in_dialog import Negotiation, Step
 from switchboard.sip.message import Request, Response
-from switchboard.sip.session import CallState, Session, allows
+from switchboard.sip.session import CallState, Session, allows, send_ack
 from switchboard.sip.session_timer import parse_min_se, parse_session_expires
 from switchboard.sip.transaction.base import Peer
 
 if TYPE_CHECKING:
+    from switchboard.sip.endpoint import SipEndpoint
     from switchboard.sip.useragent import UserAgent
 
 log = logging.getLogger("switchboard.sip.ua")
@@ -110,6 +116,7 @@ class OutgoingCall(Session):
         self.interval_attempts = 0
         # Called with each 18x (early media arrives in a 183 with SDP, RFC 3960).
         self.on_provisional: Callable[[Response], None] | None = None
+        self.responses = ResponseRelay(self.on_response)  # what our transactions call
         if invite.body:
             self._step(Step.SEND_OFFER, invite.body)
 
@@ -144,6 +151,13 @@ class OutgoingCall(Session):
         else:
             ok = response.status < 300
             self._fire(InviteInput.SUCCESS if ok else InviteInput.FAILURE, response)
+
+    def _end(self, reason: str) -> None:
+        super()._end(reason)
+        if self.invite_state is InviteState.ACCEPTED and self.dialog is not None:
+            self.responses.retire(_ReAck(self.ua.endpoint, self.dialog, self.peer))
+        elif self.invite_state is InviteState.REFUSED:
+            self.responses.retire(_ignore)
 
     def _do_ack(self, response: Response | None) -> None:
         assert response is not None
@@ -230,7 +244,7 @@ class OutgoingCall(Session):
         )
         self.invite = replace(self.invite, headers=hdrs)
         self._fire(InviteInput.RESENT)
-        self.ua.endpoint.send_request(self.invite, self.peer, self.on_response)
+        self.ua.endpoint.send_request(self.invite, self.peer, self.responses)
 
     def cancel(self) -> None:
         if self.state is CallState.ENDED:
@@ -242,3 +256,37 @@ class OutgoingCall(Session):
 
     def _do_bye(self, _response: Response | None) -> None:
         self.bye()
+
+
+class ResponseRelay:
+    """Passes each response to the call until the call ends; then to what the call left
+    behind for its final state (see the module's rules)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Callable[[Response], None]) -> None:
+        self.target = target
+
+    def __call__(self, response: Response) -> None:
+        self.target(response)
+
+    def retire(self, target: Callable[[Response], None]) -> None:
+        self.target = target
+
+
+@dataclass(frozen=True, slots=True)
+class _ReAck:
+    """An ended, answered call's answer to a retransmitted 2xx: ACK it again (§13.2.2.4),
+    as (ACCEPTED, SUCCESS) does; other responses are ignored there."""
+
+    endpoint: SipEndpoint
+    dialog: Dialog
+    peer: Peer
+
+    def __call__(self, response: Response) -> None:
+        if 200 <= response.status < 300:
+            send_ack(self.endpoint, self.dialog, self.peer, response)
+
+
+def _ignore(_response: Response) -> None:
+    """An ended, refused call ignores whatever comes (REFUSED's row of the table)."""

@@ -64,6 +64,7 @@ from switchboard.sip.transaction.base import Peer
 from switchboard.sip.transaction.layer import ServerTransaction
 
 if TYPE_CHECKING:
+    from switchboard.sip.endpoint import SipEndpoint
     from switchboard.sip.useragent import UserAgent
 
 log = logging.getLogger("switchboard.sip.ua")
@@ -209,12 +210,7 @@ class Session:
     def send_ack(self, response: Response | None = None) -> None:
         """ACK a 2xx: the one to ``response``'s CSeq, else to our last INVITE (§13.2.2.4)."""
         assert self.dialog is not None
-        hop = self.dialog.next_hop(self.peer)
-        ack = self.dialog.create_request("ACK", self.ua.endpoint.via(hop.transport))
-        if response is not None and response.cseq.number != ack.cseq.number:
-            cseq = Header("CSeq", f"{response.cseq.number} ACK")
-            ack = ack.with_headers(cseq if h.key == "cseq" else h for h in ack.headers)
-        self.ua.endpoint.send_stateless(ack, hop)
+        send_ack(self.ua.endpoint, self.dialog, self.peer, response)
 
     def on_ack(self, ack: Request | None = None) -> None:
         awaited = self._awaiting_ack
@@ -504,3 +500,13 @@ class Session:
             self._send_in_dialog("UPDATE", b"", None)
         else:
             self._send_in_dialog("INVITE", negotiation.local_sdp, None)
+
+
+def send_ack(endpoint: SipEndpoint, dialog: Dialog, peer: Peer, response: Response | None) -> None:
+    """ACK a 2xx of ``dialog``: the one to ``response``'s CSeq, else to its last INVITE."""
+    hop = dialog.next_hop(peer)
+    ack = dialog.create_request("ACK", endpoint.via(hop.transport))
+    if response is not None and response.cseq.number != ack.cseq.number:
+        cseq = Header("CSeq", f"{response.cseq.number} ACK")
+        ack = ack.with_headers(cseq if h.key == "cseq" else h for h in ack.headers)
+    endpoint.send_stateless(ack, hop)

@@ -152,7 +152,7 @@ class UserAgent:
         )
         invite = Request("INVITE", target, hdrs + timer + extra + content_type(body), body)
         call = OutgoingCall(self, invite, peer, credentials)
-        self.endpoint.send_request(invite, peer, call.on_response)
+        self.endpoint.send_request(invite, peer, call.responses)
         return call
 
     def options(self, target: Uri, peer: Peer, *, from_uri: str) -> asyncio.Future[Response]:
