@@ -192,8 +192,8 @@ async def test_text_that_is_not_utf8_and_any_integer_reach_the_other_node_unchan
     hub_a, _ = await started(await node_state("node-a"), node="node-a")
     hub_b, _ = await started(await node_state("node-b"), node="node-b")
     name = b"Jos\xe9 \xff".decode("utf-8", "surrogateescape")
-    odd = channel("a-1", calling_name=name, offer_timestamp=2**70)
-    plain_one = channel("a-2", calling_name="Zoë")
+    odd = channel("a-1", calling_name=name)
+    plain_one = channel("a-2", calling_name="Zoë", offer_timestamp=10**30 + 1)  # no float
     hub_a.publish("added", odd)
     hub_a.publish("added", plain_one)
     await seqs_reach([hub_b], {OURS: 2})
@@ -233,6 +233,20 @@ async def test_events_published_while_the_sender_gathers_go_to_the_state_at_once
     assert 1 <= state.round_trips <= most
     if gather == 0.0:
         assert state.round_trips >= 5  # the sender was not gathering: nearly one each
+
+
+async def test_closing_while_the_sender_gathers_still_publishes_the_event() -> None:
+    """A stopping node's last event (its last call's removal) often comes alone: the
+    sender holds it while it gathers, and close() must wait for it."""
+    state = CountingState("node-a")
+    hub = CtiHub()
+    feed = SharedCtiFeed(hub, state, node="node-a", gather=0.2)
+    await feed.start()
+    hub.publish("removed", channel("a-1"))
+    await asyncio.sleep(0)  # the sender takes it and starts gathering
+    await feed.close(drain=1.0)
+    assert feed.statistics()["cti_events_sent"] == 1
+    assert state.round_trips == 1
 
 
 async def test_a_node_alone_sees_what_the_plain_hub_shows(started: Started) -> None:

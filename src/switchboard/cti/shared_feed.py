@@ -159,11 +159,12 @@ class SharedCtiFeed:
         120 calls/s, and the queue overflowed)."""
         while not self._stopped:
             batch = [await self._queue.get()]
+            # in flight from now: close() waits for an event taken while more are gathered
+            self._in_flight = True
             if self.gather > 0:
                 await asyncio.sleep(self.gather)
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._in_flight = True
             try:
                 await self._send(batch)
             finally:
