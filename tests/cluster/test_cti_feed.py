@@ -332,7 +332,10 @@ async def test_a_stopped_redis_neither_blocks_publishing_nor_grows_memory(
         began = time.monotonic()
         for n in range(2000):
             hub.publish("added", channel(f"c{n}"))
-        assert time.monotonic() - began < 0.5  # no call to Redis on the way
+        # No call to Redis on the way: one would wait out the 0.3 s timeout, 2000 of them
+        # ten minutes. (The bound was 0.5 s, a speed, which a loaded machine once missed;
+        # what it must catch is waiting on Redis, orders of magnitude above this.)
+        assert time.monotonic() - began < 10
         assert feed.statistics()["cti_events_queued"] <= 10
         assert feed.counters["cti_events_lost"] >= 2000 - 10 - 1  # one may be on its way
 
