@@ -10,6 +10,7 @@ import weakref
 
 from switchboard.sip.message import Response
 from switchboard.sip.outgoing_call import INVITE_TABLE, InviteInput
+from switchboard.sip.session import RemoteOffer
 from switchboard.sip.transaction.base import Peer
 from switchboard.sip.uri import parse_uri
 from switchboard.sip.useragent import IncomingCall, InviteState, OutgoingCall
@@ -104,4 +105,38 @@ def test_an_ended_call_still_acks_a_retransmitted_2xx_and_is_not_kept_for_it() -
 
     released, sent = clock.run(main())
     assert sent == ["SIP/2.0", "ACK"]  # the 2xx we replayed, and our ACK to it
+    assert released
+
+
+def test_an_ended_call_acks_a_retransmitted_2xx_of_its_reinvite_and_is_not_kept_for_it() -> None:
+    """The same for a re-INVITE of ours (a session refresh, a hold): its transaction too
+    is kept 32 s after its 2xx."""
+    network = Network()
+
+    async def main() -> tuple[bool, list[str]]:
+        pair = await connect(network)
+
+        def accept(remote: RemoteOffer) -> None:
+            remote.accept(answer(remote.body))
+
+        pair.incoming.on_remote_offer = accept
+        reinvited = await pair.outgoing.reinvite(offer(version=2, direction="sendonly"))
+        assert reinvited.status == 200
+        ok = [d for d in network.log if d.data.startswith(b"SIP/2.0 200")][-1]
+        assert b"CSeq: 2 INVITE" in ok.data
+        pair.outgoing.bye()
+        await pair.outgoing.ended
+        await asyncio.sleep(10)  # the BYE's transaction is over; the re-INVITE's is not
+        call = weakref.ref(pair.outgoing)
+        del pair
+        gc.collect()
+        mark = len(network.log)
+        network.deliver(ok.data, ok.source, ok.destination)  # the re-INVITE's 2xx, again
+        await asyncio.sleep(0.1)
+        acks = [d.data for d in network.log[mark:] if d.data.startswith(b"ACK")]
+        assert len(acks) == 1 and b"CSeq: 2 ACK" in acks[0]
+        return call() is None, [d.data.split(b" ", 1)[0].decode() for d in network.log[mark:]]
+
+    released, sent = clock.run(main())
+    assert sent == ["SIP/2.0", "ACK"]
     assert released

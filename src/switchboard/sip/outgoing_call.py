@@ -30,12 +30,18 @@ from switchboard.sip.digest import answer_challenge, parse_auth_params, pick_cha
 from switchboard.sip.headers import Header
 from switchboard.sip.in_dialog import Negotiation, Step
 from switchboard.sip.message import Request, Response
-from switchboard.sip.session import CallState, Session, allows, send_ack
+from switchboard.sip.session import (
+    CallState,
+    ReAck,
+    ResponseRelay,
+    Session,
+    allows,
+    ignore_response,
+)
 from switchboard.sip.session_timer import parse_min_se, parse_session_expires
 from switchboard.sip.transaction.base import Peer
 
 if TYPE_CHECKING:
-    from switchboard.sip.endpoint import SipEndpoint
     from switchboard.sip.useragent import UserAgent
 
 log = logging.getLogger("switchboard.sip.ua")
@@ -155,9 +161,9 @@ class OutgoingCall(Session):
     def _end(self, reason: str) -> None:
         super()._end(reason)
         if self.invite_state is InviteState.ACCEPTED and self.dialog is not None:
-            self.responses.retire(_ReAck(self.ua.endpoint, self.dialog, self.peer))
+            self.responses.retire(ReAck(self.ua.endpoint, self.dialog, self.peer))
         elif self.invite_state is InviteState.REFUSED:
-            self.responses.retire(_ignore)
+            self.responses.retire(ignore_response)
 
     def _do_ack(self, response: Response | None) -> None:
         assert response is not None
@@ -256,37 +262,3 @@ class OutgoingCall(Session):
 
     def _do_bye(self, _response: Response | None) -> None:
         self.bye()
-
-
-class ResponseRelay:
-    """Passes each response to the call until the call ends; then to what the call left
-    behind for its final state (see the module's rules)."""
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: Callable[[Response], None]) -> None:
-        self.target = target
-
-    def __call__(self, response: Response) -> None:
-        self.target(response)
-
-    def retire(self, target: Callable[[Response], None]) -> None:
-        self.target = target
-
-
-@dataclass(frozen=True, slots=True)
-class _ReAck:
-    """An ended, answered call's answer to a retransmitted 2xx: ACK it again (§13.2.2.4),
-    as (ACCEPTED, SUCCESS) does; other responses are ignored there."""
-
-    endpoint: SipEndpoint
-    dialog: Dialog
-    peer: Peer
-
-    def __call__(self, response: Response) -> None:
-        if 200 <= response.status < 300:
-            send_ack(self.endpoint, self.dialog, self.peer, response)
-
-
-def _ignore(_response: Response) -> None:
-    """An ended, refused call ignores whatever comes (REFUSED's row of the table)."""

@@ -32,6 +32,7 @@ import asyncio
 import enum
 import functools
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -170,6 +171,10 @@ class Session:
         self.peer_allows_update = False
         self._remote_offer: RemoteOffer | None = None
         self._awaiting_ack: _AwaitedAck | None = None
+        # our re-INVITEs and UPDATEs whose transactions still hold a relay to us
+        self._sent_relays: weakref.WeakKeyDictionary[ResponseRelay, _Sent] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -188,6 +193,20 @@ class Session:
             self._remote_offer.reject(487)  # §15.1.2: pending requests get 487
         if not self.ended.done():
             self.ended.set_result(reason)
+        self._retire_sent()
+
+    def _retire_sent(self) -> None:
+        """Our answered re-INVITEs and UPDATEs let the ended session go: a retransmitted
+        2xx of a re-INVITE is ACKed from the dialog alone, as ``_on_sent_response`` does
+        once ``done``. One still awaiting its final response keeps the session."""
+        for relay, sent in list(self._sent_relays.items()):
+            if not sent.done:
+                continue
+            invite = sent.request.method == "INVITE"
+            if invite and self.dialog is not None:
+                relay.retire(ReAck(self.ua.endpoint, self.dialog, self.peer))
+            else:
+                relay.retire(ignore_response)
 
     def bye(self, reason: str = "send_bye") -> None:
         if self.dialog is None or self.state is not CallState.ANSWERED:
@@ -415,8 +434,9 @@ class Session:
         if method == "INVITE":
             self.negotiation.local_invite = True
         sent = _Sent(request, future)
-        callback = functools.partial(self._on_sent_response, sent)
-        self.ua.endpoint.send_request(request, hop, callback)
+        relay = ResponseRelay(functools.partial(self._on_sent_response, sent))
+        self._sent_relays[relay] = sent  # until its transaction lets the relay go
+        self.ua.endpoint.send_request(request, hop, relay)
 
     def _on_sent_response(self, sent: _Sent, response: Response) -> None:
         invite = sent.request.method == "INVITE"
@@ -510,3 +530,40 @@ def send_ack(endpoint: SipEndpoint, dialog: Dialog, peer: Peer, response: Respon
         cseq = Header("CSeq", f"{response.cseq.number} ACK")
         ack = ack.with_headers(cseq if h.key == "cseq" else h for h in ack.headers)
     endpoint.send_stateless(ack, hop)
+
+
+class ResponseRelay:
+    """The callback a transaction of ours holds: passes each response to its session
+    until the session ends; then to what the session left behind for the transaction's
+    final state. RFC 6026 keeps an INVITE client transaction 32 s after its 2xx; a
+    callback bound to the session kept the session's whole graph (its messages, the PBX
+    call behind it) alive that long, for the collector to scan."""
+
+    __slots__ = ("__weakref__", "target")
+
+    def __init__(self, target: Callable[[Response], None]) -> None:
+        self.target = target
+
+    def __call__(self, response: Response) -> None:
+        self.target(response)
+
+    def retire(self, target: Callable[[Response], None]) -> None:
+        self.target = target
+
+
+@dataclass(frozen=True, slots=True)
+class ReAck:
+    """An ended session's answer to a retransmitted 2xx of its INVITE: ACK it again
+    (§13.2.2.4), from the dialog alone; other responses are ignored."""
+
+    endpoint: SipEndpoint
+    dialog: Dialog
+    peer: Peer
+
+    def __call__(self, response: Response) -> None:
+        if 200 <= response.status < 300:
+            send_ack(self.endpoint, self.dialog, self.peer, response)
+
+
+def ignore_response(_response: Response) -> None:
+    """What an ended session does with a late response it has nothing left to do with."""
