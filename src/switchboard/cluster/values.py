@@ -3,6 +3,7 @@ hostile or broken caller gets the same ValueError from either."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Collection
@@ -120,15 +121,17 @@ def decode(text: str) -> JsonObject:
     read by ``json``, which also refuses what is not JSON. So is a text with a run of 19
     digits or more, which may be an integer over 64 bits: orjson reads those as floats,
     losing digits, where ``json`` keeps them."""
-    try:
-        if _LONG_DIGITS.search(text) is not None:
-            raise orjson.JSONDecodeError("a long number", text, 0)
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        body = json.loads(text)
+    body = _loads(text)
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
     return body
+
+
+def _loads(text: str) -> Any:
+    if _LONG_DIGITS.search(text) is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(text)
+    return json.loads(text)
 
 
 @dataclass(slots=True)
