@@ -33,6 +33,8 @@ What is checked when, and what is built when:
 
 from __future__ import annotations
 
+from typing import TypeVar, cast
+
 from switchboard.sip.errors import ParseError
 from switchboard.sip.fast_parser import parse_well_formed
 from switchboard.sip.headers import Header
@@ -45,11 +47,14 @@ from switchboard.sip.message_types import (
     Message,
     Request,
     Response,
+    as_received,
     headers,
     parse_cseq,
 )
 from switchboard.sip.strict_parser import parse_strictly, split_head
 from switchboard.sip.uri import AbsoluteUri, SipUri, TelUri, Uri
+
+_M = TypeVar("_M", Request, Response)
 
 REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -72,6 +77,17 @@ def parse_message(data: bytes) -> Message:
         raise ParseError("Message too large", 513)
     data = data.lstrip(b"\r\n")  # §7.5: ignore CRLFs before the start line
     return parse_well_formed(data) or parse_strictly(data)
+
+
+def held_as_wire(message: _M) -> _M:
+    """The same message kept as its octets and parsed again on first read, for what is held
+    long after use: a transaction keeps its request and last response up to 32 s after its
+    final response (RFC 3261 §17 timers D, J, K; RFC 6026 L, M). A built message holds a
+    tree of headers, URIs and parameters that the garbage collector walks on every pass
+    while it lives; octets under a lazy index are a handful of objects. A received message
+    sheds what reading it built; one the fast parser would not read is kept as it is."""
+    copy = as_received(message) or parse_well_formed(bytes(message))
+    return message if copy is None else cast(_M, copy)  # a request's octets parse as one
 
 
 def is_sip_uri(uri: Uri) -> bool:

@@ -275,6 +275,17 @@ def received_response(status: int, reason: str, body: bytes, received: Received)
     return message
 
 
+def as_received(message: Request | Response) -> Request | Response | None:
+    """A received message again as it came: its octets' index, nothing parsed from it yet
+    (what reading it built is left behind); None for a built message."""
+    received = message._received
+    if received is None:
+        return None
+    if isinstance(message, Request):
+        return received_request(message.method, message.body, received)
+    return received_response(message.status, message.reason, message.body, received)
+
+
 def _serialised(message: Request | Response, start_line: str) -> bytes:
     """Serialise once: a message is immutable, and retransmissions (§17.1) send it again."""
     cached = message._parsed.get("wire")

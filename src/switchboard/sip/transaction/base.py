@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from switchboard.sip.errors import LocalProtocolError
-from switchboard.sip.message import Message, Request, Response
+from switchboard.sip.message import Message, Request, Response, held_as_wire
 
 log = logging.getLogger("switchboard.sip.transaction")
 
@@ -145,6 +145,7 @@ class Transaction:
         self._effects: list[Effect] = []
         self._now = 0.0
         self._message: Message | None = None
+        self.layer_key: tuple[str, ...] = ()  # where the transaction layer files it
 
     # -- driving --------------------------------------------------------------------------
 
@@ -159,7 +160,8 @@ class Transaction:
         for action in actions:
             self._action(action)()
         if next_state is not self.state:
-            log.debug("%s %s: %s -> %s", type(self).__name__, self.key, self.state, next_state)
+            if log.isEnabledFor(logging.DEBUG):  # ``key`` parses the top Via
+                log.debug("%s %s: %s -> %s", type(self).__name__, self.key, self.state, next_state)
             self.state = next_state
             if self.terminated:
                 self.timers.clear()
@@ -211,6 +213,12 @@ class Transaction:
 
     def _do_deliver(self) -> None:
         self._deliver()
+
+    def _do_hold_as_wire(self) -> None:
+        """Entering the state that only absorbs retransmissions until its last timer."""
+        self.request = held_as_wire(self.request)
+        if self.last_response is not None:
+            self.last_response = held_as_wire(self.last_response)
 
     def _do_timeout(self) -> None:
         self._effects.append(TimedOut(self))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 
 from switchboard.sip.builders import make_non_2xx_ack
-from switchboard.sip.message import Request, Response
+from switchboard.sip.message import Request, Response, held_as_wire
 from switchboard.sip.transaction.base import (
     ClientTransactionBase,
     Input,
@@ -33,8 +33,11 @@ class State(enum.Enum):
 
 
 S = State
-_TO_COMPLETED: Row = (("stop_retransmit", "send_ack", "deliver", "start_d"), S.COMPLETED)
-_TO_ACCEPTED: Row = (("stop_retransmit", "deliver", "start_m"), S.ACCEPTED)
+_TO_COMPLETED: Row = (
+    ("stop_retransmit", "send_ack", "deliver", "start_d", "hold_as_wire"),
+    S.COMPLETED,
+)
+_TO_ACCEPTED: Row = (("stop_retransmit", "deliver", "start_m", "hold_as_wire"), S.ACCEPTED)
 
 TABLE: dict[tuple[enum.Enum, Input], Row] = {
     (S.CALLING, Input.TIMER_A): (("retransmit",), S.CALLING),
@@ -73,6 +76,11 @@ class ClientInviteTransaction(ClientTransactionBase):
             assert isinstance(self._message, Response)
             self._ack = make_non_2xx_ack(self.request, self._message)
         self._send(self._ack)
+
+    def _do_hold_as_wire(self) -> None:
+        super()._do_hold_as_wire()
+        if self._ack is not None:
+            self._ack = held_as_wire(self._ack)
 
     def _do_start_d(self) -> None:
         self._start("D", self._unreliable(32.0))

@@ -27,7 +27,7 @@ class State(enum.Enum):
 
 
 S = State
-_FINAL: Row = (("stop_retransmit", "deliver", "start_k"), S.COMPLETED)
+_FINAL: Row = (("stop_retransmit", "deliver", "start_k", "hold_as_wire"), S.COMPLETED)
 
 TABLE: dict[tuple[enum.Enum, Input], Row] = {
     (S.TRYING, Input.TIMER_E): (("retransmit",), S.TRYING),

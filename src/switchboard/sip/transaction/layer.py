@@ -92,7 +92,7 @@ def client_key(message: Message) -> tuple[str, str]:
 class TransactionLayer:
     def __init__(self, config: TimerConfig | None = None) -> None:
         self.config = config or TimerConfig()
-        self.clients: dict[tuple[str, str], ClientTransaction] = {}
+        self.clients: dict[tuple[str, ...], ClientTransaction] = {}
         self.servers: dict[ServerKey, ServerTransaction] = {}
         self._heap: list[tuple[float, int, Transaction]] = []
         self._counter = itertools.count()
@@ -107,7 +107,7 @@ class TransactionLayer:
             tx = ClientInviteTransaction(request, peer, self.config)
         else:
             tx = ClientNonInviteTransaction(request, peer, self.config)
-        self.clients[client_key(request)] = tx
+        self.clients[self._filed(tx, client_key(request))] = tx
         return tx, self._track(tx, tx.start(now))
 
     def respond(self, tx: ServerTransaction, response: Response, now: float) -> list[Effect]:
@@ -121,7 +121,7 @@ class TransactionLayer:
     ) -> tuple[ServerInviteTransaction, list[Effect]]:
         """Take a ``NewInvite``: its server transaction starts (100 Trying, §17.2.1)."""
         tx = ServerInviteTransaction(invite, peer, self.config)
-        self.servers[server_key(invite)] = tx
+        self.servers[self._filed(tx, server_key(invite))] = tx
         return tx, self._track(tx, tx.start(now))
 
     def find_invite(self, cancel: Request) -> ServerInviteTransaction | None:
@@ -145,7 +145,7 @@ class TransactionLayer:
         if message.method == "INVITE":
             return [NewInvite(message, peer)]
         tx = ServerNonInviteTransaction(message, peer, self.config)
-        self.servers[key] = tx
+        self.servers[self._filed(tx, key)] = tx
         return [NewRequest(tx, message, peer)]
 
     # -- from the clock -------------------------------------------------------------------
@@ -183,8 +183,15 @@ class TransactionLayer:
             heapq.heappush(self._heap, (deadline, next(self._counter), tx))
         return effects
 
+    @staticmethod
+    def _filed(tx: Transaction, key: tuple[str, ...]) -> tuple[str, ...]:
+        """Kept on the transaction, so that forgetting it reads nothing of its request (held
+        as octets by then, ``held_as_wire``)."""
+        tx.layer_key = key
+        return key
+
     def _forget(self, tx: Transaction) -> None:
         if isinstance(tx, ClientInviteTransaction | ClientNonInviteTransaction):
-            self.clients.pop(client_key(tx.request), None)
+            self.clients.pop(tx.layer_key, None)
         elif isinstance(tx, ServerInviteTransaction | ServerNonInviteTransaction):
-            self.servers.pop(server_key(tx.request), None)
+            self.servers.pop(tx.layer_key, None)

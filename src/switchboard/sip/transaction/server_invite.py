@@ -38,12 +38,15 @@ S = State
 TABLE: dict[tuple[enum.Enum, Input], Row] = {
     (S.PROCEEDING, Input.REQUEST): (("resend_last",), S.PROCEEDING),
     (S.PROCEEDING, Input.SEND_PROVISIONAL): (("send_response",), S.PROCEEDING),
-    (S.PROCEEDING, Input.SEND_SUCCESS): (("send_response", "start_l"), S.ACCEPTED),
-    (S.PROCEEDING, Input.SEND_FAILURE): (("send_response", "start_g_h"), S.COMPLETED),
+    (S.PROCEEDING, Input.SEND_SUCCESS): (("send_response", "start_l", "hold_as_wire"), S.ACCEPTED),
+    (S.PROCEEDING, Input.SEND_FAILURE): (
+        ("send_response", "start_g_h", "hold_as_wire"),
+        S.COMPLETED,
+    ),
     (S.PROCEEDING, Input.TRANSPORT_ERROR): (("transport_failed",), S.TERMINATED),
     (S.ACCEPTED, Input.REQUEST): ((), S.ACCEPTED),
     (S.ACCEPTED, Input.ACK): (("deliver",), S.ACCEPTED),
-    (S.ACCEPTED, Input.SEND_SUCCESS): (("send_response",), S.ACCEPTED),
+    (S.ACCEPTED, Input.SEND_SUCCESS): (("send_response", "hold_as_wire"), S.ACCEPTED),
     (S.ACCEPTED, Input.TIMER_L): ((), S.TERMINATED),
     (S.COMPLETED, Input.REQUEST): (("resend_last",), S.COMPLETED),
     (S.COMPLETED, Input.TIMER_G): (("retransmit_final",), S.COMPLETED),

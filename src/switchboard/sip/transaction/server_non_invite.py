@@ -27,7 +27,7 @@ class State(enum.Enum):
 
 
 S = State
-_FINAL: Row = (("send_response", "start_j"), S.COMPLETED)
+_FINAL: Row = (("send_response", "start_j", "hold_as_wire"), S.COMPLETED)
 
 TABLE: dict[tuple[enum.Enum, Input], Row] = {
     (S.TRYING, Input.REQUEST): ((), S.TRYING),
