@@ -233,6 +233,27 @@ async def test_a_port_held_by_someone_else_is_skipped() -> None:
     session.close()
 
 
+@pytest.mark.parametrize(
+    ("host", "bound"), [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("::1", "::1")]
+)
+async def test_legs_bind_their_sockets_on_the_relays_host(host: str, bound: str) -> None:
+    """The relay binds sockets of its own on its host, resolved once (a name too), and
+    hands them to the loop; both ports of each pair are the ones allocated."""
+    relay = MediaRelay(host, "127.0.0.1", PortAllocator(41400, 41410))
+    sessions = [await relay.create_session() for _ in range(2)]
+    legs = [leg for session in sessions for leg in (session.a, session.b)]
+    names = [
+        sock.transport.get_extra_info("sockname")[:2]
+        for leg in legs
+        for sock in (leg.rtp, leg.rtcp)
+    ]
+    assert names == [(bound, port) for leg in legs for port in (leg.port, leg.port + 1)]
+    for session in sessions:
+        session.close()
+    await asyncio.sleep(0.01)
+    assert relay.ports.in_use == 0
+
+
 async def test_a_leg_gone_silent_is_inactivity_even_while_the_other_leg_talks(
     relay: MediaRelay,
 ) -> None:

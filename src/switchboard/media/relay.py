@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket as stdsocket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -486,6 +487,7 @@ class MediaRelay:
             ("packets_in", "packets_out", "packets_lost", "packets_rejected"), 0
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._bind_address: tuple[int, tuple[Any, ...]] | None = None  # family, sockaddr
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -519,7 +521,7 @@ class MediaRelay:
                 if self.network is not None:
                     self.network.bind(socket, self.host, port)
                 else:
-                    await self.loop.create_datagram_endpoint(_factory(socket), (self.host, port))
+                    await self._open(socket, port)
         except OSError:
             log.info("rtp port %d is taken by another process; skipping it", leg.port)
             self.close_leg(leg)  # try the next pair; this one is retried last
@@ -528,6 +530,23 @@ class MediaRelay:
             self.close_leg(leg)
             raise
         return True
+
+    async def _open(self, socket: _Socket, port: int) -> None:
+        """Bind a socket of our own and hand it to the loop: given an address instead, the
+        loop resolves it for every socket, in its resolver thread (70 against 24 µs of CPU
+        a socket, four a call). The host is resolved once."""
+        if self._bind_address is None:
+            found = await self.loop.getaddrinfo(self.host, 0, type=stdsocket.SOCK_DGRAM)
+            self._bind_address = found[0][0], found[0][4]
+        family, sockaddr = self._bind_address
+        sock = stdsocket.socket(family, stdsocket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((sockaddr[0], port, *sockaddr[2:]))  # an IPv6 scope kept
+            await self.loop.create_datagram_endpoint(_factory(socket), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def close_leg(self, leg: Leg) -> None:
         """Close both sockets; the port pair returns to the pool once they are closed. Its
