@@ -533,8 +533,9 @@ class MediaRelay:
 
     async def _open(self, socket: _Socket, port: int) -> None:
         """Bind a socket of our own and hand it to the loop: given an address instead, the
-        loop resolves it for every socket, in its resolver thread (70 against 24 µs of CPU
-        a socket, four a call). The host is resolved once."""
+        loop resolves it again for every socket, through its resolver thread and back (62
+        against 24 µs of CPU a socket, 46 of them on the loop's thread; four a call). The
+        host is resolved once."""
         if self._bind_address is None:
             found = await self.loop.getaddrinfo(self.host, 0, type=stdsocket.SOCK_DGRAM)
             self._bind_address = found[0][0], found[0][4]
