@@ -159,9 +159,7 @@ class SipEndpoint:
         if self.network is not None:
             self.network.bind(self._udp, self.listen_host, self.listen_port)
         else:
-            await self._loop.create_datagram_endpoint(
-                lambda: self._udp, local_addr=(self.listen_host, self.listen_port)
-            )
+            await self._udp.open(self.listen_host, self.listen_port)
         if self.listen_port == 0:
             self.listen_port = self._udp.local_address[1]
         if self.network is None:
@@ -412,7 +410,8 @@ class SipEndpoint:
         try:
             self._udp.send(data, peer)
         except (ValueError, OSError) as exc:
-            # uvloop refuses a host name at once; a full or unroutable socket raises too.
+            # The transport refuses a host name (nothing is resolved on the way out); an
+            # unroutable socket raises too.
             # Like a failed TCP connect, it fails that peer's transactions (§8.1.3.1: the
             # TU sees 503), later, so the caller holds its transaction first.
             self._fail_later(peer, f"udp send failed: {exc}")

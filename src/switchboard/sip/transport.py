@@ -39,6 +39,8 @@ from switchboard.sip.transaction.base import Peer
 
 log = logging.getLogger("switchboard.sip.transport")
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+READ_BUDGET = 1000  # datagrams read in one wake-up; then other ready work gets its turn
+MAX_DATAGRAM = 65535
 
 # Returns whether the bytes were a SIP message (a connection's first one lifts its
 # first-message deadline).
@@ -62,20 +64,61 @@ class TcpLimits:
 
 
 class UdpTransport(asyncio.DatagramProtocol):
+    """UDP on a socket of our own, read from the loop's reader callback (``open``); or, on
+    an in-memory network (``switchboard.testing``), as the datagram protocol it binds.
+
+    Why not the loop's datagram transport: uvloop reads at most 32 datagrams a loop
+    iteration (libuv's ``uv__udp_io``) while a TCP connection is read whole, so when HTTP
+    requests filled each iteration SIP waited in the kernel: at 400 call_group/s offered,
+    4.4 MB queued, responses and ACKs came late, peers and Switchboard retransmitted, and
+    a third of the calls failed. Each wake-up here reads what is queued, up to
+    ``READ_BUDGET`` datagrams, so SIP is drained at the pace it arrives; the overload guard
+    (``api/overload.py``) sees the loop fall behind and refuses new calls instead.
+    """
+
     def __init__(self, receiver: Receiver) -> None:
         self._receiver = receiver
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0  # datagrams the kernel's send buffer had no room for
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's UDP transport is not an asyncio.DatagramTransport subclass: duck-type it.
-        self._transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+    async def open(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+        family, *_, address = found[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
             # A burst that arrives while the loop is busy waits in the kernel instead of
             # being dropped (the default, ~200 KB, overflowed under load: lost ACKs and
             # BYEs, then retransmissions); the kernel caps it at net.core.rmem_max.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            sock.bind(address)
+            loop.add_reader(sock.fileno(), self._read)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self._loop = sock, loop
+
+    def _read(self) -> None:
+        sock, receive = self._sock, self._receiver
+        if sock is None:
+            return
+        for _ in range(READ_BUDGET):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error the kernel queued on the socket
+                self.error_received(exc)
+                continue
+            receive(data, Peer("UDP", str(addr[0]), int(addr[1])))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport is not an asyncio.DatagramTransport subclass: duck-type it.
+        self._transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self._receiver(data, Peer("UDP", str(addr[0]), int(str(addr[1]))))
@@ -84,18 +127,50 @@ class UdpTransport(asyncio.DatagramProtocol):
         log.debug("udp error: %s", exc)  # ICMP unreachable; the transactions time out
 
     def send(self, data: bytes, peer: Peer) -> None:
-        if self._transport is not None:
-            self._transport.sendto(data, (peer.host, peer.port))
+        """Raises ValueError for a host that is not an IP address (nothing is resolved on
+        the way out: a name in a stranger's Via or Contact sends us to no resolver) and
+        OSError for a socket that refuses."""
+        sock = self._sock
+        if sock is None:
+            if self._transport is not None:
+                self._transport.sendto(data, (peer.host, peer.port))
+            return
+        host = _numeric_host(peer.host, sock.family)
+        try:
+            sock.sendto(data, (host, peer.port))
+        except (BlockingIOError, InterruptedError):
+            self.dropped += 1  # the send buffer is full: lost like on the wire, retransmitted
 
     @property
     def local_address(self) -> tuple[str, int]:
+        if self._sock is not None:
+            host, port = self._sock.getsockname()[:2]
+            return str(host), int(port)
         assert self._transport is not None
         host, port = self._transport.get_extra_info("sockname")[:2]
         return str(host), int(port)
 
     def close(self) -> None:
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         if self._transport is not None:
             self._transport.close()
+
+
+def _numeric_host(host: str, family: int) -> str:
+    """``host`` as the socket's family writes it; ValueError unless it is an IP address."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        try:
+            socket.inet_pton(socket.AF_INET6, host)
+        except OSError:
+            raise ValueError(f"not an IP address: {host!r}") from None
+        return host
+    return f"::ffff:{host}" if family == socket.AF_INET6 else host
 
 
 class TcpConnection(asyncio.Protocol):
