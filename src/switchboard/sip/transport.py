@@ -82,6 +82,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dropped = 0  # datagrams the kernel's send buffer had no room for
+        self._buffer = memoryview(bytearray(MAX_DATAGRAM))
 
     async def open(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -106,15 +107,17 @@ class UdpTransport(asyncio.DatagramProtocol):
         sock, receive = self._sock, self._receiver
         if sock is None:
             return
+        buffer = self._buffer
         for _ in range(READ_BUDGET):
             try:
-                data, addr = sock.recvfrom(MAX_DATAGRAM)
+                size, addr = sock.recvfrom_into(buffer)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # an ICMP error the kernel queued on the socket
                 self.error_received(exc)
                 continue
-            receive(data, Peer("UDP", str(addr[0]), int(addr[1])))
+            # copied out of one buffer: ``recvfrom`` would allocate 64 KiB a datagram
+            receive(bytes(buffer[:size]), Peer("UDP", str(addr[0]), int(addr[1])))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not an asyncio.DatagramTransport subclass: duck-type it.
