@@ -242,6 +242,7 @@ class SipEndpoint:
             **self.counters,
             **self.layer.statistics(),
             "awaiting_ack": len(self._retransmitters),
+            "udp_send_dropped": self._udp.dropped,
             "tcp_connections": len(self._tcp.connections),
             **self._tcp.counters,
             **self._tls_statistics(),

@@ -96,6 +96,9 @@ class UdpTransport(asyncio.DatagramProtocol):
             # BYEs, then retransmissions); the kernel caps it at net.core.rmem_max.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            if family == socket.AF_INET6:  # dual stack, whatever the host's default
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind(address)
             loop.add_reader(sock.fileno(), self._read)
         except BaseException:
@@ -118,6 +121,8 @@ class UdpTransport(asyncio.DatagramProtocol):
                 continue
             # copied out of one buffer: ``recvfrom`` would allocate 64 KiB a datagram
             receive(bytes(buffer[:size]), Peer("UDP", str(addr[0]), int(addr[1])))
+            if self._sock is not sock:
+                return  # closed by what it received (shutdown)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not an asyncio.DatagramTransport subclass: duck-type it.
@@ -134,7 +139,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         the way out: a name in a stranger's Via or Contact sends us to no resolver) and
         OSError for a socket that refuses."""
         sock = self._sock
-        if sock is None:
+        if sock is None:  # an in-memory network: refuses names as the socket does
+            _numeric_host(peer.host, socket.AF_INET)
             if self._transport is not None:
                 self._transport.sendto(data, (peer.host, peer.port))
             return
