@@ -87,3 +87,58 @@ def test_a_dual_stack_socket_answers_an_ipv4_peer(run: Runner) -> None:
 
     data, peer = run(scenario())
     assert data == b"OPTIONS" and peer.host == "::ffff:127.0.0.1"
+
+
+@LOOPS
+def test_a_socket_closed_by_what_it_received_stops_reading(run: Runner) -> None:
+    errors: list[Exception] = []
+
+    class Watched(UdpTransport):
+        def error_received(self, exc: Exception) -> None:
+            errors.append(exc)
+
+    async def scenario() -> int:
+        got: list[bytes] = []
+
+        def receive(data: bytes, _peer: Peer) -> bool:
+            got.append(data)
+            udp.close()  # as a shutdown started by a message would
+            return True
+
+        udp = Watched(receive)
+        await udp.open("127.0.0.1", 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for n in range(5):
+                sender.sendto(b"datagram %d" % n, udp.local_address)
+            await asyncio.sleep(0.05)
+        return len(got)
+
+    assert run(scenario()) == 1 and errors == []  # no read from the closed socket
+
+
+@LOOPS
+def test_a_wildcard_ipv6_socket_is_dual_stack(run: Runner) -> None:
+    async def scenario() -> int:
+        udp = UdpTransport(lambda _data, _peer: True)
+        await udp.open("::", 0)
+        assert udp._sock is not None
+        v6only = udp._sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        udp.close()
+        return v6only
+
+    assert run(scenario()) == 0
+
+
+def test_the_in_memory_network_refuses_host_names_too() -> None:
+    sent: list[object] = []
+
+    class Wire:
+        def sendto(self, data: bytes, address: object) -> None:
+            sent.append(address)
+
+    udp = UdpTransport(lambda _data, _peer: True)
+    udp.connection_made(Wire())  # type: ignore[arg-type]
+    udp.send(b"OPTIONS", Peer("UDP", "10.0.0.5", 5060))
+    with pytest.raises(ValueError, match="not an IP address"):
+        udp.send(b"OPTIONS", Peer("UDP", "pbx.example.com", 5060))
+    assert sent == [("10.0.0.5", 5060)]
