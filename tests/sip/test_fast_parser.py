@@ -185,3 +185,11 @@ def test_a_plain_via_builds_as_the_general_rules_build_it(text: str) -> None:
             parse_via(text)
         return
     assert parse_via(text) == expected
+
+
+def test_a_bare_cr_in_a_header_line_goes_to_the_strict_parser() -> None:
+    """Found by the mutation test: ``Phone/1.0\\r\\r\\n`` kept the CR in the fast value."""
+    data = REGISTER.replace(b"Phone/1.0\r\n", b"Phone/1.0\r\r\n", 1)
+    assert data != REGISTER
+    assert parse_well_formed(data) is None
+    _check(data)

@@ -49,8 +49,8 @@ def parse_well_formed(data: bytes) -> Message | None:
         return None
     head = data[:end].decode("utf-8", "surrogateescape")
     lines = head.split("\r\n")
-    if head.count("\n") != len(lines) - 1:
-        return None  # a bare LF ends a line somewhere
+    if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:
+        return None  # a bare LF ends a line somewhere, or a bare CR sits in one
     headers = index_lines(lines[1:])
     if headers is None or ('"' in head and not _lists_split(headers)):
         return None
