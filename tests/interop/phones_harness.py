@@ -31,7 +31,7 @@ from typing import Any
 from switchboard.app import Server
 from switchboard.media import g711
 from switchboard.pbx.live import LiveCall
-from tests.interop.sipp import SCENARIOS, free_port, sipp_binary
+from tests.interop.sipp import SCENARIOS, free_port, sipp_binary, udp_port_bound
 
 PHONE_HOST = "127.0.0.1"
 STRANGER_HOST = "127.0.0.2"
@@ -294,19 +294,10 @@ async def start_sipp_at(host: str, port: int, args: list[str]) -> asyncio.subpro
         stderr=asyncio.subprocess.STDOUT,
     )
     for _ in range(100):
-        if process.returncode is not None or _udp_taken(host, port):
+        if process.returncode is not None or udp_port_bound(port, host):
             return process
         await asyncio.sleep(0.02)
     raise AssertionError(f"sipp did not listen on {host}:{port}")
-
-
-def _udp_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def scenario_copy(tmp_path: Path, name: str, **values: str) -> Path:
