@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from switchboard.sip.ids import IdGenerator, SystemBits
+from switchboard.media.ports import PortAllocator
+from switchboard.sip.ids import BufferedSystemRandom, IdGenerator, SystemBits
 
 
 def test_seeded_source_gives_the_same_identifiers() -> None:
@@ -64,3 +65,21 @@ def test_production_ids_are_version_4_uuids_from_the_system() -> None:
     made = {ids.call_id() for _ in range(1000)}
     assert len(made) == 1000
     assert all(uuid.UUID(m).version == 4 and uuid.UUID(m).variant == uuid.RFC_4122 for m in made)
+
+
+def test_buffered_system_random_draws_as_system_random_does() -> None:
+    rng = BufferedSystemRandom()
+    floats = [rng.random() for _ in range(2000)]
+    assert all(0.0 <= f < 1.0 for f in floats)
+    assert 0.4 < sum(floats) / len(floats) < 0.6
+    assert len(set(floats)) == len(floats)
+    picks = [rng.randrange(10) for _ in range(2000)]  # randrange goes through getrandbits
+    assert set(picks) == set(range(10))
+    rng.seed(1)  # nothing to seed: draws stay unpredictable
+    assert BufferedSystemRandom().getrandbits(128) != rng.getrandbits(128)
+    with pytest.raises(NotImplementedError):
+        rng.getstate()
+
+
+def test_media_draws_from_the_buffered_system_generator() -> None:
+    assert isinstance(PortAllocator(20000, 20100)._rng, BufferedSystemRandom)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from switchboard.sip.ids import BufferedSystemRandom
+
 
 class PortsExhaustedError(Exception):
     """Every pair of the configured range is in use."""
@@ -24,7 +26,7 @@ class PortAllocator:
         self._free = list(range(first, high, 2))  # each RTP port has its RTCP port below high
         self._cooling: deque[int] = deque()
         self._in_use: set[int] = set()
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or BufferedSystemRandom()
         self.capacity = len(self._free)
 
     def allocate(self) -> int:

@@ -51,6 +51,7 @@ from switchboard.datagrams import DatagramNetwork
 from switchboard.media import g711, rtp, tones
 from switchboard.media.ports import PortAllocator, PortsExhaustedError
 from switchboard.media.stats import LegStats
+from switchboard.sip.ids import BufferedSystemRandom
 from switchboard.sip.offer_answer import NegotiatedAudio
 
 log = logging.getLogger("switchboard.media")
@@ -477,7 +478,7 @@ class MediaRelay:
     ) -> None:
         """``network``: bind the legs on it instead of sockets (``switchboard.testing``)."""
         self.network = network
-        self.rng = rng or random.SystemRandom()
+        self.rng = rng or BufferedSystemRandom()
         self.host = host
         self.advertised_host = advertised_host
         self.ports = ports

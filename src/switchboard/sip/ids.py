@@ -9,8 +9,9 @@ hijack, §19.3).
 from __future__ import annotations
 
 import os
+import random
 import uuid
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from switchboard.sip.via import MAGIC_COOKIE
 
@@ -50,6 +51,27 @@ class SystemBits:
 
 
 SYSTEM_BITS = SystemBits()
+
+
+class BufferedSystemRandom(random.Random):
+    """``random.SystemRandom`` over ``SYSTEM_BITS``: the same unpredictable draws (RTP ports,
+    SSRCs, RFC 3550 §8.2), without a system call for each (a call draws its ports and its
+    ringback's SSRC, sequence and timestamp: ~6 ``getrandom`` calls a call before)."""
+
+    def random(self) -> float:
+        return self.getrandbits(53) * 2.0**-53  # as SystemRandom: 53 bits, in [0, 1)
+
+    def getrandbits(self, k: int, /) -> int:
+        return SYSTEM_BITS.getrandbits(k)
+
+    def seed(self, *args: object, **kwargs: object) -> None:
+        """Nothing to seed: the bits come from the operating system."""
+
+    def getstate(self) -> NoReturn:
+        raise NotImplementedError("the system generator has no state to save")
+
+    def setstate(self, state: object) -> NoReturn:
+        raise NotImplementedError("the system generator has no state to restore")
 
 
 class IdGenerator:
