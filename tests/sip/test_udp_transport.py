@@ -67,6 +67,25 @@ def test_a_host_name_is_refused_without_resolving_it(run: Runner) -> None:
 
 
 @LOOPS
+def test_a_link_local_peer_is_reached_through_its_zone(run: Runner) -> None:
+    """A phone on a link-local address is known by address and zone, as the socket reports
+    it (``fe80::1%lo``): that is sent to, not refused as a name; a zone that is not an
+    interface name is refused."""
+
+    async def scenario() -> None:
+        udp = UdpTransport(lambda _data, _peer: True)
+        await udp.open("::", 0)
+        udp.send(b"OPTIONS", Peer("UDP", "fe80::1%lo", 5060))
+        udp.send(b"OPTIONS", Peer("UDP", f"fe80::1%{socket.if_nametoindex('lo')}", 5060))
+        for bad in ("fe80::1%", "fe80::1%example.com/x", "example.com%lo"):
+            with pytest.raises(ValueError, match="not an IP"):
+                udp.send(b"OPTIONS", Peer("UDP", bad, 5060))
+        udp.close()
+
+    run(scenario())
+
+
+@LOOPS
 def test_a_dual_stack_socket_answers_an_ipv4_peer(run: Runner) -> None:
     async def scenario() -> tuple[bytes, Peer]:
         heard: list[Peer] = []

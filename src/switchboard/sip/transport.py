@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,17 +170,29 @@ class UdpTransport(asyncio.DatagramProtocol):
             self._transport.close()
 
 
+_ZONE = re.compile(r"[A-Za-z0-9._-]{1,15}")  # an interface name (IFNAMSIZ) or index
+
+
 def _numeric_host(host: str, family: int) -> str:
-    """``host`` as the socket's family writes it; ValueError unless it is an IP address."""
+    """``host`` as the socket's family writes it; ValueError unless it is an IP address.
+
+    A link-local IPv6 address carries its zone (``fe80::1%eth0``, RFC 4007 §11, as the
+    socket reports such a sender): the address is checked here and the socket maps the
+    zone to its interface index (numerically, without a name lookup)."""
+    if _is_address(socket.AF_INET, host):
+        return f"::ffff:{host}" if family == socket.AF_INET6 else host
+    address, percent, zone = host.partition("%")
+    if not _is_address(socket.AF_INET6, address) or (percent and not _ZONE.fullmatch(zone)):
+        raise ValueError(f"not an IP address: {host!r}")
+    return host
+
+
+def _is_address(family: int, text: str) -> bool:
     try:
-        socket.inet_pton(socket.AF_INET, host)
+        socket.inet_pton(family, text)
     except OSError:
-        try:
-            socket.inet_pton(socket.AF_INET6, host)
-        except OSError:
-            raise ValueError(f"not an IP address: {host!r}") from None
-        return host
-    return f"::ffff:{host}" if family == socket.AF_INET6 else host
+        return False
+    return True
 
 
 class TcpConnection(asyncio.Protocol):
