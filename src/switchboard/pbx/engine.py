@@ -436,17 +436,14 @@ class Engine(CallControl):
         """One uuid per terminal the hunt will ring, allocated now (API §2), for
         call_group's members; any other member's terminals share one channel. The caller
         of a call is on it: a group it dials passes it over as busy."""
+        contacts: list[str] = []
         if (domain, user) in self.busy_users or user == caller:
             availability = Availability.BUSY
-        elif not self.registrar.contacts(domain, user):
-            availability = Availability.UNREGISTERED
         else:
-            availability = Availability.AVAILABLE
+            contacts = self.registrar.contacts(domain, user)
+            availability = Availability.AVAILABLE if contacts else Availability.UNREGISTERED
         if not planned:
             return MemberPlan(user, availability, channel=self.services.ids())
-        contacts = []
-        if availability is Availability.AVAILABLE:
-            contacts = self.registrar.contacts(domain, user)
         ids = {contact_key(contact): self.services.ids() for contact in contacts}
         if not ids:  # nothing to ring: no channel, but the attempt has an id of its own
             return MemberPlan(user, availability, channel=self.services.ids())
