@@ -47,7 +47,7 @@ from switchboard.sip.message_types import (
     Message,
     Request,
     Response,
-    as_received,
+    as_octets,
     headers,
     parse_cseq,
 )
@@ -84,10 +84,9 @@ def held_as_wire(message: _M) -> _M:
     long after use: a transaction keeps its request and last response up to 32 s after its
     final response (RFC 3261 §17 timers D, J, K; RFC 6026 L, M). A built message holds a
     tree of headers, URIs and parameters that the garbage collector walks on every pass
-    while it lives; octets under a lazy index are a handful of objects. A received message
-    sheds what reading it built; one the fast parser would not read is kept as it is."""
-    copy = as_received(message) or parse_well_formed(bytes(message))
-    return message if copy is None else cast(_M, copy)  # a request's octets parse as one
+    while it lives; held, it is its serialisation (the same octets object), indexed only
+    if read again. A received message sheds what reading it built."""
+    return cast(_M, as_octets(message))  # a request's octets are a request's
 
 
 def is_sip_uri(uri: Uri) -> bool:

@@ -22,7 +22,7 @@ from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, parse_number
 from switchboard.sip.headers import Header, canonical_name, header_key
-from switchboard.sip.raw_headers import RawHeaders, header_tuple
+from switchboard.sip.raw_headers import RawHeaders, header_tuple, index_own_lines
 from switchboard.sip.uri import Uri, parse_uri
 from switchboard.sip.via import Via, parse_via
 
@@ -68,6 +68,30 @@ class Received:
         self.headers = headers
         self.uri_text = uri_text
         self.wire = wire
+
+
+class _HeldOctets(Received):
+    """``Received`` for a message this process built and now holds as its serialisation
+    (``as_octets``): the octets are shared with the built message, and the index of its
+    lines is made on the first read, which a held message seldom gets (a retransmission
+    sends the octets)."""
+
+    __slots__ = ()
+
+    def __init__(self, wire: bytes) -> None:
+        self.wire = wire  # the other slots are filled on the first read
+
+    def __getattr__(self, name: str) -> object:  # a slot not filled yet
+        if name not in ("lines", "headers", "uri_text"):
+            raise AttributeError(name)
+        wire = self.wire
+        assert wire is not None
+        lines = wire[: wire.index(b"\r\n\r\n")].decode("utf-8", "surrogateescape").split("\r\n")
+        self.lines = lines
+        self.headers = index_own_lines(lines[1:])
+        start = lines[0]
+        self.uri_text = "" if start.startswith("SIP/") else start.split(" ")[1]
+        return getattr(self, name)
 
 
 class _MessageMixin:
@@ -284,6 +308,18 @@ def as_received(message: Request | Response) -> Request | Response | None:
     if isinstance(message, Request):
         return received_request(message.method, message.body, received)
     return received_response(message.status, message.reason, message.body, received)
+
+
+def as_octets(message: Request | Response) -> Request | Response:
+    """The message held as its octets (``message.held_as_wire``): a received one as it came
+    (``as_received``), a built one as its serialisation, shared and indexed on first read."""
+    copy = as_received(message)
+    if copy is not None:
+        return copy
+    held = _HeldOctets(bytes(message))
+    if isinstance(message, Request):
+        return received_request(message.method, message.body, held)
+    return received_response(message.status, message.reason, message.body, held)
 
 
 def _serialised(message: Request | Response, start_line: str) -> bytes:

@@ -89,6 +89,21 @@ def index_lines(lines: list[str]) -> RawHeaders | None:
     return RawHeaders(first, more)
 
 
+def index_own_lines(lines: list[str]) -> RawHeaders:
+    """Index header lines this process wrote (a message it built, held as its octets):
+    they were valid when built, so nothing is refused or checked again."""
+    first: dict[str, str] = {}
+    more: list[tuple[str, str]] = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        key = header_key(name.rstrip(WSP))
+        if key in first:
+            more.append((key, value.strip(WSP)))
+        else:
+            first[key] = value.strip(WSP)
+    return RawHeaders(first, more)
+
+
 def header_tuple(lines: list[str]) -> tuple[Header, ...]:
     """The ``Header`` tuple of lines ``index_lines`` accepted.
 

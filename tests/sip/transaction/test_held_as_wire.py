@@ -7,13 +7,15 @@ from __future__ import annotations
 import gc
 import types
 
-from switchboard.sip.message import Message, Request, held_as_wire, parse_message
+from switchboard.sip.fast_parser import parse_well_formed
+from switchboard.sip.message import Message, Request, headers, held_as_wire, parse_message
 from switchboard.sip.transaction.base import Send, TimerConfig, Transaction
 from switchboard.sip.transaction.client_invite import ClientInviteTransaction
 from switchboard.sip.transaction.client_non_invite import ClientNonInviteTransaction
 from switchboard.sip.transaction.layer import TransactionLayer
 from switchboard.sip.transaction.server_invite import ServerInviteTransaction
 from switchboard.sip.transaction.server_non_invite import ServerNonInviteTransaction
+from switchboard.sip.uri import parse_uri
 from tests.sip.factories import UDP_PEER, request, response
 
 CONFIG = TimerConfig()
@@ -45,6 +47,38 @@ def test_a_built_message_is_held_as_its_octets_and_reads_the_same() -> None:
     assert is_held(held) and bytes(held) == bytes(invite)
     assert (held.method, str(held.uri), held.body) == (invite.method, str(invite.uri), SDP)
     assert held.call_id == invite.call_id and held.top_via.branch == invite.top_via.branch
+
+
+def test_a_built_message_held_shares_its_octets_and_indexes_them_only_when_read() -> None:
+    invite = request(body=SDP)
+    held = held_as_wire(invite)
+    assert bytes(held) is bytes(invite)  # one octets object for the two while both live
+    unread = tracked_objects(held)
+    assert held.get("CSeq") == "1 INVITE" and held.get_all("Contact") == [
+        "<sip:alice@192.0.2.10:5060>"
+    ]
+    assert tracked_objects(held) > unread  # the index was made by that read
+    assert [(h.name, h.value) for h in held.headers] == [
+        *((h.name, h.value) for h in invite.headers),
+        ("Content-Length", str(len(SDP))),
+    ]
+
+
+def test_built_messages_the_fast_parser_would_not_read_are_held_and_read_the_same() -> None:
+    # Received, a quoted-pair in a display name or a tel: Request-URI goes to the strict
+    # parser; built by us and held, they are indexed as written.
+    named = '"Doe \\"J\\"" <sip:j@d>'
+    busy = response(request(), 486)
+    busy = busy.with_headers([*busy.headers, *headers(("Contact", named))])
+    assert parse_well_formed(bytes(busy)) is None
+    held = held_as_wire(busy)
+    assert is_held(held) and bytes(held) == bytes(busy)
+    assert (held.status, held.reason, held.get_all("Contact")) == (486, "Busy Here", [named])
+    assert held.to.tag == "callee-tag" and held.contacts[0].display_name == 'Doe "J"'
+    invite = request()
+    to_number = Request("INVITE", parse_uri("tel:+81312341234"), invite.headers)
+    held_invite = held_as_wire(to_number)
+    assert bytes(held_invite) == bytes(to_number) and held_invite.uri == to_number.uri
 
 
 def test_a_received_message_sheds_what_reading_it_built() -> None:
