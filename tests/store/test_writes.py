@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import uvloop
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -113,3 +114,20 @@ async def test_drain_commits_what_waits_for_its_turn_at_once(database_url: str) 
         assert waiting.done() and await _ids(queue) == ["d1", "d2"]
     finally:
         await queue.engine.dispose()
+
+
+def test_a_wait_under_half_a_millisecond_on_uvloop(tmp_path: Path) -> None:
+    """uvloop gives a plain Handle (no ``when()``) for a timer due in under 0.5 ms; a write
+    queued while one is set must still be queued, not fail its caller."""
+
+    async def scenario() -> list[str]:
+        queue = await _queue(f"sqlite:///{tmp_path}/switchboard.db", spacing=0.0003)
+        try:
+            queue._started = asyncio.get_running_loop().time()  # a transaction just began
+            await asyncio.gather(queue.run(INSERT, [_row(1)]), queue.run(INSERT, [_row(2)]))
+            return await _ids(queue)
+        finally:
+            await queue.drain()
+            await queue.engine.dispose()
+
+    assert uvloop.run(scenario()) == ["d1", "d2"]

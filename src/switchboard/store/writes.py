@@ -48,7 +48,10 @@ class WriteQueue:
         self._started = -math.inf  # when the last transaction started (loop time)
         self._pending: Batch = []
         self._due = math.inf  # when the first pending write must be committed (loop time)
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop's call_at gives a plain Handle, without ``when()``, for a time less than
+        # half a millisecond away: the time it was set for is kept here instead
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = math.inf
         self._draining = 0
         self._writer: asyncio.Task[None] | None = None
         # On SQLite, batches go to the driver (sqlite_batch); each statement compiled once.
@@ -87,10 +90,11 @@ class WriteQueue:
                 self._timer.cancel()
                 self._timer = None
             self._writer = loop.create_task(self._write())
-        elif self._timer is None or self._timer.when() > self._due:
+        elif self._timer is None or self._timer_at > self._due:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_at(self._due, self._wake, loop)
+            self._timer_at = self._due
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
