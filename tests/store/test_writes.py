@@ -131,3 +131,32 @@ def test_a_wait_under_half_a_millisecond_on_uvloop(tmp_path: Path) -> None:
             await queue.engine.dispose()
 
     assert uvloop.run(scenario()) == ["d1", "d2"]
+
+
+def test_a_spaced_write_wakes_the_queue_once_on_uvloop(tmp_path: Path) -> None:
+    """uvloop runs a timer due within its millisecond tick at once, early: re-armed each
+    time, the queue spun until the tick (270 wake-ups for these five). A write due within
+    a tick starts then."""
+
+    async def scenario() -> int:
+        queue = await _queue(f"sqlite:///{tmp_path}/switchboard.db", spacing=0.05)
+        wakes = 0
+        wake = queue._wake
+
+        def counted(loop: asyncio.AbstractEventLoop) -> None:
+            nonlocal wakes
+            wakes += 1
+            wake(loop)
+
+        queue._wake = counted  # type: ignore[method-assign]
+        try:
+            for n in range(0, 10, 2):
+                await queue.run(INSERT, [_row(n)])  # at once, or after the last one's spacing
+                await queue.run(INSERT, [_row(n + 1)])  # waits for the rest of the spacing
+            assert len(await _ids(queue)) == 10
+            return wakes
+        finally:
+            await queue.drain()
+            await queue.engine.dispose()
+
+    assert uvloop.run(scenario()) <= 10  # one a spaced write (or two: the timer, then due)
