@@ -15,7 +15,7 @@ from switchboard.sip.transaction.client_non_invite import ClientNonInviteTransac
 from switchboard.sip.transaction.layer import TransactionLayer
 from switchboard.sip.transaction.server_invite import ServerInviteTransaction
 from switchboard.sip.transaction.server_non_invite import ServerNonInviteTransaction
-from switchboard.sip.uri import parse_uri
+from switchboard.sip.uri import SipUri, parse_uri
 from tests.sip.factories import UDP_PEER, request, response
 
 CONFIG = TimerConfig()
@@ -156,3 +156,11 @@ def test_the_layer_forgets_a_transaction_held_as_octets() -> None:
     assert is_held(tx.request) and layer.clients
     layer.on_timer(40.0)
     assert tx.terminated and not layer.clients
+
+
+def test_a_held_request_keeps_its_uri_object() -> None:
+    # a hand-built URI whose text does not parse back as the same URI (a space in the user)
+    odd = Request("INVITE", SipUri("example.com", "a b"), request().headers, SDP)
+    held = held_as_wire(odd)
+    assert held.uri is odd.uri and held.first_line == odd.first_line
+    assert bytes(held) == bytes(odd)
