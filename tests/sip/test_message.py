@@ -8,7 +8,7 @@ from switchboard.sip.address import parse_address
 from switchboard.sip.builders import make_cancel, make_response
 from switchboard.sip.errors import ParseError
 from switchboard.sip.framing import KeepAlivePing, StreamFramer
-from switchboard.sip.message import Request, parse_message
+from switchboard.sip.message import Header, Request, headers, parse_message
 from switchboard.sip.uri import SipUri, TelUri, parse_uri
 from switchboard.sip.via import parse_via
 from tests.sip.factories import request
@@ -117,3 +117,13 @@ def test_oversized_datagram_is_refused() -> None:
     with pytest.raises(ParseError) as info:
         parse_message(b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n")
     assert info.value.status == 513
+
+
+def test_built_headers_have_canonical_names_and_their_keys() -> None:
+    built = headers(("call-id", "a"), ("v", "SIP/2.0/UDP h"), ("X-Custom", "b"))
+    assert built == (
+        Header("Call-ID", "a"),
+        Header("Via", "SIP/2.0/UDP h"),
+        Header("X-Custom", "b"),
+    )
+    assert [h.key for h in built] == ["call-id", "via", "x-custom"]

@@ -21,7 +21,7 @@ from typing import Any
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, parse_number
-from switchboard.sip.headers import Header, canonical_name, header_key
+from switchboard.sip.headers import Header, canonical_name, header_key, known_header
 from switchboard.sip.raw_headers import RawHeaders, header_tuple, index_own_lines
 from switchboard.sip.uri import Uri, parse_uri
 from switchboard.sip.via import Via, parse_via
@@ -352,5 +352,10 @@ def serialise(start_line: str, headers: tuple[Header, ...], body: bytes) -> byte
 
 
 def headers(*pairs: tuple[str, str]) -> tuple[Header, ...]:
-    """Build a header tuple from ``(name, value)`` pairs, canonicalising names."""
-    return tuple(Header(canonical_name(n), v) for n, v in pairs)
+    """Build a header tuple from ``(name, value)`` pairs, canonicalising names (every
+    message we build: ``known_header`` skips the frozen dataclass's slower constructor)."""
+    built = []
+    for name, value in pairs:
+        canonical = canonical_name(name)
+        built.append(known_header(canonical, value, canonical.lower()))
+    return tuple(built)
