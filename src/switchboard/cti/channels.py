@@ -34,6 +34,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 from switchboard.cti.bert import Atom, Term
+from switchboard.quick_init import quick_init
 
 FIELDS = (
     "uuid",
@@ -97,6 +98,7 @@ class EndUserItem:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ChannelState:
     ts: int
@@ -164,6 +166,7 @@ class ChannelState:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Target:
     type: str  # user | group
@@ -172,6 +175,7 @@ class Target:
     address: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OtherInfo:
     """The peer channel as this channel's user sees it: a user of the PBX or an end user."""
@@ -245,6 +249,7 @@ class CallSummary:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Channel:
     ELEMENT: ClassVar[str] = "channel"

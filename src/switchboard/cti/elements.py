@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from switchboard.cti.bert import Term
 from switchboard.cti.channels import FIELDS as CHANNEL_FIELDS
 from switchboard.cti.channels import Channel, channel_from_state
+from switchboard.quick_init import quick_init
 
 GROUP_TYPES = {"ring": 0, "hunt": 1}  # Basix's group ``type``
 
@@ -73,6 +74,7 @@ class DomainRow(_Row):
     calling_number: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UserRow(_Row):
     ELEMENT: ClassVar[str] = "user"
@@ -121,6 +123,7 @@ class GroupRow(_Row):
     member_answer_timeout: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class GroupMemberRow(_Row):
     ELEMENT: ClassVar[str] = "group_member"
@@ -134,6 +137,7 @@ class GroupMemberRow(_Row):
     login_status: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TerminalRow(_Row):
     ELEMENT: ClassVar[str] = "terminal"

@@ -35,10 +35,12 @@ from switchboard.cti.elements import (
     TrunkRow,
     UserRow,
 )
+from switchboard.quick_init import quick_init
 
 Element = Channel | DomainRow | UserRow | GroupRow | GroupMemberRow | TerminalRow | TrunkRow
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     seq: int

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.config import DomainConfig, GroupConfig, TrunkConfig, UserConfig
+from switchboard.quick_init import quick_init
 
 _NUMBER = re.compile(r"\+?[0-9]{1,32}\Z")
 _END_USER_KEYS = ("id", "name", "organization", "avatar", "prefecture")
@@ -41,6 +42,7 @@ class EndUser:
     prefecture: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UserTarget:
     user: UserConfig

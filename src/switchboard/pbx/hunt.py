@@ -22,6 +22,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from switchboard.quick_init import quick_init
+
 
 class Result(enum.Enum):
     ANSWERED = "answered"
@@ -55,6 +57,7 @@ class Attempt:
         return self.started_at is not None and self.result is None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ring:
     index: int

@@ -26,6 +26,7 @@ from switchboard.pbx.legs import BridgeState
 from switchboard.pbx.machine import CallMachine
 from switchboard.pbx.plan import Caller, CallPlan, HuntPlan, Role
 from switchboard.pbx.reoffer import MediaUpdates
+from switchboard.quick_init import quick_init
 from switchboard.registrar.location import contact_key
 from switchboard.registrar.service import RegistrarService, Terminal
 from switchboard.sip.errors import SipError
@@ -74,6 +75,7 @@ class CallServices:
     trunk_down: Callable[[str, str], str | None] = lambda _domain, _trunk: None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Presentation:
     """Who the rung phones see calling, per side."""

@@ -13,6 +13,7 @@ from typing import Any
 from switchboard.cti.channels import Channel
 from switchboard.pbx.destinations import Destination
 from switchboard.pbx.plan import Caller, HuntPlan, Role
+from switchboard.quick_init import quick_init
 from switchboard.store.records import CallRecord
 
 # -- events -------------------------------------------------------------------------------
@@ -50,6 +51,7 @@ class LegHungUp:
     leg: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberRung:
     """The engine's answer to ``RingMember``: the legs it started, ``(leg id, channel)``;
@@ -60,6 +62,7 @@ class MemberRung:
     legs: tuple[tuple[str, str], ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Timer:
     name: str  # origin | destination (the hunts) | max_call
@@ -121,6 +124,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 # -- commands -----------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RingMember:
     """INVITE every terminal of ``user`` (or, ``user`` None, the PSTN number) as one leg
@@ -194,6 +198,7 @@ class Bridge:
     pass
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SetTimer:
     name: str
@@ -206,6 +211,7 @@ class SetBusy:
     busy: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Publish:
     event: str  # added | updated | removed

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from switchboard.config import GroupConfig, UserConfig
 from switchboard.pbx.destinations import Destination
 from switchboard.pbx.hunt import Availability
+from switchboard.quick_init import quick_init
 
 
 class Role(enum.Enum):
@@ -33,6 +34,7 @@ class Kind(enum.Enum):
     TRUNK = "trunk"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberPlan:
     """One member of a hunt: a user (its terminals ring as one leg) or the PSTN number."""
@@ -51,6 +53,7 @@ class MemberPlan:
         return list(self.planned.values())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HuntPlan:
     members: tuple[MemberPlan, ...]

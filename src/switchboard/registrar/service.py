@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from switchboard.config import Config
 from switchboard.directory import Directory
+from switchboard.quick_init import quick_init
 from switchboard.registrar.location import Binding, LocationService
 from switchboard.registrar.registrar import (
     RegisterDecision,
@@ -65,6 +66,7 @@ log = logging.getLogger("switchboard.registrar")
 RESOLVE_TIMEOUT = 2.0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Terminal:
     contact: str  # the Request-URI of the INVITE

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import (
     WSP,
@@ -26,6 +27,7 @@ from switchboard.sip.recognisers import ADDR_SPEC_PARTS, NAME_ADDR_PARTS
 from switchboard.sip.uri import Uri, parse_uri
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Address:
     uri: Uri | None

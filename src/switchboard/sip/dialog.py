@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.headers import Header
 from switchboard.sip.message import Request, Response
@@ -25,6 +26,7 @@ from switchboard.sip.transaction.base import Peer, TimerConfig
 from switchboard.sip.uri import SipUri, Uri
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DialogId:
     call_id: str

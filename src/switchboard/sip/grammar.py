@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import ParseError
 
 WSP = " \t"
@@ -113,6 +114,7 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Params:
     """An ordered list of ``;name[=value]`` parameters with case-insensitive names."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, split_top_level
 
@@ -82,6 +83,7 @@ def header_key(name: str) -> str:
     return key if key is not None else canonical_name(name).lower()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Header:
     name: str

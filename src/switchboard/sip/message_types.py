@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.address import Address, parse_address
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import WSP, is_token, parse_number
@@ -32,6 +33,7 @@ MAX_MESSAGE_SIZE = 65535
 MAX_UINT32 = 2**32 - 1  # delta-seconds (§25.1 via §20.19) and RSeq (RFC 3262 §7.1)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CSeq:
     number: int
@@ -182,6 +184,7 @@ def _required_address(message: _MessageMixin, name: str) -> Address:
     return parsed
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Request(_MessageMixin):
     method: str

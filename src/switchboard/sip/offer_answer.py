@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import SipError
 from switchboard.sip.grammar import bounded_int
 from switchboard.sip.sdp import Media, Origin, SessionDescription
@@ -30,6 +31,7 @@ class NotAcceptableError(SipError):
     """No stream of the offer can be accepted: answer 488 (§6)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Codec:
     payload_type: int

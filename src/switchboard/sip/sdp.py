@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import SipError
 from switchboard.sip.grammar import bounded_int
 
@@ -27,6 +28,7 @@ class SdpError(SipError):
     pass
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Origin:
     username: str
@@ -43,6 +45,7 @@ class Origin:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Media:
     media: str
@@ -95,6 +98,7 @@ class Media:
         return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionDescription:
     origin: Origin

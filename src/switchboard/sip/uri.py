@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import unquote
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import Params, parse_params, plain_params
 from switchboard.sip.recognisers import SIP_URI_PARTS
@@ -30,6 +31,7 @@ def unescape(text: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SipUri:
     """``sip:user:password@host:port;params?headers``."""

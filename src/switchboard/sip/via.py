@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import ParseError
 from switchboard.sip.grammar import (
     WSP,
@@ -27,6 +28,7 @@ from switchboard.sip.uri import _parse_hostport, format_host
 MAGIC_COOKIE = "z9hG4bK"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Via:
     transport: str

@@ -7,12 +7,14 @@ from dataclasses import dataclass, fields
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from switchboard.quick_init import quick_init
 from switchboard.store.schema import CallRecordRow
 from switchboard.store.writes import WriteQueue
 
 _INSERT = insert(CallRecordRow)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     uuid: str

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from switchboard.quick_init import quick_init
 from switchboard.sip.errors import LocalProtocolError
 from switchboard.sip.message import Message, Request, Response, held_as_wire
 
@@ -33,6 +34,7 @@ class TimerConfig:
     t4: float = 5.0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     """Where a message goes or came from."""
@@ -90,6 +92,7 @@ def response_input(status: int, *, outgoing: bool) -> Input:
 # Effects ---------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Send:
     message: Message
@@ -97,6 +100,7 @@ class Send:
     retransmission: bool = False  # counted by the endpoint: a sign of loss on the path
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """A message for the TU: a response on a client tx, an ACK for 2xx on a server tx."""
