@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from dataclasses import InitVar, dataclass, field
+import typing
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 
 import pytest
 
@@ -113,9 +114,47 @@ def test_it_refuses_a_class_it_cannot_build() -> None:
         def __post_init__(self, seed: int) -> None:
             pass
 
-    for cls in (Unslotted, Mutable, WithInitVar):
+    @dataclass(frozen=True, slots=True, init=False)
+    class OwnInit:
+        a: str
+
+        def __init__(self, a: str) -> None:
+            object.__setattr__(self, "a", a.upper())
+
+    # a class body would mangle the name: only a made class can carry it
+    reserved = dataclasses.make_dataclass(
+        "Reserved", [("__quick_factory", int, 0)], frozen=True, slots=True
+    )
+
+    for cls in (Unslotted, Mutable, WithInitVar, OwnInit, reserved):
         with pytest.raises(TypeError, match=cls.__qualname__):
             quick_init(cls)
+    assert OwnInit("x").a == "X"  # left as it was
+
+
+def test_fields_of_a_base_a_field_called_self_and_keyword_only_sections() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Base:
+        a: int
+
+    @quick_init
+    @dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        self: str = "me"
+        _: KW_ONLY
+        keyed: int = 2
+
+    built = Derived(1, "you", keyed=3)
+    assert (built.a, built.self, built.keyed) == (1, "you", 3)
+    assert Derived(1) == Derived(a=1, self="me", keyed=2)
+    with pytest.raises(TypeError):
+        Derived(1, "you", 3)  # type: ignore[call-arg]  # keyed is keyword-only
+
+
+def test_its_annotations_resolve_in_the_class_module() -> None:
+    hints = typing.get_type_hints(SipUri.__init__)
+    assert hints["params"].__name__ == "Params"
+    assert "Params" in str(inspect.signature(SipUri, eval_str=True))
 
 
 def test_the_project_classes_carry_it() -> None:
