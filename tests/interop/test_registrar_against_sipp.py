@@ -112,5 +112,7 @@ async def test_bindings_expire_on_time_while_running(tmp_path: Path) -> None:
             await asyncio.sleep(0.005)
         late = time.time() - expires_at
         assert 0 <= late < 0.05  # removed on time, not by a periodic sweep
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(2.0):  # the DELETE the timer spawned, not a guessed sleep
+            while service._tasks:
+                await asyncio.sleep(0.005)
         assert await service.store.load() == []
