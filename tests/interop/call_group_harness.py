@@ -107,7 +107,8 @@ async def wait_bridged(server: Server) -> LiveCall:
         if bridged:
             return bridged[0]
         await asyncio.sleep(0.025)
-    raise AssertionError("the call was not bridged")
+    calls = [(c.machine.state.name, c.machine.call.end_reason) for c in server.engine.calls]
+    raise AssertionError(f"the call was not bridged; calls (state, end reason): {calls}")
 
 
 async def post(client: httpx.AsyncClient, method: str, body: object) -> dict[str, object]:

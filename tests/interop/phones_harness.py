@@ -31,7 +31,7 @@ from typing import Any
 from switchboard.app import Server
 from switchboard.media import g711
 from switchboard.pbx.live import LiveCall
-from tests.interop.sipp import SCENARIOS, free_port, sipp_binary, udp_port_bound
+from tests.interop.sipp import SCENARIOS, free_port, start_sipp
 
 PHONE_HOST = "127.0.0.1"
 STRANGER_HOST = "127.0.0.2"
@@ -280,24 +280,8 @@ async def relayed(call: LiveCall, seconds: float, timeout: float = 10.0) -> None
 
 async def start_sipp_at(host: str, port: int, args: list[str]) -> asyncio.subprocess.Process:
     """Start SIPp bound to ``host``:``port`` (``-i``, ``-p``, ``-nostdin`` added here) and
-    return once it listens there; ``sipp.start_sipp`` probes 127.0.0.1 only."""
-    process = await asyncio.create_subprocess_exec(
-        sipp_binary(),
-        *args,
-        "-i",
-        host,
-        "-p",
-        str(port),
-        "-nostdin",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    for _ in range(100):
-        if process.returncode is not None or udp_port_bound(port, host):
-            return process
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"sipp did not listen on {host}:{port}")
+    return once it listens there."""
+    return await start_sipp([*args, "-i", host, "-p", str(port), "-nostdin"])
 
 
 def scenario_copy(tmp_path: Path, name: str, **values: str) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+BIND_FAILED = 254  # SIPp's exit status for "fatal error binding a socket"
 
 
 def sipp_binary() -> str:
@@ -72,7 +73,10 @@ async def run_sipp(args: list[str], timeout: float) -> SippResult:
 
 
 async def start_sipp(args: list[str]) -> asyncio.subprocess.Process:
-    """Start SIPp; when it is given a local port (-p), return once it listens there."""
+    """Start SIPp; when it is given a local port (-p), return once it listens there.
+
+    A port someone else took after the test chose it fails here, with SIPp's words, and
+    not later as a peer that never answers."""
     process = await asyncio.create_subprocess_exec(
         sipp_binary(),
         *args,
@@ -82,16 +86,26 @@ async def start_sipp(args: list[str]) -> asyncio.subprocess.Process:
     )
     if "-p" in args:
         port = int(args[args.index("-p") + 1])
-        for _ in range(100):
-            if udp_port_bound(port) or process.returncode is not None:
-                break
+        host = args[args.index("-i") + 1] if "-i" in args else "127.0.0.1"
+        for _ in range(500):
+            if udp_port_bound(port, host, owner=process.pid):
+                return process
+            if process.returncode == BIND_FAILED:
+                out, _ = await process.communicate()
+                errors = [line for line in out.decode().splitlines() if "errno" in line]
+                raise AssertionError(f"SIPp could not bind UDP {host}:{port}: {errors}")
+            if process.returncode is not None:
+                return process  # it ran and ended at once: the caller judges its output
             await asyncio.sleep(0.02)
+        process.kill()
+        out, _ = await process.communicate()
+        raise AssertionError(f"SIPp did not bind UDP {host}:{port} in 10 s: {out[-1500:]!r}")
     return process
 
 
-def udp_port_bound(port: int, host: str = "127.0.0.1") -> bool:
+def udp_port_bound(port: int, host: str = "127.0.0.1", owner: int | None = None) -> bool:
     """Whether a socket is bound to UDP ``host:port`` (or the wildcard), read from the
-    kernel's table.
+    kernel's table; with ``owner``, a socket of that process.
 
     Probing by binding the port ourselves would hold it for a moment, and a SIPp starting
     in that moment fails with "Unable to bind main socket" (measured: 13 in 100 starts
@@ -103,4 +117,23 @@ def udp_port_bound(port: int, host: str = "127.0.0.1") -> bool:
     }
     with open("/proc/net/udp") as rows:
         next(rows)  # the header
-        return any(row.split()[1] in wanted for row in rows)
+        inodes = {row.split()[9] for row in rows if row.split()[1] in wanted}
+    if owner is None or not inodes:
+        return bool(inodes)
+    held = open_files(owner)
+    return any(f"socket:[{inode}]" in held for inode in inodes)
+
+
+def open_files(pid: int) -> set[str]:
+    """What process ``pid`` holds open, as its /proc fd links read ("socket:[inode]")."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # it ended
+        return set()
+    held = set()
+    for fd in fds:
+        try:
+            held.add(str(fd.readlink()))
+        except OSError:  # closed meanwhile
+            continue
+    return held

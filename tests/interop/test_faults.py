@@ -70,7 +70,8 @@ async def test_calls_complete_through_retransmission_when_member_and_trunk_lose_
                 body = {"group_name": "support", "destination": "0312341234"}
                 uuids = await start_call_group(client, {**body, "callback_url": receiver.url})
                 (*_, callback) = await receiver.wait_for(n + 1, timeout=40)
-                assert json.loads(callback.body)["uuid"] == uuids[0]
+                outcome = json.loads(callback.body)
+                assert outcome["result_code"] == 0 and outcome["uuid"] == uuids[0], outcome
                 await wait_bridged(server)
                 async with asyncio.timeout(10):  # the peers take a BYE only after the ACK
                     for link in (alice_link, trunk_link):
@@ -82,10 +83,13 @@ async def test_calls_complete_through_retransmission_when_member_and_trunk_lose_
             await finish(alice, trunk)  # SIPp counted every call successful on both legs
             retransmitted = server.endpoint.statistics()["retransmitted"]
     finally:
-        for process in (alice, trunk):
+        for name, process in (("alice", alice), ("trunk", trunk)):
             if process.returncode is None:  # the test failed before SIPp finished
-                process.kill()
-                await process.wait()
+                process.terminate()  # SIPp prints its last screen as it ends
+            if process.stdout is not None and not process.stdout.at_eof():
+                async with asyncio.timeout(10):
+                    out, _ = await process.communicate()  # shown with the failure
+                print(f"SIPp {name} (exit {process.returncode}):", out.decode())
         alice_link.close()
         trunk_link.close()
     for link in (alice_link, trunk_link):
