@@ -87,25 +87,29 @@ async def start_sipp(args: list[str]) -> asyncio.subprocess.Process:
     if "-p" in args:
         port = int(args[args.index("-p") + 1])
         host = args[args.index("-i") + 1] if "-i" in args else "127.0.0.1"
+        mode = args[args.index("-t") + 1] if "-t" in args else "u1"
+        where = f"{'UDP' if mode.startswith('u') else 'TCP'} {host}:{port}"
         for _ in range(500):
-            if udp_port_bound(port, host, owner=process.pid):
+            if port_bound(port, host, owner=process.pid, udp=mode.startswith("u")):
                 return process
             if process.returncode == BIND_FAILED:
                 out, _ = await process.communicate()
                 errors = [line for line in out.decode().splitlines() if "errno" in line]
-                raise AssertionError(f"SIPp could not bind UDP {host}:{port}: {errors}")
+                raise AssertionError(f"SIPp could not bind {where}: {errors}")
             if process.returncode is not None:
                 return process  # it ran and ended at once: the caller judges its output
             await asyncio.sleep(0.02)
         process.kill()
         out, _ = await process.communicate()
-        raise AssertionError(f"SIPp did not bind UDP {host}:{port} in 10 s: {out[-1500:]!r}")
+        raise AssertionError(f"SIPp did not bind {where} in 10 s: {out[-1500:]!r}")
     return process
 
 
-def udp_port_bound(port: int, host: str = "127.0.0.1", owner: int | None = None) -> bool:
-    """Whether a socket is bound to UDP ``host:port`` (or the wildcard), read from the
-    kernel's table; with ``owner``, a socket of that process.
+def port_bound(
+    port: int, host: str = "127.0.0.1", owner: int | None = None, *, udp: bool = True
+) -> bool:
+    """Whether a socket is bound to ``host:port`` (or the wildcard), UDP or else TCP, read
+    from the kernel's table; with ``owner``, a socket of that process.
 
     Probing by binding the port ourselves would hold it for a moment, and a SIPp starting
     in that moment fails with "Unable to bind main socket" (measured: 13 in 100 starts
@@ -115,7 +119,7 @@ def udp_port_bound(port: int, host: str = "127.0.0.1", owner: int | None = None)
         f"{int.from_bytes(socket.inet_aton(address), sys.byteorder):08X}:{port:04X}"
         for address in (host, "0.0.0.0")
     }
-    with open("/proc/net/udp") as rows:
+    with open(f"/proc/net/{'udp' if udp else 'tcp'}") as rows:
         next(rows)  # the header
         inodes = {row.split()[9] for row in rows if row.split()[1] in wanted}
     if owner is None or not inodes:

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from tests.interop.call_group_harness import uas
-from tests.interop.sipp import free_port, start_sipp, udp_port_bound
+from tests.interop.sipp import free_port, port_bound, start_sipp
 
 pytestmark = pytest.mark.interop
 
@@ -22,11 +22,13 @@ async def test_a_sipp_whose_port_was_taken_fails_to_start_with_its_reason() -> N
             await start_sipp(uas(port))
 
 
-async def test_a_started_sipp_holds_its_port_itself() -> None:
+@pytest.mark.parametrize("mode", ["u1", "t1"])
+async def test_a_started_sipp_holds_its_port_itself(mode: str) -> None:
     port = free_port()
-    sipp = await start_sipp(uas(port))
+    sipp = await start_sipp([*uas(port), "-t", mode])
     try:
-        assert sipp.returncode is None and udp_port_bound(port, owner=sipp.pid)
+        assert sipp.returncode is None
+        assert port_bound(port, owner=sipp.pid, udp=mode == "u1")
     finally:
         sipp.kill()
         await sipp.wait()
@@ -36,5 +38,5 @@ def test_a_port_is_bound_by_whoever_holds_its_socket() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ours:
         ours.bind(("127.0.0.1", 0))
         port = ours.getsockname()[1]
-        assert udp_port_bound(port) and udp_port_bound(port, owner=os.getpid())
-        assert not udp_port_bound(port, owner=os.getppid())  # bound, but not by that process
+        assert port_bound(port) and port_bound(port, owner=os.getpid())
+        assert not port_bound(port, owner=os.getppid())  # bound, but not by that process
